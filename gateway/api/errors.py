@@ -1,0 +1,55 @@
+"""Renders every error as `{"error": {"message", "type", "param", "code"}}` with the right status.
+
+`GatewayError`s carry their own status and code; litestar's own HTTP errors (unknown route, wrong
+method) keep their status; anything else is a 500 whose body never contains a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from gateway.api.schemas import ErrorBody, ErrorResponse
+from gateway.errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+_TYPES = {401: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error"}
+
+
+def error_response(
+    status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = msgspec.json.encode(ErrorResponse(ErrorBody(message, type_, param, code)))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def handle_gateway_error(_request: Request, exc: GatewayError) -> Response[bytes]:
+    return error_response(exc.status, exc.message, exc.type, exc.param, exc.code, exc.headers)
+
+
+def handle_http_exception(_request: Request, exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status == 404:
+        return error_response(404, "Not found: no such route", "invalid_request_error", code="not_found")
+    if status == 405:
+        return error_response(405, "Method not allowed on this route", "invalid_request_error")
+    if status >= 500:
+        return handle_unexpected(_request, exc)
+    return error_response(status, str(exc.detail), _TYPES.get(status, "invalid_request_error"))
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "Internal server error", "server_error")
+
+
+EXCEPTION_HANDLERS = {
+    GatewayError: handle_gateway_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

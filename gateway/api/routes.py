@@ -1,0 +1,108 @@
+"""HTTP routes: OpenAI's models, chat and text completions, and health; each under /v1 and bare.
+
+Thin: decode the body, hand it to serving, render the result (JSON, or SSE frames when streamed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.response import Stream
+
+from gateway.api import schemas as wire
+from gateway.api.body import decode_body
+from gateway.api.sse import HEADERS, frames
+from gateway.engine.async_client import generate
+from gateway.serving import responses
+from gateway.serving.model_registry import ModelRegistry, ModelState, ServedModel
+from gateway.serving.request_builder import (
+    build_chat_request,
+    build_completion_request,
+    session_key,
+)
+
+SESSION_HEADER = "x-session-id"
+
+
+def _json(obj: Any, status: int = 200) -> Response[bytes]:
+    return Response(msgspec.json.encode(obj), status_code=status, media_type="application/json")
+
+
+def _registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+def _card(served: ServedModel) -> wire.ModelCard:
+    return wire.ModelCard(id=served.id, created=served.created, status=served.describe())
+
+
+@get(["/v1/models", "/models"], sync_to_thread=False)
+def list_models(request: Request) -> Response[bytes]:
+    return _json(wire.ModelList(data=[_card(m) for m in _registry(request).models]))
+
+
+@get(["/v1/models/{model_id:str}", "/models/{model_id:str}"], sync_to_thread=False)
+def get_model(request: Request, model_id: str) -> Response[bytes]:
+    return _json(_card(_registry(request).get(model_id)))
+
+
+@get("/health", sync_to_thread=False)
+def health(request: Request) -> Response[bytes]:
+    """200 when every model that should be loaded is ready; 503 while any is still loading."""
+    models = {m.id: m.describe() for m in _registry(request).models}
+    loading = [m.id for m in _registry(request).models
+               if m.config.load_at_start and m.state in (ModelState.LOADING, ModelState.RESTARTING)]
+    status = "loading" if loading else "ok"
+    return _json({"status": status, "models": models}, 503 if loading else 200)
+
+
+async def _run(request: Request, body: wire.ChatCompletionRequest | wire.CompletionRequest
+               ) -> Response[bytes] | Stream:
+    served = _registry(request).get(body.model)
+    header = request.headers.get(SESSION_HEADER)
+    replica = served.pick(session_key(body, header))
+    if isinstance(body, wire.ChatCompletionRequest):
+        gen = build_chat_request(served, body, header)
+        ids = responses.ResponseIds(model=served.id, prefix="chatcmpl")
+    else:
+        gen = build_completion_request(served, body, header)
+        ids = responses.ResponseIds(model=served.id, prefix="cmpl")
+    events = await responses.accepted(generate(replica, gen))
+    chat = isinstance(body, wire.ChatCompletionRequest)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        to_chunks = responses.chat_chunks if chat else responses.completion_chunks
+        return Stream(frames(to_chunks(ids, events, include_usage)), media_type="text/event-stream",
+                      headers=HEADERS)
+    text, finished = await responses.collect(events)
+    make = responses.chat_completion if chat else responses.text_completion
+    return _json(make(ids, text, finished))
+
+
+@post(["/v1/chat/completions", "/chat/completions"], status_code=200)
+async def chat_completions(request: Request) -> Response[bytes] | Stream:
+    return await _run(request, decode_body(await request.body(), wire.ChatCompletionRequest))
+
+
+@post(["/v1/completions", "/completions"], status_code=200)
+async def completions(request: Request) -> Response[bytes] | Stream:
+    return await _run(request, decode_body(await request.body(), wire.CompletionRequest))
+
+
+@post("/admin/models/{model_id:str}/load", status_code=200)
+async def load_model(request: Request, model_id: str) -> Response[bytes]:
+    served = _registry(request).get(model_id)
+    served.load()
+    return _json({"id": served.id, **served.describe()})
+
+
+@post("/admin/models/{model_id:str}/unload", status_code=200)
+async def unload_model(request: Request, model_id: str) -> Response[bytes]:
+    served = _registry(request).get(model_id)
+    await served.unload()
+    return _json({"id": served.id, **served.describe()})
+
+
+ROUTES = [list_models, get_model, health, chat_completions, completions, load_model, unload_model]

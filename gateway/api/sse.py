@@ -1,0 +1,28 @@
+"""Server-sent events framing: compact JSON `data:` frames, comments, and the final `[DONE]`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from gateway.serving.responses import QueueNotice, StreamItem
+
+DONE = b"data: [DONE]\n\n"
+
+HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    # Several SDKs and editor plugins read until the socket closes: close it after [DONE].
+    "Connection": "close",
+}
+
+
+async def frames(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+    encoder = msgspec.json.Encoder()
+    async for item in items:
+        if isinstance(item, QueueNotice):
+            yield f": queued position={item.position}\n\n".encode()
+        else:
+            yield b"data: " + encoder.encode(item) + b"\n\n"
+    yield DONE

@@ -1,0 +1,95 @@
+"""The `gateway` command: `serve` starts the server, `models` lists what a config would serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from gateway.config import Config, ConfigError, load_config
+from gateway.gpu_inventory import discover
+from gateway.model_source import ModelSourceError
+from gateway.placement import PlacementError, parse_inventory
+from gateway.planning import plan_config, plan_table, planner_for
+from gateway.progress import ProgressBar
+
+DEFAULT_CONFIG = "configs/default.toml"
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        sys.exit(f"gateway: {exc}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    config = _load(args.config)
+    print(f"{'id':<28} {'aliases':<20} {'source':<40} {'n_ctx':>6} {'parallel':>8}")
+    for m in config.models:
+        source = m.source.path or f"package:{m.source.package}"
+        print(f"{m.id:<28} {','.join(m.aliases):<20} {source:<40} {m.n_ctx:>6} {m.parallel:>8}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from gateway.api.app import create_app
+    from gateway.serving.model_registry import ModelRegistry
+
+    config = _load(args.config)
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    planner = planner_for(config)
+    try:
+        planner.plan_available()  # models still to download are placed when they arrive
+    except (PlacementError, ModelSourceError) as exc:
+        sys.exit(f"gateway: {exc}")
+    bars: dict[str, ProgressBar] = {}
+
+    def progress(name: str, fraction: float) -> None:
+        bars.setdefault(name, ProgressBar(f"loading {name}")).update(fraction)
+
+    registry = ModelRegistry.from_config(config, planner, progress)
+    app = create_app(config, registry)
+    print(f"gateway: serving {', '.join(registry.names())} on http://{host}:{port}/v1 "
+          "(models load in the background; GET /health says when they are ready)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level,
+                timeout_graceful_shutdown=int(config.server.drain_timeout_s))
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    config = _load(args.config)
+    try:
+        gpus = parse_inventory(args.gpus) if args.gpus else None
+    except ValueError as exc:
+        sys.exit(f"gateway: {exc}")
+    try:
+        placements, source = plan_config(config, gpus)
+    except (PlacementError, ModelSourceError) as exc:
+        sys.exit(f"gateway: {exc}")
+    inventory = gpus if gpus is not None else discover(config)[0]
+    print(f"GPUs: {source}")
+    print(plan_table(config, placements, inventory))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the OpenAI-compatible server")
+    serve.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default {DEFAULT_CONFIG})")
+    serve.add_argument("--host", default=None, help="address to bind (default from config: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default from config: 8000)")
+    serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+    plan = sub.add_parser("plan", help="print where each model would run, loading nothing")
+    plan.add_argument("--config", default=DEFAULT_CONFIG)
+    plan.add_argument("--gpus", default=None, help="plan for these GPUs instead, e.g. 5x12GiB")
+    plan.set_defaults(func=cmd_plan)
+    models = sub.add_parser("models", help="list the models a config would serve")
+    models.add_argument("--config", default=DEFAULT_CONFIG)
+    models.set_defaults(func=cmd_models)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, getattr(args, "log_level", "warning").upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.func(args)

@@ -1,0 +1,138 @@
+"""The configuration: frozen msgspec Structs decoded from a TOML file.
+
+Owns the shape of a config file and its validation. It reads nothing but the file it is given and
+never touches models or the network; turning a source into a GGUF path is `model_source`'s job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and the field."""
+
+
+class ModelSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where a GGUF comes from: exactly one of `path`, `package` or `hf` ("org/repo:file.gguf")."""
+
+    path: str | None = None
+    package: str | None = None
+    hf: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+
+
+class GpuConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A GPU declared by hand, for machines where NVML can't tell (or for planning elsewhere)."""
+
+    index: int
+    memory_gib: float
+    name: str = "GPU"
+
+
+class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    source: ModelSource
+    aliases: list[str] = []
+    replicas: int = 1
+    gpus: Literal["auto"] | list[int] = "auto"
+    tensor_split: list[float] = []
+    load_at_start: bool = True
+    n_ctx: int = 4096
+    parallel: int = 4
+    threads: int = 0
+    n_batch: int = 512
+    prefill_chunk: int = 64
+    n_gpu_layers: int = -1  # layers on the GPU when placed on one; -1: all
+    chat_template: str | None = None
+    session_cache_mb: int = 512
+    session_cache_dir: str | None = None
+    session_disk_mb: int = 4096
+    scheduling: Literal["latency_first", "fifo"] = "latency_first"
+    max_queue: int = 64
+    queue_timeout_s: float = 120.0
+    max_wait_s: float = 10.0
+    reserved_slots: int = 0
+
+
+class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: list[str] = []
+    cache_dir: str = "~/.cache/gateway"
+    reserved_gpus: list[int] = []  # kept free for other work (fine-tuning, games)
+    drain_timeout_s: float = 10.0
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    models: list[ModelConfig]
+    server: ServerConfig = ServerConfig()
+    gpus: list[GpuConfig] = []
+
+
+def decode_config(text: str, origin: str = "<config>") -> Config:
+    try:
+        config = msgspec.toml.decode(text, type=Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+    _check(config, origin)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config: {exc.strerror}") from None
+    return decode_config(text, str(file))
+
+
+def _check(config: Config, origin: str) -> None:
+    if not config.models:
+        raise ConfigError(f"{origin}: `models` is empty - at `$.models`")
+    names: set[str] = set()
+    for index, model in enumerate(config.models):
+        where = f"$.models[{index}]"
+        source = model.source
+        if sum(x is not None for x in (source.path, source.package, source.hf)) != 1:
+            raise ConfigError(
+                f"{origin}: give exactly one of `path`, `package` or `hf` - at `{where}.source`"
+            )
+        if source.hf is not None and ":" not in source.hf:
+            raise ConfigError(
+                f"{origin}: `hf` is \"org/repo:file.gguf\" - at `{where}.source.hf`"
+            )
+        for field, value, low in (
+            ("n_ctx", model.n_ctx, 16),
+            ("parallel", model.parallel, 1),
+            ("replicas", model.replicas, 1),
+            ("threads", model.threads, 0),
+            ("n_batch", model.n_batch, 1),
+            ("prefill_chunk", model.prefill_chunk, 1),
+            ("session_cache_mb", model.session_cache_mb, 0),
+            ("session_disk_mb", model.session_disk_mb, 0),
+            ("max_queue", model.max_queue, 0),
+            ("queue_timeout_s", model.queue_timeout_s, 0),
+            ("max_wait_s", model.max_wait_s, 0),
+            ("reserved_slots", model.reserved_slots, 0),
+        ):
+            if value < low:
+                raise ConfigError(f"{origin}: `{field}` must be >= {low} - at `{where}.{field}`")
+        if model.reserved_slots >= model.parallel:
+            raise ConfigError(
+                f"{origin}: `reserved_slots` must be below `parallel` - at `{where}.reserved_slots`"
+            )
+        for name in (model.id, *model.aliases):
+            if name in names:
+                raise ConfigError(f"{origin}: model name `{name}` is used twice - at `{where}`")
+            names.add(name)
+    port = config.server.port
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{origin}: `port` must be in 0..65535 - at `$.server.port`")

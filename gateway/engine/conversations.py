@@ -1,0 +1,117 @@
+"""Where each conversation's KV lives: in a slot of the context, or saved in the session cache.
+
+Owns the slot table and the session cache and the llama.cpp calls that move KV between them
+(save, restore, cut). Answers "is this conversation known?" (ongoing vs new) and "which slot does
+this turn run in, and how much of its prompt is already there?". Runs on the engine thread only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.engine.llama_backend import LlamaContext
+from gateway.engine.session_cache import SavedSession, SessionCache
+from gateway.engine.slots import UNKEYED, Slot, SlotTable, common_prefix
+
+
+@dataclass
+class Placement:
+    slot: Slot
+    key: str
+    reused: int  # prompt tokens whose KV is already in the slot
+
+
+class ConversationStore:
+    def __init__(self, ctx: LlamaContext, model_identity: str, parallel: int, cache: SessionCache,
+                 clock: Callable[[], float]) -> None:
+        self.ctx = ctx
+        self.model_identity = model_identity
+        self.slots = SlotTable(parallel)
+        self.cache = cache
+        self.clock = clock
+        self.spilled = 0
+        self.restored = 0
+        self._unkeyed_ids = itertools.count(1)
+
+    def is_known(self, key: str | None, prompt: list[int]) -> bool:
+        """Whether this turn continues a conversation whose KV is resident or saved."""
+        if key is not None:
+            return self.slots.by_session(key) is not None or key in self.cache
+        return (self.slots.best_continuation(prompt) is not None
+                or self.cache.best_continuation(prompt) is not None)
+
+    def is_busy(self, key: str | None) -> bool:
+        slot = self.slots.by_session(key) if key is not None else None
+        return slot is not None and slot.busy
+
+    def free_slots(self) -> int:
+        return len(self.slots.idle())
+
+    def place(self, key: str | None, prompt: list[int]) -> Placement | None:
+        """Give this turn a slot holding as much of its prompt as can be had; None: wait."""
+        slot: Slot | None
+        if key is not None:
+            slot = self.slots.by_session(key)
+            if slot is not None and slot.busy:
+                return None  # the same conversation is mid-turn: this turn waits for it
+            if slot is None:
+                slot = self._claim(key)
+        else:
+            slot = self.slots.best_continuation(prompt)
+            if slot is not None:
+                key = slot.session
+            else:
+                key = self.cache.best_continuation(prompt) or f"{UNKEYED}{next(self._unkeyed_ids)}"
+                slot = self._claim(key)
+        if slot is None or key is None:
+            return None
+        keep = min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
+        if not self.ctx.forget(slot.seq, keep):
+            keep = 0  # llama.cpp could not cut this sequence there: recompute it whole
+            self.ctx.forget(slot.seq)
+        del slot.tokens[keep:]
+        slot.session = key
+        slot.busy = True
+        slot.last_used = self.clock()
+        return Placement(slot, key, keep)
+
+    def _claim(self, key: str) -> Slot | None:
+        """A slot for conversation `key`, spilling an idle one if needed and restoring `key`'s state."""
+        slot = self.slots.vacant()
+        if slot is None:
+            return None
+        saved = self.cache.take(key)  # before spilling: the spill may need its room
+        self._spill(slot)
+        if saved is not None:
+            if self.ctx.restore_sequence(slot.seq, saved.state):
+                slot.tokens = list(saved.tokens)
+                self.restored += 1
+            else:
+                self.ctx.forget(slot.seq)
+        return slot
+
+    def _spill(self, slot: Slot) -> None:
+        """Move an idle slot's conversation out to the session cache and empty the slot."""
+        if slot.tokens and slot.session is not None and self.cache.budget_bytes > 0:
+            state = self.ctx.save_sequence(slot.seq)
+            entry = SavedSession(slot.session, self.model_identity, list(slot.tokens), state,
+                                 self.clock())
+            if self.cache.put(entry):
+                self.spilled += 1
+        self.ctx.forget(slot.seq)
+        slot.tokens = []
+        slot.session = None
+
+    def release(self, slot: Slot, evict_first: bool = False) -> None:
+        """The turn in this slot is over (or paused); its KV stays for the next turn."""
+        slot.busy = False
+        slot.last_used = 0.0 if evict_first else self.clock()
+
+    def discard(self, slot: Slot) -> None:
+        """The slot's KV can't be trusted (a failed decode): drop it."""
+        self.ctx.forget(slot.seq)
+        slot.tokens = []
+        slot.session = None
+        slot.busy = False

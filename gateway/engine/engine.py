@@ -1,0 +1,388 @@
+"""The engine: continuous batching over the sequence slots of one llama.cpp context.
+
+One thread owns the context. Other threads talk to it through `submit` and `cancel`, which only put
+commands on a queue; events go back through each request's sink. Each `step` lets the scheduler plan
+(expire, pause, admit), places admitted turns in slots (reusing or restoring their conversation's
+KV), then runs one `llama_decode` in which every decoding sequence contributes its next token and
+prefilling sequences contribute a chunk of their prompt, then samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from gateway.engine.conversations import ConversationStore
+from gateway.engine.llama_backend import DecodeAborted, LlamaContext, LlamaModel, Sampler
+from gateway.engine.scheduler import Policy, Scheduler, SchedulerSettings, Waiting
+from gateway.engine.session_cache import SessionCache
+from gateway.engine.text_stream import TextStream
+from gateway.engine.turns import Cancel, Command, PendingTurn, RunningTurn, Stop
+from gateway.engine.types import (
+    Failed,
+    Finished,
+    FinishReason,
+    GenerationRequest,
+    Queued,
+    Sink,
+    TextDelta,
+)
+
+log = logging.getLogger(__name__)
+
+
+class EngineSettings(msgspec.Struct, frozen=True):
+    n_ctx: int = 4096
+    parallel: int = 4
+    n_batch: int = 512
+    prefill_chunk: int = 256
+    threads: int = 0
+    session_cache_bytes: int = 512 << 20
+    session_cache_dir: str | None = None
+    session_disk_bytes: int = 4 << 30
+    policy: Policy = Policy.LATENCY_FIRST
+    max_queue: int = 64
+    queue_timeout_s: float = 120.0
+    max_wait_s: float = 10.0
+    reserved_slots: int = 0
+
+
+@dataclass
+class EngineStats:
+    prompt_tokens_computed: int = 0
+    prompt_tokens_cached: int = 0
+    tokens_generated: int = 0
+    decode_calls: int = 0
+    paused: int = 0
+    aborted_steps: int = 0
+
+
+@dataclass
+class Engine:
+    model: LlamaModel
+    settings: EngineSettings
+    clock: Callable[[], float] = time.monotonic
+    stats: EngineStats = field(default_factory=EngineStats)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.ctx = LlamaContext(self.model, s.n_ctx, s.parallel, s.n_batch, s.threads)
+        self.n_ctx_seq = self.ctx.n_ctx_seq
+        self.cache = SessionCache(self.model.identity, s.session_cache_bytes, s.session_cache_dir,
+                                  s.session_disk_bytes)
+        self.conversations = ConversationStore(self.ctx, self.model.identity, s.parallel,
+                                               self.cache, self.clock)
+        self.scheduler = Scheduler(
+            SchedulerSettings(s.policy, s.max_queue, s.queue_timeout_s, s.max_wait_s, s.reserved_slots),
+            s.parallel,
+        )
+        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self._waiting: dict[str, PendingTurn] = {}
+        self._running: list[RunningTurn] = []
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._new_prefill_in_flight = False
+
+    # ---- called from any thread ------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest, sink: Sink) -> None:
+        """Queue a request. Its first event says whether it was accepted: `Queued` (position 0: it
+        starts now) or `Failed` (429 when the queue of new conversations is full)."""
+        key = f"k:{request.session_key}" if request.session_key else None
+        self._commands.put(PendingTurn(request, sink, key))
+        if self._new_prefill_in_flight and self._looks_ongoing(key, request.prompt_tokens):
+            self.ctx.abort()  # latency first: don't make this turn wait for a new one's prefill
+
+    def _looks_ongoing(self, key: str | None, prompt: list[int]) -> bool:
+        """A guess from another thread (the engine decides for real): a wrong guess only costs
+        the aborted step, which is redone."""
+        try:
+            return self.conversations.is_known(key, prompt)
+        except RuntimeError:  # the engine changed a table under us
+            return False
+
+    def cancel(self, request_id: str) -> None:
+        self._commands.put(Cancel(request_id))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._commands.put(Stop())
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(running, waiting): a racy snapshot, for health and routing only."""
+        return len(self._running), len(self._waiting)
+
+    # ---- the engine thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stopped:
+                try:
+                    if not self.step():
+                        self._wait_for_command()
+                except Exception:  # a bug must cost the requests in flight, never the engine
+                    log.exception("engine step failed; failing the requests in flight")
+                    for seq in list(self._running):
+                        self._fail(seq, "internal error in the engine")
+        finally:
+            self._shutdown()
+
+    def _wait_for_command(self) -> None:
+        # with requests waiting, wake up in time to expire or age them
+        timeout = None if not self._waiting else min(self.settings.max_wait_s, 0.25)
+        try:
+            self._handle(self._commands.get(timeout=timeout))
+        except queue.Empty:
+            pass
+
+    def step(self) -> bool:
+        """Handle queued commands, plan, run one batch. False when there was nothing to run."""
+        while True:
+            try:
+                self._handle(self._commands.get_nowait())
+            except queue.Empty:
+                break
+        if self._stopped:
+            return False
+        self._schedule()
+        if not self._running:
+            return False
+        self._decode_once()
+        return True
+
+    def _handle(self, command: Command) -> None:
+        if isinstance(command, PendingTurn):
+            self._offer(command)
+        elif isinstance(command, Cancel):
+            self._cancel(command.request_id)
+        else:
+            self._stopped = True
+
+    def _offer(self, pending: PendingTurn) -> None:
+        pending.arrived = self.clock()
+        pending.ongoing = self.conversations.is_known(pending.session, pending.request.prompt_tokens)
+        request_id = pending.request.request_id
+        verdict = self.scheduler.offer(Waiting(request_id, pending.ongoing, pending.arrived))
+        if not verdict.accepted:
+            pending.sink(Failed("Too many new conversations are waiting for this model; retry later",
+                                status=429, code="queue_full", retry_after=verdict.retry_after_s))
+            return
+        self._waiting[request_id] = pending
+
+    def _cancel(self, request_id: str) -> None:
+        if self._waiting.pop(request_id, None) is not None:
+            self.scheduler.remove(request_id)
+            return
+        for seq in self._running:
+            if seq.request.request_id == request_id:
+                self._finish(seq, FinishReason.CANCELLED)
+                return
+
+    # ---- scheduling ----------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if not self._waiting:
+            return
+        blocked = frozenset(rid for rid, p in self._waiting.items()
+                            if self.conversations.is_busy(p.session))
+        plan = self.scheduler.plan(self.clock(), self.conversations.free_slots(),
+                                   [s.view() for s in self._running], blocked)
+        for request_id in plan.expire:
+            pending = self._waiting.pop(request_id)
+            pending.sink(Failed(f"The request waited in the queue longer than "
+                                f"{self.settings.queue_timeout_s:g} s", status=503, code="queue_timeout"))
+        for request_id in plan.pause:
+            self._pause(next(s for s in self._running if s.request.request_id == request_id))
+        for request_id in plan.admit:
+            pending = self._waiting.pop(request_id)
+            try:
+                started = self._start(pending)
+            except Exception:
+                log.exception("could not start request %s", request_id)
+                pending.sink(Failed("internal error while starting the request"))
+                continue
+            if not started:  # no slot after all: back to the queue, in its place
+                self._waiting[request_id] = pending
+                self.scheduler.requeue(Waiting(request_id, pending.ongoing, pending.arrived))
+        positions = self.scheduler.positions(self.clock())
+        for request_id, pending in self._waiting.items():
+            position = positions.get(request_id, pending.reported)
+            if position != pending.reported:
+                pending.reported = position
+                pending.sink(Queued(position))
+
+    def _start(self, pending: PendingTurn) -> bool:
+        request = pending.request
+        placement = self.conversations.place(pending.session, request.prompt_tokens)
+        if placement is None:
+            return False
+        if pending.reported != 0:
+            pending.reported = 0
+            pending.sink(Queued(0))
+        log.debug("start %s ongoing=%s waited=%.3fs reused=%d/%d", request.request_id[:8],
+                  pending.ongoing, self.clock() - pending.arrived, placement.reused,
+                  len(request.prompt_tokens))
+        self._running.append(RunningTurn(
+            pending=pending,
+            slot=placement.slot,
+            sampler=Sampler(request.sampling, self.model.n_vocab),
+            text=TextStream(request.stop),
+            prompt_left=request.prompt_tokens[placement.reused:],
+            cached_tokens=placement.reused,
+        ))
+        self.stats.prompt_tokens_cached += placement.reused
+        return True
+
+    def _pause(self, seq: RunningTurn) -> None:
+        """Stop a new conversation's prefill so an ongoing turn can have its slot. What it computed
+        stays in the slot (spilled to the session cache if the slot is taken) and is reused when
+        it is admitted again."""
+        self._running.remove(seq)
+        seq.sampler.free()
+        self.conversations.release(seq.slot, evict_first=True)
+        pending = seq.pending
+        self._waiting[pending.request.request_id] = pending
+        self.scheduler.requeue(Waiting(pending.request.request_id, pending.ongoing, pending.arrived))
+        self.stats.paused += 1
+
+    # ---- the batch step ----------------------------------------------------------------------
+
+    def _decode_once(self) -> None:
+        batch = self.ctx.batch
+        batch.clear()
+        step: dict[int, tuple[RunningTurn, list[int]]] = {}  # slot -> (turn, its tokens this step)
+        prefilling: dict[str, RunningTurn] = {}
+        views = {s.request.request_id: s.view() for s in self._running}
+        sit_out = self.scheduler.sit_out(list(views.values()))
+        for seq in self._running:
+            seq.logits_index = -1
+            if seq.request.request_id in sit_out:
+                continue
+            if seq.prompt_left:
+                prefilling[seq.request.request_id] = seq
+            else:
+                step[seq.slot.seq] = (seq, [seq.next_token])
+        order = self.scheduler.prefill_order([views[request_id] for request_id in prefilling])
+        budget = self.scheduler.prefill_budget(
+            batch.capacity - len(step), self.settings.prefill_chunk, decoding=bool(step),
+            ongoing_first=bool(order) and prefilling[order[0]].pending.ongoing)
+        for request_id in order:
+            if budget <= 0:
+                break
+            seq = prefilling[request_id]
+            chunk = seq.prompt_left[:budget]
+            seq.prompt_left = seq.prompt_left[len(chunk):]
+            budget -= len(chunk)
+            step[seq.slot.seq] = (seq, chunk)
+            self.stats.prompt_tokens_computed += len(chunk)
+        # in slot order: llama.cpp then splits a batch of several sequences into the fewest
+        # micro-batches (out of order, it can take one per sequence and run far slower)
+        in_batch: list[RunningTurn] = []
+        before: dict[int, int] = {}  # slot -> tokens it held before this step
+        for slot_seq in sorted(step):
+            seq, now = step[slot_seq]
+            tokens = seq.slot.tokens
+            before[slot_seq] = len(tokens)
+            wants_logits = not seq.prompt_left
+            for i, token in enumerate(now):
+                last = wants_logits and i == len(now) - 1
+                index = batch.add(token, len(tokens), slot_seq, last)
+                tokens.append(token)
+                if last:
+                    seq.logits_index = index
+            in_batch.append(seq)
+        if batch.size == 0:
+            return
+        self._new_prefill_in_flight = self.settings.policy is Policy.LATENCY_FIRST and any(
+            s.generated == 0 and not s.pending.ongoing for s in in_batch)
+        try:
+            self.ctx.decode()
+        except DecodeAborted:
+            self._undo_step(in_batch, before)
+            return
+        except RuntimeError as exc:
+            log.error("decode failed: %s", exc)
+            for seq in in_batch:
+                self._fail(seq, f"the model failed to decode: {exc}")
+            return
+        finally:
+            self._new_prefill_in_flight = False
+        self.stats.decode_calls += 1
+        for seq in in_batch:
+            if seq.logits_index >= 0:
+                self._sample(seq)
+
+    def _undo_step(self, in_batch: list[RunningTurn], before: dict[int, int]) -> None:
+        """An aborted step leaves each sequence as it was before it: its KV cut back, its prompt
+        chunk to prefill again (a decoding sequence feeds the same next token again)."""
+        for seq in in_batch:
+            start = before[seq.slot.seq]
+            added = seq.slot.tokens[start:]
+            self.ctx.forget(seq.slot.seq, start)
+            del seq.slot.tokens[start:]
+            if seq.generated == 0:
+                seq.prompt_left = added + seq.prompt_left
+                self.stats.prompt_tokens_computed -= len(added)
+        self.stats.aborted_steps += 1
+
+    def _sample(self, seq: RunningTurn) -> None:
+        request = seq.request
+        if request.ignore_eos or seq.generated < request.min_tokens:
+            self.ctx.suppress_end(seq.logits_index)
+        token = seq.sampler.sample(self.ctx, seq.logits_index)
+        seq.generated += 1
+        self.stats.tokens_generated += 1
+        if token in self.model.eog_set:
+            self._emit_text(seq, seq.text.flush())
+            self._finish(seq, FinishReason.STOP)
+            return
+        self._emit_text(seq, seq.text.push(self.model.token_bytes(token)))
+        if seq.text.stopped:
+            self._finish(seq, FinishReason.STOP)
+        elif seq.generated >= request.max_tokens or len(seq.slot.tokens) >= self.n_ctx_seq:
+            self._emit_text(seq, seq.text.flush())
+            self._finish(seq, FinishReason.STOP if seq.text.stopped else FinishReason.LENGTH)
+        else:
+            seq.next_token = token
+
+    @staticmethod
+    def _emit_text(seq: RunningTurn, text: str) -> None:
+        if text:
+            seq.pending.sink(TextDelta(text))
+
+    def _finish(self, seq: RunningTurn, reason: FinishReason) -> None:
+        self._running.remove(seq)
+        seq.sampler.free()
+        self.conversations.release(seq.slot)
+        seq.pending.sink(Finished(
+            reason=reason,
+            prompt_tokens=len(seq.request.prompt_tokens),
+            completion_tokens=seq.generated,
+            cached_tokens=seq.cached_tokens,
+        ))
+
+    def _fail(self, seq: RunningTurn, message: str) -> None:
+        self._running.remove(seq)
+        seq.sampler.free()
+        self.conversations.discard(seq.slot)
+        seq.pending.sink(Failed(message))
+
+    def _shutdown(self) -> None:
+        for seq in list(self._running):
+            self._fail(seq, "the engine is shutting down")
+        for pending in self._waiting.values():
+            pending.sink(Failed("the engine is shutting down", status=503, code="unavailable"))
+        self._waiting.clear()
+        self.ctx.close()

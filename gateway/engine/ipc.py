@@ -1,0 +1,76 @@
+"""The wire between the gateway and an engine process: length-prefixed msgpack frames.
+
+Gateway -> engine: `Submit`, `Cancel`. Engine -> gateway: `Progress` while loading, `Ready` once
+loaded, `Event` for each request's events, `Load` now and then (for routing and /health).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+
+from gateway.engine.engine import EngineSettings
+from gateway.engine.types import EngineEvent, GenerationRequest
+
+
+class WorkerSpec(msgspec.Struct, frozen=True):
+    """Everything an engine process needs to start: what to load and how to run it."""
+
+    model_id: str
+    path: str
+    settings: EngineSettings
+    n_gpu_layers: int = 0
+    tensor_split: list[float] = []
+
+
+class Submit(msgspec.Struct, frozen=True, tag=True):
+    request: GenerationRequest
+
+
+class Cancel(msgspec.Struct, frozen=True, tag=True):
+    request_id: str
+
+
+class Progress(msgspec.Struct, frozen=True, tag=True):
+    fraction: float
+
+
+class Ready(msgspec.Struct, frozen=True, tag=True):
+    n_ctx_seq: int
+    identity: str
+
+
+class Event(msgspec.Struct, frozen=True, tag=True):
+    request_id: str
+    event: EngineEvent
+
+
+class Load(msgspec.Struct, frozen=True, tag=True):
+    running: int
+    waiting: int
+
+
+ToEngine = Submit | Cancel
+FromEngine = Progress | Ready | Event | Load
+
+_HEADER = struct.Struct("!I")
+_encoder = msgspec.msgpack.Encoder()
+to_engine_decoder = msgspec.msgpack.Decoder(ToEngine)
+from_engine_decoder = msgspec.msgpack.Decoder(FromEngine)
+
+
+def frame(message: ToEngine | FromEngine) -> bytes:
+    body = _encoder.encode(message)
+    return _HEADER.pack(len(body)) + body
+
+
+def frames(messages: list[FromEngine]) -> bytes:
+    return b"".join(frame(m) for m in messages)
+
+
+HEADER_SIZE = _HEADER.size
+
+
+def body_size(header: bytes) -> int:
+    return int(_HEADER.unpack(header)[0])

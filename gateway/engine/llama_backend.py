@@ -1,0 +1,286 @@
+"""The only module that imports `llama_cpp`: a model, a multi-sequence context, a batch, samplers.
+
+Thin typed wrappers over llama.cpp's C API through llama-cpp-python's ctypes module. No policy:
+which sequence runs when is the engine's business. Not thread-safe: one thread owns a context.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import llama_cpp
+
+from gateway.engine.types import SamplingParams
+
+log = logging.getLogger(__name__)
+
+_LOG_LEVEL_ERROR = 4
+
+
+# what llama.cpp logs as errors when a decode is aborted on purpose (see `LlamaContext.abort`)
+_ABORT_NOISE = (b"failed with error 1", b"compute status: 1", b"failed to decode, ret = 2")
+
+
+@llama_cpp.llama_log_callback
+def _forward_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    if level == _LOG_LEVEL_ERROR and text and not any(n in text for n in _ABORT_NOISE):
+        log.error("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+
+
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready  # llama.cpp's backend is process-wide; initialise it once
+    if not _backend_ready:
+        llama_cpp.llama_log_set(_forward_llama_log, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+        _backend_ready = True
+
+
+class LlamaModel:
+    """A loaded GGUF: vocabulary, metadata and the weights."""
+
+    def __init__(
+        self,
+        path: Path,
+        n_gpu_layers: int = 0,
+        progress: Callable[[float], None] | None = None,
+        tensor_split: list[float] | None = None,
+        vocab_only: bool = False,
+    ) -> None:
+        """Load a GGUF. `vocab_only` loads the tokenizer and metadata, not the weights: what the
+        gateway process needs to tokenize and render prompts while an engine process runs it."""
+        _init_backend()
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = n_gpu_layers
+        params.vocab_only = vocab_only
+        if tensor_split:
+            self._split = (ctypes.c_float * len(tensor_split))(*tensor_split)
+            params.tensor_split = self._split
+        if progress is not None:
+
+            def on_progress(fraction: float, _user: ctypes.c_void_p) -> bool:
+                progress(fraction)
+                return True
+
+            self._progress_cb = llama_cpp.llama_progress_callback(on_progress)
+            params.progress_callback = self._progress_cb
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+        if not model:
+            raise RuntimeError(f"llama.cpp could not load {path}")
+        self.ptr = model
+        self.vocab = llama_cpp.llama_model_get_vocab(model)
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        self.eog_tokens = [t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t)]
+        self.eog_set = frozenset(self.eog_tokens)
+        self.bos_text = self._special_text(llama_cpp.llama_vocab_bos(self.vocab))
+        self.eos_text = self._special_text(llama_cpp.llama_vocab_eos(self.vocab))
+        template = llama_cpp.llama_model_chat_template(model, None)
+        self.chat_template: str | None = template.decode("utf-8") if template else None
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
+        stat = path.stat()
+        self.identity = hashlib.sha256(
+            f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.describe()}".encode()
+        ).hexdigest()[:16]
+
+    def describe(self) -> str:
+        buf = ctypes.create_string_buffer(256)
+        llama_cpp.llama_model_desc(self.ptr, buf, len(buf))
+        return buf.value.decode("utf-8", "replace")
+
+    def tokenize(self, text: str, add_special: bool, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(
+            self.vocab, data, len(data), tokens, capacity, add_special, parse_special
+        )
+        if count < 0:  # buffer too small: -count is the size needed
+            capacity = -count
+            tokens = (llama_cpp.llama_token * capacity)()
+            count = llama_cpp.llama_tokenize(
+                self.vocab, data, len(data), tokens, capacity, add_special, parse_special
+            )
+        return list(tokens[:count])
+
+    def token_bytes(self, token: int, special: bool = False) -> bytes:
+        size = llama_cpp.llama_token_to_piece(
+            self.vocab, token, self._piece_buf, len(self._piece_buf), 0, special
+        )
+        if size < 0:
+            buf = ctypes.create_string_buffer(-size)
+            size = llama_cpp.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+            return buf.raw[:size]
+        return self._piece_buf.raw[:size]
+
+    def _special_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.token_bytes(token, special=True).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_model_free(self.ptr)
+            self.ptr = None
+
+
+class TokenBatch:
+    """A reusable llama_batch: tokens of several sequences decoded in one call."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._batch = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self.size = 0
+
+    def clear(self) -> None:
+        self.size = 0
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append one token; return its index (where its logits will be)."""
+        i = self.size
+        b = self._batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+        self.size = i + 1
+        return i
+
+    def free(self) -> None:
+        llama_cpp.llama_batch_free(self._batch)
+
+
+class DecodeAborted(Exception):
+    """`abort()` stopped a decode midway; llama.cpp removed the batch's positions it had added."""
+
+
+def _flag_reader() -> int:
+    """Address of a C function `bool f(void *flag)` that is true when the byte at `flag` is set.
+
+    libc's strlen is one: on a buffer b"\x01\x00" it returns 1, on b"\x00" 0, and the C ABIs we
+    run on return a bool in the low byte of the same register. Being C, llama.cpp's compute thread
+    can poll it between graph nodes without taking Python's GIL (a Python callback would)."""
+    return ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value or 0
+
+
+class LlamaContext:
+    """A llama.cpp context with `n_seq` independent sequences of `n_ctx_seq` tokens each."""
+
+    def __init__(
+        self, model: LlamaModel, n_ctx_seq: int, n_seq: int, n_batch: int, threads: int
+    ) -> None:
+        self.model = model
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx_seq * n_seq
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = n_seq
+        params.kv_unified = False
+        params.swa_full = True  # keep all of a sliding-window model's KV, so prefixes can be reused
+        threads = threads or (os.cpu_count() or 1)
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.no_perf = True
+        ctx = llama_cpp.llama_init_from_model(model.ptr, params)
+        if not ctx:
+            raise RuntimeError("llama.cpp could not create a context")
+        self.ptr = ctx
+        self.n_ctx_seq = llama_cpp.llama_n_ctx(ctx) // n_seq
+        self.memory = llama_cpp.llama_get_memory(ctx)
+        self.batch = TokenBatch(n_batch)
+        self._eog = model.eog_tokens
+        self._abort_flag = ctypes.create_string_buffer(2)
+        self._abort_reader = llama_cpp.ggml_abort_callback(_flag_reader())
+        llama_cpp.llama_set_abort_callback(
+            ctx, self._abort_reader, ctypes.cast(self._abort_flag, ctypes.c_void_p)
+        )
+
+    def abort(self) -> None:
+        """Ask the decode in flight (from any thread) to stop at its next graph node."""
+        self._abort_flag[0] = b"\x01"
+
+    def decode(self) -> None:
+        b = self.batch
+        b._batch.n_tokens = b.size
+        rc = llama_cpp.llama_decode(self.ptr, b._batch)
+        self._abort_flag[0] = b"\x00"
+        if rc == 2:
+            raise DecodeAborted()
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed ({rc})")
+
+    def suppress_end(self, index: int) -> None:
+        """Make end-of-generation tokens impossible for the logits row `index` (ignore_eos)."""
+        row = llama_cpp.llama_get_logits_ith(self.ptr, index)
+        for token in self._eog:
+            row[token] = -math.inf
+
+    def forget(self, seq: int, start: int = 0) -> bool:
+        """Drop a sequence's KV from position `start` on; False if llama.cpp cannot cut it there."""
+        return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq, start, -1))
+
+    def save_sequence(self, seq: int) -> bytes:
+        size = llama_cpp.llama_state_seq_get_size(self.ptr, seq)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self.ptr, buf, size, seq)
+        return bytes(memoryview(buf)[:written])
+
+    def restore_sequence(self, seq: int, state: bytes) -> bool:
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        return llama_cpp.llama_state_seq_set_data(self.ptr, buf, len(state), seq) != 0
+
+    def close(self) -> None:
+        if self.ptr:
+            self.batch.free()
+            llama_cpp.llama_free(self.ptr)
+            self.ptr = None
+
+
+class Sampler:
+    """One sequence's sampler chain (penalties, top-k/p, min-p, temperature, seeded draw)."""
+
+    def __init__(self, params: SamplingParams, n_vocab: int) -> None:
+        chain_params = llama_cpp.llama_sampler_chain_default_params()
+        chain_params.no_perf = True
+        self.ptr = llama_cpp.llama_sampler_chain_init(chain_params)
+        add = lambda s: llama_cpp.llama_sampler_chain_add(self.ptr, s)  # noqa: E731
+        if params.presence_penalty or params.frequency_penalty or params.repeat_penalty != 1.0:
+            add(
+                llama_cpp.llama_sampler_init_penalties(
+                    n_vocab,
+                    params.penalty_last_n,
+                    params.repeat_penalty,
+                    params.frequency_penalty,
+                    params.presence_penalty,
+                )
+            )
+        if params.temperature <= 0.0:
+            add(llama_cpp.llama_sampler_init_greedy())
+            return
+        if params.top_k > 0:
+            add(llama_cpp.llama_sampler_init_top_k(params.top_k))
+        if params.top_p < 1.0:
+            add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+        if params.min_p > 0.0:
+            add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+        add(llama_cpp.llama_sampler_init_temp(params.temperature))
+        seed = params.seed if params.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+        add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+
+    def sample(self, ctx: LlamaContext, index: int) -> int:
+        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
+
+    def free(self) -> None:
+        if self.ptr:
+            llama_cpp.llama_sampler_free(self.ptr)
+            self.ptr = None

@@ -1,0 +1,71 @@
+"""The slot table: which conversation's KV each sequence slot of the context holds.
+
+Pure bookkeeping (no llama.cpp, clock passed in). A slot's `tokens` are exactly the tokens whose KV
+the slot holds, so the common prefix with a new prompt is what a returning turn can skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+UNKEYED = "~"  # prefix of the session keys the engine makes up for conversations sent without one
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def continues(cached: list[int], prompt: list[int], shared: int) -> bool:
+    """Whether a prompt with no session key is the next turn of the conversation in `cached`.
+
+    A returning turn repeats its whole conversation (the reply may be re-tokenized a little
+    differently at its end, or trimmed by the client); a regenerated answer repeats its prompt,
+    which is all cached; two unrelated requests share only an opening (a template, a system
+    prompt). So the prompt must repeat most of what is cached, or be cached whole.
+    """
+    return shared > 0 and (shared * 5 >= len(cached) * 4 or shared == len(prompt))
+
+
+@dataclass
+class Slot:
+    seq: int
+    tokens: list[int] = field(default_factory=list)
+    session: str | None = None
+    busy: bool = False
+    last_used: float = 0.0
+
+
+class SlotTable:
+    def __init__(self, n_slots: int) -> None:
+        self.slots = [Slot(seq) for seq in range(n_slots)]
+
+    def by_session(self, session: str) -> Slot | None:
+        return next((s for s in self.slots if s.session == session), None)
+
+    def idle(self) -> list[Slot]:
+        return [s for s in self.slots if not s.busy]
+
+    def best_continuation(self, prompt: list[int]) -> Slot | None:
+        """The idle, unkeyed slot whose conversation this prompt continues, if any."""
+        best: Slot | None = None
+        best_shared = 0
+        for slot in self.idle():
+            if slot.session is None or not slot.session.startswith(UNKEYED) or not slot.tokens:
+                continue
+            shared = common_prefix(slot.tokens, prompt)
+            if continues(slot.tokens, prompt, shared) and shared > best_shared:
+                best, best_shared = slot, shared
+        return best
+
+    def vacant(self) -> Slot | None:
+        """An idle slot to give a new conversation: an empty one first, else the least recently used."""
+        idle = self.idle()
+        empty = [s for s in idle if not s.tokens]
+        if empty:
+            return empty[0]
+        return min(idle, key=lambda s: s.last_used) if idle else None

@@ -1,0 +1,57 @@
+"""The engine thread's records of a turn: waiting (`PendingTurn`) and running (`RunningTurn`),
+and the commands other threads send it. Plain state, no behaviour beyond views for the scheduler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.engine.llama_backend import Sampler
+from gateway.engine.scheduler import Running
+from gateway.engine.slots import Slot
+from gateway.engine.text_stream import TextStream
+from gateway.engine.types import GenerationRequest, Sink
+
+
+
+@dataclass
+class PendingTurn:
+    request: GenerationRequest
+    sink: Sink
+    session: str | None  # "k:<client key>" when the client named its conversation
+    arrived: float = 0.0
+    ongoing: bool = False
+    reported: int = -1  # the queue position last told to the client
+
+
+@dataclass
+class RunningTurn:
+    pending: PendingTurn
+    slot: Slot
+    sampler: Sampler
+    text: TextStream
+    prompt_left: list[int]
+    cached_tokens: int
+    generated: int = 0
+    next_token: int = -1
+    logits_index: int = -1
+
+    @property
+    def request(self) -> GenerationRequest:
+        return self.pending.request
+
+    def view(self) -> Running:
+        return Running(self.request.request_id, self.pending.ongoing,
+                       prefilling=self.generated == 0, arrived=self.pending.arrived)
+
+
+@dataclass
+class Cancel:
+    request_id: str
+
+
+@dataclass
+class Stop:
+    pass
+
+
+Command = PendingTurn | Cancel | Stop

@@ -1,0 +1,135 @@
+"""An engine process: loads one model replica, runs its engine, serves it over a Unix socket.
+
+Started by the gateway's supervisor as `python -m gateway.engine.worker SOCKET SPEC_JSON`. It
+listens on SOCKET, accepts the gateway's one connection, reports load progress, then turns `Submit`
+and `Cancel` frames into engine calls and sends engine events back. A writer thread batches events
+so the engine thread never waits on the socket. When the gateway goes away, the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+
+from gateway.engine import ipc
+from gateway.engine.engine import Engine
+from gateway.engine.llama_backend import LlamaModel
+from gateway.engine.types import Sink
+
+log = logging.getLogger("gateway.engine.worker")
+
+
+class _Writer:
+    """Owns the socket's sending side; anyone may `send`, one thread writes."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+        self._queue: queue.SimpleQueue[ipc.FromEngine | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ipc-writer", daemon=True)
+        self._thread.start()
+
+    def send(self, message: ipc.FromEngine) -> None:
+        self._queue.put(message)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:  # coalesce what is already there into one write
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            messages = [m for m in batch if m is not None]
+            try:
+                if messages:
+                    self._conn.sendall(ipc.frames(messages))
+            except OSError:
+                return
+            if len(messages) != len(batch):
+                return
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    listener.listen(1)
+    conn, _ = listener.accept()
+    listener.close()
+    writer = _Writer(conn)
+    last = [0.0]
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if fraction >= 1.0 or now - last[0] > 0.1:
+            last[0] = now
+            writer.send(ipc.Progress(fraction))
+
+    model = LlamaModel(Path(spec.path), spec.n_gpu_layers, progress, spec.tensor_split or None)
+    engine = Engine(model, spec.settings)
+    engine.start()
+    writer.send(ipc.Ready(engine.n_ctx_seq, model.identity))
+
+    def sink_for(request_id: str) -> Sink:
+        return lambda event: writer.send(ipc.Event(request_id, event))
+
+    def report_load() -> None:
+        previous = None
+        while True:
+            time.sleep(0.2)
+            current = engine.load
+            if current != previous:
+                writer.send(ipc.Load(*current))
+                previous = current
+
+    threading.Thread(target=report_load, name="load-report", daemon=True).start()
+    try:
+        while True:
+            header = _read_exactly(conn, ipc.HEADER_SIZE)
+            if header is None:
+                break
+            body = _read_exactly(conn, ipc.body_size(header))
+            if body is None:
+                break
+            message = ipc.to_engine_decoder.decode(body)
+            if isinstance(message, ipc.Submit):
+                engine.submit(message.request, sink_for(message.request.request_id))
+            else:
+                engine.cancel(message.request_id)
+    finally:
+        engine.stop()
+        writer.close()
+        model.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("GATEWAY_ENGINE_LOG", "WARNING"),
+                        format=f"%(asctime)s %(levelname)s engine[{os.getpid()}] %(name)s: %(message)s")
+    socket_path, spec_json = sys.argv[1], sys.argv[2]
+    spec = msgspec.json.decode(spec_json, type=ipc.WorkerSpec)
+    serve(socket_path, spec)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Turns a model's configured source into a local GGUF path.
+
+A `path` is used as it is. A `package` is a Python package that ships a GGUF (the embedded default):
+it is assembled once into the cache directory and checksum-verified; later starts reuse the verified
+file without hashing it again. Knows nothing of llama.cpp or of serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.config import ModelConfig
+
+
+class ModelSourceError(Exception):
+    """The configured GGUF cannot be found or does not verify."""
+
+
+def resolve_model_path(
+    model: ModelConfig, cache_dir: str, report: Callable[[str], None] = lambda _msg: None,
+    local_only: bool = False,
+) -> Path:
+    """The GGUF's local path. `local_only`: never download (a hub file not yet cached is an error)."""
+    source = model.source
+    if source.path is not None:
+        path = Path(source.path).expanduser()
+        if not path.is_file():
+            raise ModelSourceError(f"model {model.id!r}: GGUF file not found: {path}")
+        if source.sha256 is not None:
+            _verify(path, source.sha256, model.id)
+        return path
+    if source.hf is not None:
+        path = _from_hub(model.id, source.hf, source.revision, Path(cache_dir).expanduser(), local_only)
+        if source.sha256 is not None:
+            _verify(path, source.sha256, model.id)
+        return path
+    assert source.package is not None
+    return _from_package(model.id, source.package, Path(cache_dir).expanduser(), report)
+
+
+def _from_hub(model_id: str, ref: str, revision: str | None, cache_dir: Path,
+              local_only: bool = False) -> Path:
+    """A file of a Hugging Face repo, downloaded once into the cache (resumable, with a progress
+    bar); HF_ENDPOINT points it at a mirror."""
+    repo, _, filename = ref.partition(":")
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
+    except ImportError:
+        raise ModelSourceError(f"model {model_id!r}: huggingface_hub is not installed") from None
+    try:
+        return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=str(cache_dir / "hf"),
+                                    local_files_only=local_only))
+    except LocalEntryNotFoundError as exc:  # the hub could not be reached and nothing is cached
+        raise ModelSourceError(
+            f"model {model_id!r}: cannot download {ref} and it is not in the cache "
+            f"({cache_dir / 'hf'}); are you offline? ({exc})"
+        ) from None
+    except (EntryNotFoundError, RepositoryNotFoundError) as exc:
+        raise ModelSourceError(f"model {model_id!r}: {ref} not found on the hub ({type(exc).__name__})"
+                               ) from None
+    except Exception as exc:  # offline, DNS, TLS, HTTP errors: say so plainly
+        raise ModelSourceError(
+            f"model {model_id!r}: cannot download {ref} and it is not in the cache "
+            f"({cache_dir / 'hf'}); are you offline? ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _from_package(
+    model_id: str, package: str, cache_dir: Path, report: Callable[[str], None]
+) -> Path:
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise ModelSourceError(
+            f"model {model_id!r}: package {package!r} is not installed ({exc})"
+        ) from None
+    name = getattr(module, "MODEL_NAME", None)
+    expected = getattr(module, "EXPECTED_SHA256", None)
+    assemble = getattr(module, "assemble", None)
+    if not (isinstance(name, str) and isinstance(expected, str) and callable(assemble)):
+        raise ModelSourceError(
+            f"model {model_id!r}: package {package!r} does not ship a GGUF "
+            "(needs MODEL_NAME, EXPECTED_SHA256 and assemble(path))"
+        )
+    target = cache_dir / package / name
+    marker = target.with_name(target.name + ".verified")
+    if target.is_file() and _marker_matches(marker, target, expected):
+        return target
+    report(f"assembling {name} from package {package} into {target.parent}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        assemble(partial, overwrite=True)
+    except Exception as exc:  # the package's own failure, e.g. a checksum mismatch
+        partial.unlink(missing_ok=True)
+        raise ModelSourceError(f"model {model_id!r}: assembling from {package!r} failed: {exc}") from None
+    _verify(partial, expected, model_id)
+    os.replace(partial, target)
+    stat = target.stat()
+    marker.write_text(json.dumps({"sha256": expected, "size": stat.st_size, "mtime": stat.st_mtime}))
+    return target
+
+
+def _marker_matches(marker: Path, target: Path, expected: str) -> bool:
+    try:
+        recorded = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    stat = target.stat()
+    return bool(
+        recorded.get("sha256") == expected
+        and recorded.get("size") == stat.st_size
+        and recorded.get("mtime") == stat.st_mtime
+    )
+
+
+def _verify(path: Path, expected: str, model_id: str) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected.lower():
+        raise ModelSourceError(
+            f"model {model_id!r}: {path} has sha256 {digest.hexdigest()}, expected {expected}"
+        )

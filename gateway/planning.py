@@ -1,0 +1,111 @@
+"""From a config to placements: discover or take the GPUs, read each model's footprint from its
+GGUF header, plan. Used by `gateway serve` (before any engine starts) and `gateway plan`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.config import Config, ModelConfig
+from gateway.gpu_inventory import discover
+from gateway.model_info import footprint
+from gateway.model_source import ModelSourceError, resolve_model_path
+from gateway.placement import (
+    Gpu,
+    ModelDemand,
+    Placement,
+    PlacementError,
+    cpu_placement,
+    gib,
+    plan,
+    remaining,
+)
+
+
+def demand_for(model: ModelConfig, path: Path) -> ModelDemand:
+    return ModelDemand(
+        model_id=model.id,
+        footprint=footprint(path, model.n_ctx, model.parallel, model.n_batch),
+        replicas=model.replicas,
+        gpus=None if model.gpus == "auto" else list(model.gpus),
+        tensor_split=list(model.tensor_split),
+        n_gpu_layers=model.n_gpu_layers,
+    )
+
+
+class Planner:
+    """Places models on the GPUs: all that are on disk at the start, the others (a hub download still
+    to come) later, against what is left, so a slow download never holds up the other models."""
+
+    def __init__(self, config: Config, gpus: list[Gpu], source: str) -> None:
+        self.config = config
+        self.gpus = gpus
+        self.source = source
+        self.placements: dict[str, Placement] = {}
+
+    def plan_available(self, download: bool = False) -> dict[str, Placement]:
+        if not self.gpus:
+            self.placements = {m.id: cpu_placement(m.id, m.replicas) for m in self.config.models}
+            return self.placements
+        demands = []
+        for model in self.config.models:
+            try:
+                path = resolve_model_path(model, self.config.server.cache_dir,
+                                          local_only=not download and model.source.hf is not None)
+            except ModelSourceError:
+                if download or model.source.hf is None:
+                    raise
+                continue  # not downloaded yet: placed when it arrives
+            demands.append(demand_for(model, path))
+        self.placements = plan(demands, self.gpus, frozenset(self.config.server.reserved_gpus))
+        return self.placements
+
+    def place_late(self, model: ModelConfig, path: Path) -> Placement:
+        """Place a model whose file arrived after the start, in what the others left free."""
+        if model.id in self.placements:
+            return self.placements[model.id]
+        left = remaining(self.gpus, list(self.placements.values()))
+        placed = plan([demand_for(model, path)], left, frozenset(self.config.server.reserved_gpus))
+        self.placements.update(placed)
+        return placed[model.id]
+
+
+def planner_for(config: Config, gpus: list[Gpu] | None = None) -> Planner:
+    source = "given"
+    if gpus is None:
+        gpus, source = discover(config)
+    return Planner(config, gpus, source if gpus else "none (CPU)")
+
+
+def plan_config(config: Config, gpus: list[Gpu] | None = None) -> tuple[dict[str, Placement], str]:
+    """Placements for every model (downloading what must be), and where the GPU list came from.
+    Without GPUs nothing is read: every replica runs on the CPU."""
+    planner = planner_for(config, gpus)
+    return planner.plan_available(download=True), planner.source
+
+
+def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu]) -> str:
+    lines = [f"{'model':<28} {'replica':>7} {'device':<10} {'gpus':<12} {'tensor_split':<24} {'memory':>10}"]
+    for model in config.models:
+        for i, r in enumerate(placements[model.id].replicas):
+            device = "gpu" if r.gpus else "cpu"
+            split = ",".join(f"{s:.2f}" for s in r.tensor_split) or "-"
+            gpus_text = ",".join(str(g) for g in r.gpus) or "-"
+            memory = gib(r.need_bytes) if r.need_bytes else "-"
+            lines.append(f"{model.id:<28} {i:>7} {device:<10} {gpus_text:<12} {split:<24} {memory:>10}")
+    if gpus:
+        used: dict[int, int] = {g.index: 0 for g in gpus}
+        for p in placements.values():
+            for r in p.replicas:
+                for g, share in zip(r.gpus, r.tensor_split or [1.0]):
+                    used[g] += int(r.need_bytes * share)
+        lines.append("")
+        lines.append(f"{'gpu':<5} {'name':<24} {'total':>10} {'planned':>10} {'left':>10}")
+        reserved = set(config.server.reserved_gpus)
+        for gpu in gpus:
+            note = "  (reserved)" if gpu.index in reserved else ""
+            lines.append(f"{gpu.index:<5} {gpu.name[:24]:<24} {gib(gpu.total_bytes):>10} "
+                         f"{gib(used[gpu.index]):>10} {gib(gpu.free_bytes - used[gpu.index]):>10}{note}")
+    return "\n".join(lines)
+
+
+__all__ = ["PlacementError", "plan_config", "plan_table"]

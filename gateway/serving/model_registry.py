@@ -1,0 +1,207 @@
+"""The models this server serves, each with its replicas (engine processes), template and names.
+
+Builds everything from the config (no globals). Each model loads in the background: its GGUF is
+resolved, its vocabulary loaded here (for tokenizing and templates: the weights live in the engine
+processes), then its replicas start; a model that is slow to load never blocks the others.
+Unknown names are a 404 `model_not_found`, never a fallback to another model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.config import Config, ModelConfig
+from gateway.engine.engine import EngineSettings
+from gateway.engine.ipc import WorkerSpec
+from gateway.engine.llama_backend import LlamaModel
+from gateway.engine.scheduler import Policy
+from gateway.errors import ModelNotFound, Unavailable
+from gateway.model_source import resolve_model_path
+from gateway.placement import Placement
+from gateway.planning import Planner
+from gateway.serving.chat_template import ChatTemplate
+from gateway.serving.engine_process import EngineProcess, ReplicaState
+from gateway.serving.router import Router
+
+log = logging.getLogger(__name__)
+
+ProgressReport = Callable[[str, float], None]
+
+
+class ModelState(str, enum.Enum):
+    LOADING = "loading"
+    READY = "ready"
+    RESTARTING = "restarting"
+    FAILED = "failed"
+    UNLOADED = "unloaded"
+
+
+def engine_settings(model: ModelConfig) -> EngineSettings:
+    return EngineSettings(
+        n_ctx=model.n_ctx,
+        parallel=model.parallel,
+        n_batch=model.n_batch,
+        prefill_chunk=model.prefill_chunk,
+        threads=model.threads,
+        session_cache_bytes=model.session_cache_mb << 20,
+        session_cache_dir=model.session_cache_dir,
+        session_disk_bytes=model.session_disk_mb << 20,
+        policy=Policy(model.scheduling),
+        max_queue=model.max_queue,
+        queue_timeout_s=model.queue_timeout_s,
+        max_wait_s=model.max_wait_s,
+        reserved_slots=model.reserved_slots,
+    )
+
+
+class ServedModel:
+    def __init__(self, config: ModelConfig, cache_dir: str, placement: Placement | None,
+                 progress: ProgressReport,
+                 place_late: Callable[[ModelConfig, Path], Placement] | None = None) -> None:
+        self.config = config
+        self.cache_dir = cache_dir
+        self.placement = placement  # None until its file is here (a download at start)
+        self.place_late = place_late
+        self.progress = progress
+        self.created = int(time.time())
+        self.vocab: LlamaModel | None = None
+        self.template: ChatTemplate | None = None
+        self.replicas: list[EngineProcess] = []
+        self.router = Router()
+        self.error: str | None = None
+        self._loading: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def state(self) -> ModelState:
+        if self.error is not None:
+            return ModelState.FAILED
+        if self._loading is None:
+            return ModelState.UNLOADED
+        states = {r.state for r in self.replicas}
+        if ReplicaState.READY in states:
+            return ModelState.READY
+        if ReplicaState.RESTARTING in states:
+            return ModelState.RESTARTING
+        if states and states <= {ReplicaState.FAILED}:
+            return ModelState.FAILED
+        return ModelState.LOADING
+
+    @property
+    def n_ctx_seq(self) -> int:
+        ready = [r.n_ctx_seq for r in self.replicas if r.state is ReplicaState.READY]
+        return min(ready) if ready else self.config.n_ctx
+
+    def load(self) -> None:
+        """Start loading, unless it is loading or loaded already; a failed model tries again."""
+        if self.state is ModelState.FAILED:
+            self.error = None
+            self._loading = None
+            self.replicas = []
+        if self._loading is None:
+            self._loading = asyncio.get_running_loop().create_task(self._load())
+
+    async def _load(self) -> None:
+        try:
+            path = await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
+                                           lambda msg: log.info("%s", msg))
+            if self.placement is None:
+                assert self.place_late is not None
+                self.placement = self.place_late(self.config, path)
+            if self.vocab is None:
+                self.vocab = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
+                source = self.vocab.chat_template or self.config.chat_template
+                if source:
+                    self.template = ChatTemplate(source, self.vocab.bos_text, self.vocab.eos_text)
+        except Exception as exc:  # a missing file, a bad checksum, no network, no room on the GPUs
+            self.error = str(exc)
+            log.error("model %s cannot load: %s", self.id, exc)
+            return
+        self.replicas = [self._replica(Path(path), i) for i in range(len(self.placement.replicas))]
+        for replica in self.replicas:
+            replica.start()
+
+    def _replica(self, path: Path, index: int) -> EngineProcess:
+        assert self.placement is not None
+        where = self.placement.replicas[index]
+        spec = WorkerSpec(self.id, str(path), engine_settings(self.config), where.n_gpu_layers,
+                          where.tensor_split)
+        name = self.id if len(self.placement.replicas) == 1 else f"{self.id}#{index}"
+        return EngineProcess(spec, where.env(), lambda f: self.progress(name, f))
+
+    async def unload(self) -> None:
+        loading, self._loading = self._loading, None
+        if loading is not None and not loading.done():
+            loading.cancel()
+        await asyncio.gather(*(r.stop() for r in self.replicas))
+        self.replicas = []
+        self.router = Router()
+
+    def pick(self, session_key: str | None) -> EngineProcess:
+        ready = [r for r in self.replicas if r.state is ReplicaState.READY]
+        if not ready:
+            state = self.state
+            if state is ModelState.FAILED:
+                why = f": {self.error}" if self.error else ""
+                raise Unavailable(f"Model `{self.id}` failed to load{why}. Fix it and POST "
+                                  f"/admin/models/{self.id}/load", code="model_failed", retry_after=60)
+            raise Unavailable(f"Model `{self.id}` is {state.value}; retry shortly",
+                              code="model_not_ready", retry_after=2)
+        return self.router.pick(ready, session_key)
+
+    def describe(self) -> dict[str, object]:
+        placed = self.placement.replicas if self.placement is not None else []
+        return {
+            "state": self.state.value,
+            "error": self.error,
+            "running": sum(r.load[0] for r in self.replicas),
+            "waiting": sum(r.load[1] for r in self.replicas),
+            "replicas": [
+                {"state": r.state.value, "pid": r.pid, "running": r.load[0], "waiting": r.load[1],
+                 "restarts": r.restarts, **(placed[i].describe() if i < len(placed) else {})}
+                for i, r in enumerate(self.replicas)
+            ],
+        }
+
+
+class ModelRegistry:
+    def __init__(self, models: list[ServedModel]) -> None:
+        self.models = models
+        self._by_name: dict[str, ServedModel] = {}
+        for served in models:
+            for name in (served.config.id, *served.config.aliases):
+                self._by_name[name] = served
+
+    @classmethod
+    def from_config(cls, config: Config, planner: Planner,
+                    progress: ProgressReport = lambda _id, _f: None) -> ModelRegistry:
+        return cls([ServedModel(m, config.server.cache_dir, planner.placements.get(m.id), progress,
+                                planner.place_late) for m in config.models])
+
+    def start(self) -> None:
+        for served in self.models:
+            if served.config.load_at_start:
+                served.load()
+
+    def get(self, name: str) -> ServedModel:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ModelNotFound(
+                f"The model `{name}` does not exist. Available: {', '.join(self.names())}",
+                param="model",
+            ) from None
+
+    def names(self) -> list[str]:
+        return [m.id for m in self.models]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(m.unload() for m in self.models))

@@ -1,0 +1,165 @@
+"""Turns an OpenAI wire request into a validated `GenerationRequest` for one model.
+
+Everything that can be checked before a byte is streamed is checked here: parameter ranges (400
+naming the `param`), the chat template, tokenization and the context length (400
+`context_length_exceeded`). The engine only ever sees what this module produced.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from gateway.api.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    ContentPart,
+    SamplingFields,
+)
+from gateway.engine.types import GenerationRequest, SamplingParams
+from gateway.errors import ContextLengthExceeded, InvalidRequest
+from gateway.serving.chat_template import TemplateError
+from gateway.serving.model_registry import ServedModel
+
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+def _check_range(name: str, value: float | None, low: float, high: float) -> None:
+    if value is not None and not low <= value <= high:
+        raise InvalidRequest(f"`{name}` must be between {low} and {high}, got {value}", param=name)
+
+
+def sampling_params(body: SamplingFields) -> SamplingParams:
+    _check_range("temperature", body.temperature, 0.0, 2.0)
+    _check_range("top_p", body.top_p, 0.0, 1.0)
+    _check_range("min_p", body.min_p, 0.0, 1.0)
+    _check_range("presence_penalty", body.presence_penalty, -2.0, 2.0)
+    _check_range("frequency_penalty", body.frequency_penalty, -2.0, 2.0)
+    _check_range("repeat_penalty", body.repeat_penalty, 0.0, 10.0)
+    if body.top_k is not None and body.top_k < 0:
+        raise InvalidRequest("`top_k` must be >= 0", param="top_k")
+    return SamplingParams(
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        top_k=body.top_k or 0,
+        min_p=body.min_p or 0.0,
+        seed=body.seed,
+        presence_penalty=body.presence_penalty or 0.0,
+        frequency_penalty=body.frequency_penalty or 0.0,
+        repeat_penalty=1.0 if body.repeat_penalty is None else body.repeat_penalty,
+    )
+
+
+def _stop_strings(stop: str | list[str] | None) -> list[str]:
+    if stop is None:
+        return []
+    return [stop] if isinstance(stop, str) else [s for s in stop if s]
+
+
+def session_key(body: SamplingFields, header: str | None) -> str | None:
+    """The conversation a request belongs to: `prompt_cache_key`, then X-Session-ID, then `user`."""
+    return body.prompt_cache_key or header or body.user or None
+
+
+def _finish_building(
+    loaded: ServedModel,
+    body: SamplingFields,
+    max_tokens: int | None,
+    tokens: list[int],
+    prompt_param: str,
+    session_header: str | None,
+) -> GenerationRequest:
+    if body.n not in (None, 1):
+        raise InvalidRequest("Only `n` = 1 is supported", param="n")
+    param = "max_completion_tokens" if prompt_param == "messages" else "max_tokens"
+    if max_tokens is not None and max_tokens < 1:
+        raise InvalidRequest(f"`{param}` must be >= 1, got {max_tokens}", param=param)
+    if body.min_tokens is not None and body.min_tokens < 0:
+        raise InvalidRequest("`min_tokens` must be >= 0", param="min_tokens")
+    sampling = sampling_params(body)
+    if not tokens:
+        raise InvalidRequest("The prompt is empty", param=prompt_param)
+    limit = loaded.n_ctx_seq
+    if len(tokens) >= limit:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {limit} tokens. However, your "
+            f"{prompt_param} resulted in {len(tokens)} tokens. Please reduce the length.",
+            param=prompt_param,
+        )
+    room = limit - len(tokens)
+    return GenerationRequest(
+        request_id=uuid.uuid4().hex,
+        prompt_tokens=tokens,
+        max_tokens=room if max_tokens is None else min(max_tokens, room),
+        sampling=sampling,
+        stop=_stop_strings(body.stop),
+        ignore_eos=bool(body.ignore_eos),
+        min_tokens=body.min_tokens or 0,
+        session_key=session_key(body, session_header),
+    )
+
+
+def _message_text(index: int, content: str | list[ContentPart] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for j, part in enumerate(content):
+        if part.type != "text" or part.text is None:
+            raise InvalidRequest(
+                f"Content part type `{part.type}` is not supported by this model; send text parts",
+                param=f"messages[{index}].content[{j}]",
+            )
+        parts.append(part.text)
+    return "".join(parts)
+
+
+def build_chat_request(
+    loaded: ServedModel, body: ChatCompletionRequest, session_header: str | None
+) -> GenerationRequest:
+    if not body.messages:
+        raise InvalidRequest("`messages` must not be empty", param="messages")
+    messages = []
+    for i, message in enumerate(body.messages):
+        if message.role not in ROLES:
+            raise InvalidRequest(f"Unknown role `{message.role}`", param=f"messages[{i}].role")
+        role = "system" if message.role == "developer" else message.role
+        messages.append({"role": role, "content": _message_text(i, message.content)})
+    if loaded.template is None:
+        raise InvalidRequest(
+            f"Model `{loaded.id}` has no chat template; use /v1/completions or configure one",
+            param="model",
+        )
+    try:
+        prompt = loaded.template.render(messages)
+    except TemplateError as exc:
+        raise InvalidRequest(str(exc), param="messages") from None
+    llama = loaded.vocab
+    assert llama is not None  # a ready model has its vocabulary
+    has_bos = bool(llama.bos_text) and prompt.startswith(llama.bos_text)
+    tokens = llama.tokenize(prompt, add_special=llama.add_bos and not has_bos, parse_special=True)
+    max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header)
+
+
+def build_completion_request(
+    loaded: ServedModel, body: CompletionRequest, session_header: str | None
+) -> GenerationRequest:
+    prompt: str | list[str | int] | None = body.prompt
+    if prompt is None:
+        raise InvalidRequest("`prompt` is required", param="prompt")
+    if isinstance(prompt, list) and any(isinstance(p, str) for p in prompt):
+        if len(prompt) != 1:
+            raise InvalidRequest("Send one prompt per request: a string or a list of token ids",
+                                 param="prompt")
+        prompt = str(prompt[0])
+    vocab = loaded.vocab
+    assert vocab is not None  # a ready model has its vocabulary
+    if isinstance(prompt, str):
+        tokens = vocab.tokenize(prompt, add_special=True, parse_special=True)
+    else:
+        tokens = [int(t) for t in prompt]
+        bad = [t for t in tokens if not 0 <= t < vocab.n_vocab]
+        if bad:
+            raise InvalidRequest(f"Token id {bad[0]} is out of the vocabulary", param="prompt")
+    return _finish_building(loaded, body, body.max_tokens, tokens, "prompt", session_header)

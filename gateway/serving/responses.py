@@ -1,0 +1,178 @@
+"""Engine events back into OpenAI wire objects: whole responses and stream chunks.
+
+Knows the OpenAI response shapes (through `gateway.api.schemas`, plain msgspec) but nothing of HTTP:
+the API layer frames what this yields as server-sent events.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from gateway.api import schemas as wire
+from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta
+from gateway.errors import GatewayError
+
+
+class EngineFailure(GatewayError):
+    """The engine refused or could not finish a request: 429 (queue full), 503, 500."""
+
+    def __init__(self, failed: Failed) -> None:
+        super().__init__(failed.message, code=failed.code)
+        self.status = failed.status
+        self.type = "rate_limit_error" if failed.status == 429 else "server_error"
+        if failed.retry_after is not None:
+            self.headers = {"Retry-After": str(failed.retry_after)}
+
+
+async def accepted(events: AsyncIterator[EngineEvent]) -> AsyncIterator[EngineEvent]:
+    """Wait for the engine to accept the request (its first event) before any byte is sent:
+    a refusal (queue full) raises here and becomes a plain HTTP error, not a stream."""
+    first = await anext(events)
+    if isinstance(first, Failed):
+        raise EngineFailure(first)
+
+    async def chained() -> AsyncIterator[EngineEvent]:
+        try:
+            yield first
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]  # cancels it in the engine
+
+    return chained()
+
+
+@dataclass(frozen=True)
+class QueueNotice:
+    """The request waits for a slot; the API layer shows it as an SSE comment."""
+
+    position: int
+
+
+@dataclass
+class ResponseIds:
+    model: str
+    prefix: str
+    id: str = ""
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def __post_init__(self) -> None:
+        self.id = f"{self.prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage_of(finished: Finished) -> wire.Usage:
+    return wire.Usage(
+        prompt_tokens=finished.prompt_tokens,
+        completion_tokens=finished.completion_tokens,
+        total_tokens=finished.prompt_tokens + finished.completion_tokens,
+        prompt_tokens_details=wire.PromptTokensDetails(cached_tokens=finished.cached_tokens),
+    )
+
+
+async def collect(events: AsyncIterator[EngineEvent]) -> tuple[str, Finished]:
+    parts: list[str] = []
+    async for event in events:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, Finished):
+            return "".join(parts), event
+        elif isinstance(event, Failed):
+            raise EngineFailure(event)
+    raise EngineFailure(Failed("the engine ended the request without finishing it"))
+
+
+def chat_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.ChatCompletion:
+    return wire.ChatCompletion(
+        id=ids.id,
+        created=ids.created,
+        model=ids.model,
+        choices=[
+            wire.ChatChoice(
+                index=0,
+                message=wire.AssistantMessage(content=text),
+                finish_reason=finished.reason.value,
+            )
+        ],
+        usage=usage_of(finished),
+    )
+
+
+def text_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.Completion:
+    return wire.Completion(
+        id=ids.id,
+        created=ids.created,
+        model=ids.model,
+        choices=[wire.CompletionChoice(index=0, text=text, finish_reason=finished.reason.value)],
+        usage=usage_of(finished),
+    )
+
+
+StreamItem = wire.ChatCompletionChunk | wire.Completion | wire.ErrorResponse | QueueNotice
+
+
+def _error_body(failed: Failed) -> wire.ErrorResponse:
+    return wire.ErrorResponse(wire.ErrorBody(failed.message, "server_error", None, failed.code))
+
+
+async def _translate(
+    events: AsyncIterator[EngineEvent],
+    text: Callable[[str], StreamItem],
+    final: Callable[[Finished], StreamItem],
+    usage: Callable[[Finished], StreamItem] | None,
+) -> AsyncIterator[StreamItem]:
+    """The stream's shape, shared by chat and text: deltas, queue notices, one final chunk with the
+    real finish_reason, the usage chunk when asked; an error is one frame and ends the stream."""
+    async for event in events:
+        if isinstance(event, TextDelta):
+            yield text(event.text)
+        elif isinstance(event, Queued) and event.position > 0:
+            yield QueueNotice(event.position)
+        elif isinstance(event, Failed):
+            yield _error_body(event)
+            return
+        elif isinstance(event, Finished):
+            yield final(event)
+            if usage is not None:
+                yield usage(event)
+            return
+
+
+async def chat_chunks(
+    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
+) -> AsyncIterator[StreamItem]:
+    def chunk(delta: wire.ChatDelta, finish: str | None = None) -> wire.ChatCompletionChunk:
+        return wire.ChatCompletionChunk(
+            id=ids.id, created=ids.created, model=ids.model,
+            choices=[wire.ChatChunkChoice(index=0, delta=delta, finish_reason=finish)],
+        )
+
+    def usage(finished: Finished) -> wire.ChatCompletionChunk:
+        return wire.ChatCompletionChunk(id=ids.id, created=ids.created, model=ids.model, choices=[],
+                                        usage=usage_of(finished))
+
+    yield chunk(wire.ChatDelta(role="assistant", content=""))
+    async for item in _translate(events, lambda text: chunk(wire.ChatDelta(content=text)),
+                                 lambda f: chunk(wire.ChatDelta(), f.reason.value),
+                                 usage if include_usage else None):
+        yield item
+
+
+async def completion_chunks(
+    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
+) -> AsyncIterator[StreamItem]:
+    def chunk(text: str, finish: str | None = None) -> wire.Completion:
+        return wire.Completion(
+            id=ids.id, created=ids.created, model=ids.model,
+            choices=[wire.CompletionChoice(index=0, text=text, finish_reason=finish)],
+        )
+
+    def usage(finished: Finished) -> wire.Completion:
+        return wire.Completion(id=ids.id, created=ids.created, model=ids.model, choices=[],
+                               usage=usage_of(finished))
+
+    async for item in _translate(events, chunk, lambda f: chunk("", f.reason.value),
+                                 usage if include_usage else None):
+        yield item

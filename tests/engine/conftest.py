@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.engine.llama_backend import LlamaModel
+
+
+@pytest.fixture(scope="session")
+def gemma(gemma_path: Path) -> Iterator[LlamaModel]:
+    model = LlamaModel(gemma_path)
+    yield model
+    model.close()

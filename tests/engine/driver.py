@@ -1,0 +1,51 @@
+"""Drives an engine step by step in the test's own thread and records each request's events."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from gateway.engine.engine import Engine
+from gateway.engine.types import EngineEvent, Finished, GenerationRequest, SamplingParams, TextDelta
+
+_ids = itertools.count()
+
+
+@dataclass
+class Outcome:
+    request_id: str
+    events: list[EngineEvent] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(e.text for e in self.events if isinstance(e, TextDelta))
+
+    @property
+    def finished(self) -> Finished:
+        last = self.events[-1]
+        assert isinstance(last, Finished), last
+        return last
+
+
+def submit(engine: Engine, tokens: list[int], max_tokens: int = 16, session: str | None = None,
+           **sampling: object) -> Outcome:
+    outcome = Outcome(f"r{next(_ids)}")
+    params = SamplingParams(**{"temperature": 0.0, **sampling})  # type: ignore[arg-type]
+    request = GenerationRequest(outcome.request_id, tokens, max_tokens, params, session_key=session,
+                                ignore_eos=True)
+    engine.submit(request, outcome.events.append)
+    return outcome
+
+
+def run(engine: Engine, limit: int = 10_000) -> int:
+    steps = 0
+    while engine.step():
+        steps += 1
+        assert steps < limit
+    return steps
+
+
+def complete(engine: Engine, tokens: list[int], **kw: object) -> Outcome:
+    outcome = submit(engine, tokens, **kw)  # type: ignore[arg-type]
+    run(engine)
+    return outcome

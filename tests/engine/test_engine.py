@@ -1,0 +1,276 @@
+"""The real engine on the embedded Gemma model, driven step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.engine.engine import Engine, EngineSettings
+from gateway.engine.llama_backend import LlamaContext, LlamaModel, Sampler
+from gateway.engine.types import Finished, Queued, SamplingParams
+from gateway.serving.chat_template import ChatTemplate
+from tests.engine.driver import complete, run, submit
+
+
+def make_engine(model: LlamaModel, **settings: object) -> Engine:
+    base = {"n_ctx": 512, "parallel": 2, "threads": 2}
+    return Engine(model, EngineSettings(**{**base, **settings}))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def chat(gemma: LlamaModel) -> Iterator[object]:
+    template = ChatTemplate("gemma", gemma.bos_text, gemma.eos_text)
+
+    def tokens(*turns: str) -> list[int]:
+        messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": t}
+                    for i, t in enumerate(turns)]
+        return gemma.tokenize(template.render(messages), add_special=False)
+
+    yield tokens
+
+
+def test_second_turn_computes_only_its_new_tokens(gemma: LlamaModel, chat) -> None:
+    engine = make_engine(gemma)
+    first_prompt = chat("What is the tallest mountain?")
+    first = complete(engine, first_prompt, max_tokens=20)
+    assert first.finished.cached_tokens == 0
+    computed_before = engine.stats.prompt_tokens_computed
+    second_prompt = chat("What is the tallest mountain?", first.text, "And the deepest lake?")
+    second = complete(engine, second_prompt, max_tokens=8)
+    computed = engine.stats.prompt_tokens_computed - computed_before
+    cached = second.finished.cached_tokens
+    assert cached >= len(first_prompt)  # the whole first prompt, and most of the reply
+    assert computed == len(second_prompt) - cached
+    assert computed < len(second_prompt) - len(first_prompt) + 4
+
+
+def test_session_key_keeps_conversation_even_when_prompt_differs(gemma: LlamaModel) -> None:
+    engine = make_engine(gemma)
+    a = gemma.tokenize("Alpha beta gamma delta epsilon zeta eta theta", True)
+    complete(engine, a, session="conv-1")
+    again = complete(engine, a + gemma.tokenize(" iota", False), session="conv-1")
+    assert again.finished.cached_tokens == len(a)
+
+
+def test_restored_conversation_continues_exactly_as_one_that_stayed(gemma: LlamaModel, chat) -> None:
+    prompt_x = chat("Name three colours.")
+    prompt_y = chat("Name three animals and describe each of them in some detail please.")
+
+    def conversation(parallel: int) -> tuple[str, int, int]:
+        engine = make_engine(gemma, parallel=parallel)
+        first = complete(engine, prompt_x, max_tokens=12)
+        complete(engine, prompt_y, max_tokens=12)  # with one slot, this spills X to RAM
+        follow = chat("Name three colours.", first.text, "Now three more.")
+        second = complete(engine, follow, max_tokens=24)
+        return second.text, second.finished.cached_tokens, engine.conversations.restored
+
+    stayed_text, stayed_cached, stayed_restored = conversation(parallel=2)
+    restored_text, restored_cached, restored_count = conversation(parallel=1)
+    assert stayed_restored == 0 and restored_count == 1
+    assert restored_cached == stayed_cached > len(prompt_x)
+    assert restored_text == stayed_text
+
+
+def test_five_conversations_on_two_slots_all_hit_cache_within_budget(gemma: LlamaModel, chat) -> None:
+    budget = 24 << 20
+    engine = make_engine(gemma, parallel=2, session_cache_bytes=budget)
+    questions = [f"Tell me fact number {i} about the moon." for i in range(5)]
+    firsts = []
+    for q in questions:
+        firsts.append(complete(engine, chat(q), max_tokens=10))
+        assert engine.cache.bytes_used <= budget
+    for q, first in zip(questions, firsts):
+        prompt = chat(q, first.text, "Why?")
+        second = complete(engine, prompt, max_tokens=6)
+        assert second.finished.cached_tokens >= len(chat(q)), q
+        assert engine.cache.bytes_used <= budget
+    assert engine.conversations.restored >= 3
+    assert engine.conversations.spilled >= 3
+
+
+def test_budget_is_a_hard_limit(gemma: LlamaModel, chat) -> None:
+    engine = make_engine(gemma, parallel=1)
+    sizes = []
+    for i in range(3):
+        complete(engine, chat(f"Question {i}: why is the sky blue?"), max_tokens=6)
+        sizes.append(len(engine.ctx.save_sequence(0)))
+    one = max(sizes)
+    budget = one + one // 2  # room for one saved conversation, not two
+    engine = make_engine(gemma, parallel=1, session_cache_bytes=budget)
+    for i in range(4):
+        complete(engine, chat(f"Question {i}: why is the sky blue?"), max_tokens=6)
+        assert engine.cache.bytes_used <= budget
+        assert len(engine.cache) <= 1
+    # the oldest conversations were dropped, the newest spilled one is still there
+    back = complete(engine, chat("Question 2: why is the sky blue?"), max_tokens=2)
+    assert back.finished.cached_tokens > 0
+    gone = complete(engine, chat("Question 0: why is the sky blue?"), max_tokens=2)
+    assert gone.finished.cached_tokens == 0
+
+
+def raw_greedy(model: LlamaModel, prompts: list[list[int]], n_tokens: int) -> list[str]:
+    """The same prompts through a bare llama_decode loop (one batch for all prompts, then one token
+    per sequence per step), detokenized: what the engine must reproduce exactly."""
+    ctx = LlamaContext(model, 512, 4, 512, 2)
+    samplers = [Sampler(SamplingParams(temperature=0.0), model.n_vocab) for _ in prompts]
+    batch = ctx.batch
+    batch.clear()
+    rows = []
+    for seq, prompt in enumerate(prompts):
+        for pos, token in enumerate(prompt):
+            index = batch.add(token, pos, seq, pos == len(prompt) - 1)
+        rows.append(index)
+    ctx.decode()
+    out: list[list[int]] = [[] for _ in prompts]
+    positions = [len(p) for p in prompts]
+    for step in range(n_tokens):
+        tokens = [samplers[s].sample(ctx, rows[s]) for s in range(len(prompts))]
+        for s, token in enumerate(tokens):
+            out[s].append(token)
+        if step == n_tokens - 1:
+            break
+        batch.clear()
+        rows = [batch.add(tokens[s], positions[s], s, True) for s in range(len(prompts))]
+        positions = [p + 1 for p in positions]
+        ctx.decode()
+    ctx.close()
+    for sampler in samplers:
+        sampler.free()
+    return [b"".join(model.token_bytes(t) for t in toks).decode("utf-8", "replace") for toks in out]
+
+
+PROMPTS = ("The capital of France is", "Water boils at", "My favourite food is", "In 1492,")
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_batched_output_equals_the_bare_decode_loop(gemma: LlamaModel, count: int) -> None:
+    prompts = [gemma.tokenize(p, True) for p in PROMPTS[:count]]
+    engine = make_engine(gemma, parallel=4)
+    outcomes = [submit(engine, p, max_tokens=24) for p in prompts]
+    steps = run(engine)
+    assert steps <= 24 + 1  # all sequences decoded together, one llama_decode per token
+    assert [o.text for o in outcomes] == raw_greedy(gemma, prompts, 24)
+
+
+def test_long_prompt_is_prefilled_in_chunks_between_decode_steps(gemma: LlamaModel) -> None:
+    engine = make_engine(gemma, parallel=2, prefill_chunk=64, n_ctx=1024)
+    running = submit(engine, gemma.tokenize("Once upon a time", True), max_tokens=40)
+    engine.step()
+    engine.step()
+    produced = len(running.events)
+    long_prompt = gemma.tokenize("lorem ipsum " * 150, True)
+    submit(engine, long_prompt, max_tokens=4)
+    chunks_needed = -(-len(long_prompt) // 64)
+    for _ in range(chunks_needed):
+        engine.step()
+    # the running stream got a token on every step while the long prompt was prefilled
+    assert len(running.events) - produced >= chunks_needed - 1
+    run(engine)
+
+
+def test_same_conversation_twice_at_once_waits_and_stays_consistent(gemma: LlamaModel) -> None:
+    engine = make_engine(gemma, parallel=2)
+    tokens = gemma.tokenize("A story about a fox", True)
+    first = submit(engine, tokens, max_tokens=10, session="same")
+    second = submit(engine, tokens, max_tokens=10, session="same")
+    run(engine)
+    assert first.finished.completion_tokens == 10
+    assert second.finished.completion_tokens == 10
+    assert second.finished.cached_tokens == len(tokens) - 1  # reused the first's prompt, intact
+    assert first.text == second.text
+
+
+def test_queued_request_is_told_its_position(gemma: LlamaModel) -> None:
+    engine = make_engine(gemma, parallel=1)
+    first = submit(engine, gemma.tokenize("one", True), max_tokens=4)
+    second = submit(engine, gemma.tokenize("two", True), max_tokens=4)
+    run(engine)
+    assert first.events[0] == Queued(0)  # accepted and started at once
+    assert [e for e in first.events if isinstance(e, Queued)] == [Queued(0)]
+    assert second.events[0] == Queued(1)  # accepted, first in line
+    assert Queued(0) in second.events  # then started
+    assert second.finished.completion_tokens == 4
+
+
+def test_cancel_frees_the_slot_at_once(gemma: LlamaModel) -> None:
+    engine = make_engine(gemma, parallel=1)
+    doomed = submit(engine, gemma.tokenize("long story", True), max_tokens=400)
+    engine.step()
+    engine.step()
+    waiting = submit(engine, gemma.tokenize("short", True), max_tokens=3)
+    engine.cancel("no-such-request")  # an unknown id changes nothing
+    engine.step()
+    assert engine.load == (1, 1)
+    engine.cancel(doomed.request_id)
+    engine.step()
+    assert engine.load == (1, 0)  # the waiting request took the freed slot in the same step
+    run(engine)
+    assert doomed.finished.reason.value == "cancelled"
+    assert waiting.finished.completion_tokens == 3
+
+
+def test_new_prefill_is_paused_for_an_ongoing_turn_and_resumes_from_its_kv(gemma: LlamaModel,
+                                                                            chat) -> None:
+    engine = make_engine(gemma, parallel=1, n_batch=64, n_ctx=1024)
+    first = complete(engine, chat("Hello, who are you?"), max_tokens=6, session="chat")
+    long_prompt = gemma.tokenize("lorem ipsum dolor sit amet " * 60, True)
+    newcomer = submit(engine, long_prompt, max_tokens=3)
+    engine.step()
+    engine.step()  # two chunks of its prefill are done
+    follow = chat("Hello, who are you?", first.text, "Tell me more.")
+    ongoing = submit(engine, follow, max_tokens=3, session="chat")
+    engine.step()
+    assert engine.stats.paused == 1
+    while not (ongoing.events and isinstance(ongoing.events[-1], Finished)):
+        assert engine.step()
+    assert not any(isinstance(e, Finished) for e in newcomer.events)  # the ongoing turn went first
+    assert ongoing.finished.cached_tokens > len(chat("Hello, who are you?"))  # from restored KV
+    run(engine)
+    # the paused conversation came back from what it had computed, not from zero
+    assert newcomer.finished.cached_tokens >= 2 * 64 - 1
+    assert newcomer.finished.completion_tokens == 3
+
+
+def test_an_aborted_step_is_undone_and_redone_exactly(gemma: LlamaModel) -> None:
+    prompt = gemma.tokenize("The quick brown fox jumps over the lazy dog. " * 20, True)
+    reference_engine = make_engine(gemma, n_batch=64, n_ctx=1024)
+    reference = complete(reference_engine, prompt, max_tokens=12)
+    engine = make_engine(gemma, n_batch=64, n_ctx=1024)
+    outcome = submit(engine, prompt, max_tokens=12)
+    engine.step()
+    engine.ctx.abort()  # as if an ongoing turn had just arrived
+    engine.step()
+    assert engine.stats.aborted_steps == 1
+    run(engine)
+    assert outcome.text == reference.text
+    assert engine.stats.prompt_tokens_computed == reference_engine.stats.prompt_tokens_computed
+
+
+def test_an_ongoing_turn_aborts_a_new_conversations_prefill_in_flight(gemma: LlamaModel) -> None:
+    import time
+
+    engine = make_engine(gemma, n_ctx=2048, parallel=2)
+    engine.start()
+    try:
+        chat = gemma.tokenize("Hello there my friend", True)
+        first = submit(engine, chat, max_tokens=3, session="chat")
+        long_prompt = gemma.tokenize("lorem ipsum dolor sit amet " * 80, True)  # one long step
+        deadline = time.monotonic() + 30
+        while not first.events or not isinstance(first.events[-1], Finished):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        newcomer = submit(engine, long_prompt, max_tokens=3)
+        while engine.load[0] == 0:
+            time.sleep(0.001)
+        time.sleep(0.05)
+        ongoing = submit(engine, chat + gemma.tokenize(" again", False), max_tokens=3, session="chat")
+        while not (newcomer.events and isinstance(newcomer.events[-1], Finished)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        engine.stop()
+    assert engine.stats.aborted_steps >= 1
+    assert ongoing.finished.cached_tokens == len(chat)
+    alone = complete(make_engine(gemma, n_ctx=2048, parallel=2), long_prompt, max_tokens=3)
+    assert newcomer.text == alone.text

@@ -1,0 +1,82 @@
+"""Writes a tiny llama-architecture GGUF with the `gguf` package: a second model for tests.
+
+2 layers, width 64, a 300-token SentencePiece-style vocabulary (byte fallback, FIM tokens) and a
+chat template in its metadata. Random weights: it talks nonsense, fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFWriter, TokenType
+
+TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+DIM, FF, LAYERS, HEADS, VOCAB = 64, 128, 2, 4, 300
+
+
+def vocabulary() -> tuple[list[str], list[float], list[int]]:
+    tokens = ["<unk>", "<s>", "</s>"]
+    types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
+    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    types += [TokenType.BYTE] * 256
+    specials = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|im_start|>", "<|im_end|>"]
+    tokens += specials
+    types += [TokenType.CONTROL] * len(specials)
+    pieces = ["\u2581"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["\u2581" + chr(c) for c in range(ord("a"), ord("k"))]
+    tokens += pieces[: VOCAB - len(tokens)]
+    types += [TokenType.NORMAL] * (VOCAB - len(types))
+    scores = [0.0] * 3 + [-1000.0] * 256 + [0.0] * len(specials) + [-float(i) for i in range(VOCAB - 264)]
+    return tokens, scores, [int(t) for t in types]
+
+
+def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    w = GGUFWriter(str(path), "llama")
+    w.add_name("tiny-test-llama")
+    w.add_context_length(2048)
+    w.add_embedding_length(DIM)
+    w.add_block_count(LAYERS)
+    w.add_feed_forward_length(FF)
+    w.add_head_count(HEADS)
+    w.add_head_count_kv(HEADS)
+    w.add_rope_dimension_count(DIM // HEADS)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(0)
+    tokens, scores, types = vocabulary()
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    w.add_uint32("tokenizer.ggml.fim_pre_token_id", tokens.index("<|fim_prefix|>"))
+    w.add_uint32("tokenizer.ggml.fim_suf_token_id", tokens.index("<|fim_suffix|>"))
+    w.add_uint32("tokenizer.ggml.fim_mid_token_id", tokens.index("<|fim_middle|>"))
+    w.add_chat_template(TEMPLATE)
+
+    def tensor(name: str, *shape: int, scale: float = 0.08) -> None:
+        w.add_tensor(name, (rng.standard_normal(shape) * scale).astype(np.float32))
+
+    tensor("token_embd.weight", VOCAB, DIM, scale=0.5)
+    w.add_tensor("output_norm.weight", np.ones(DIM, dtype=np.float32))
+    tensor("output.weight", VOCAB, DIM, scale=0.5)
+    for i in range(LAYERS):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(DIM, dtype=np.float32))
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(DIM, dtype=np.float32))
+        for part in ("q", "k", "v", "output"):
+            tensor(f"blk.{i}.attn_{part}.weight", DIM, DIM)
+        tensor(f"blk.{i}.ffn_gate.weight", FF, DIM)
+        tensor(f"blk.{i}.ffn_up.weight", FF, DIM)
+        tensor(f"blk.{i}.ffn_down.weight", DIM, FF)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

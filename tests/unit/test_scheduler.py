@@ -1,0 +1,176 @@
+"""The scheduler as pure policy: a fake clock, hand-built facts, and properties over random bursts."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.engine.scheduler import Policy, Running, Scheduler, SchedulerSettings, Waiting
+
+
+def make(policy: Policy = Policy.LATENCY_FIRST, slots: int = 4, **kw: float) -> Scheduler:
+    return Scheduler(SchedulerSettings(policy=policy, **kw), slots)  # type: ignore[arg-type]
+
+
+def test_ongoing_turns_are_admitted_before_earlier_new_conversations() -> None:
+    s = make()
+    for i in range(3):
+        assert s.offer(Waiting(f"new{i}", ongoing=False, arrived=float(i))).accepted
+    s.offer(Waiting("chat", ongoing=True, arrived=5.0))
+    plan = s.plan(now=5.0, free_slots=1, running=[])
+    assert plan.admit == ["chat"]
+    assert s.plan(now=5.0, free_slots=2, running=[]).admit == ["new0", "new1"]
+
+
+def test_fifo_keeps_arrival_order() -> None:
+    s = make(Policy.FIFO)
+    s.offer(Waiting("new0", ongoing=False, arrived=0.0))
+    s.offer(Waiting("chat", ongoing=True, arrived=1.0))
+    assert s.plan(now=1.0, free_slots=1, running=[]).admit == ["new0"]
+
+
+def test_reserved_slots_are_kept_for_ongoing_turns() -> None:
+    s = make(reserved_slots=1)
+    s.offer(Waiting("new0", ongoing=False, arrived=0.0))
+    s.offer(Waiting("new1", ongoing=False, arrived=0.0))
+    assert s.plan(now=0.0, free_slots=2, running=[]).admit == ["new0"]  # the last free slot is kept
+    s.offer(Waiting("chat", ongoing=True, arrived=1.0))
+    assert s.plan(now=1.0, free_slots=1, running=[]).admit == ["chat"]
+
+
+def test_full_queue_refuses_new_conversations_with_retry_after() -> None:
+    s = make(max_queue=2)
+    assert s.offer(Waiting("a", False, 0.0)).accepted
+    assert s.offer(Waiting("b", False, 0.0)).accepted
+    verdict = s.offer(Waiting("c", False, 0.0))
+    assert not verdict.accepted and verdict.retry_after_s >= 1
+    assert s.offer(Waiting("chat", True, 0.0)).accepted  # an ongoing turn is never refused
+
+
+def test_requests_waiting_past_the_timeout_expire() -> None:
+    s = make(queue_timeout_s=30.0)
+    s.offer(Waiting("old", False, 0.0))
+    s.offer(Waiting("young", False, 20.0))
+    plan = s.plan(now=31.0, free_slots=0, running=[])
+    assert plan.expire == ["old"]
+    assert [w.request_id for w in s.waiting] == ["young"]
+
+
+def test_aging_lets_a_new_conversation_pass_ongoing_turns() -> None:
+    s = make(max_wait_s=10.0)
+    s.offer(Waiting("patient", False, 0.0))
+    s.offer(Waiting("chat", True, 9.0))
+    assert s.plan(now=9.5, free_slots=1, running=[]).admit == ["chat"]
+    s.offer(Waiting("chat2", True, 10.5))
+    assert s.plan(now=11.0, free_slots=1, running=[]).admit == ["patient"]
+
+
+def test_a_new_prefill_is_paused_for_an_ongoing_turn() -> None:
+    s = make()
+    running = [Running("new-decoding", False, prefilling=False, arrived=0.0),
+               Running("new-prefill-old", False, prefilling=True, arrived=1.0),
+               Running("new-prefill-young", False, prefilling=True, arrived=2.0),
+               Running("chat-prefill", True, prefilling=True, arrived=2.5)]
+    s.offer(Waiting("chat", True, 3.0))
+    plan = s.plan(now=3.0, free_slots=0, running=running)
+    assert plan.pause == ["new-prefill-young"]
+    assert plan.admit == ["chat"]
+
+
+def test_fifo_never_pauses() -> None:
+    s = make(Policy.FIFO)
+    s.offer(Waiting("chat", True, 3.0))
+    plan = s.plan(now=3.0, free_slots=0, running=[Running("n", False, True, 0.0)])
+    assert plan.pause == [] and plan.admit == []
+
+
+def test_blocked_requests_keep_their_place() -> None:
+    s = make()
+    s.offer(Waiting("second-turn", True, 0.0))
+    s.offer(Waiting("other", True, 1.0))
+    plan = s.plan(now=1.0, free_slots=2, running=[], blocked=frozenset({"second-turn"}))
+    assert plan.admit == ["other"]
+    assert s.plan(now=2.0, free_slots=1, running=[]).admit == ["second-turn"]
+
+
+def test_ongoing_prefill_goes_first_and_alone() -> None:
+    s = make()
+    running = [Running("new", False, True, 0.0), Running("chat", True, True, 1.0)]
+    assert s.prefill_order(running) == ["chat"]
+    assert s.prefill_order([Running("new", False, True, 0.0)]) == ["new"]
+    assert make(Policy.FIFO).prefill_order(running) == ["new", "chat"]
+
+
+def test_positions_follow_admission_order() -> None:
+    s = make()
+    s.offer(Waiting("new", False, 0.0))
+    verdict = s.offer(Waiting("chat", True, 1.0))
+    assert verdict.position == 1
+    assert s.positions(now=1.0) == {"chat": 1, "new": 2}
+
+
+events = st.lists(
+    st.tuples(st.booleans(), st.floats(min_value=0.0, max_value=3.0), st.booleans()),
+    min_size=1, max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events, st.sampled_from(list(Policy)), st.integers(1, 4), st.integers(0, 2))
+def test_properties_over_random_bursts(burst: list[tuple[bool, float, bool]], policy: Policy,
+                                       slots: int, reserved: int) -> None:
+    """No slot is over-committed, the queue bound holds, a running decode is never paused, every
+    request is eventually admitted or expired (none starves), and nothing is admitted twice."""
+    reserved = min(reserved, slots - 1)
+    cfg = SchedulerSettings(policy=policy, max_queue=8, queue_timeout_s=60.0, max_wait_s=5.0,
+                            reserved_slots=reserved)
+    s = Scheduler(cfg, slots)
+    now = 0.0
+    running: dict[str, Running] = {}
+    finish_at: dict[str, float] = {}
+    admitted: set[str] = set()
+    expired: set[str] = set()
+    offered: set[str] = set()
+    for i, (ongoing, gap, cancel) in enumerate(burst):
+        now += gap
+        rid = f"r{i}"
+        verdict = s.offer(Waiting(rid, ongoing, now))
+        if verdict.accepted:
+            offered.add(rid)
+        assert s.new_waiting() <= cfg.max_queue
+        if cancel and i > 0:
+            s.remove(f"r{i - 1}")
+            offered.discard(f"r{i - 1}")
+        for _ in range(3):
+            for r in [r for r, t in finish_at.items() if t <= now]:
+                running.pop(r, None)
+                finish_at.pop(r)
+            plan = s.plan(now, slots - len(running), list(running.values()))
+            for r in plan.pause:
+                assert running[r].prefilling and not running[r].ongoing
+                item = running.pop(r)
+                finish_at.pop(r)
+                s.requeue(Waiting(r, item.ongoing, item.arrived))
+                admitted.discard(r)
+            assert len(plan.admit) <= slots - len(running)
+            for r in plan.admit:
+                assert r not in admitted
+                admitted.add(r)
+                running[r] = Running(r, False, prefilling=False, arrived=now)
+                finish_at[r] = now + 0.5
+            expired.update(plan.expire)
+            now += 0.1
+    # drain: time moves on, every accepted request ends admitted or expired
+    for _ in range(2000):
+        if not s.waiting:
+            break
+        now += 0.5
+        running = {r: v for r, v in running.items() if finish_at.get(r, 0) > now}
+        plan = s.plan(now, slots - len(running), list(running.values()))
+        for r in plan.admit:
+            admitted.add(r)
+            running[r] = Running(r, False, False, now)
+            finish_at[r] = now + 0.5
+        expired.update(plan.expire)
+    assert not s.waiting
+    assert offered <= admitted | expired

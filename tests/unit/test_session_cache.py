@@ -1,0 +1,69 @@
+"""The session cache: a hard RAM budget, LRU order, the disk tier, and the model identity tag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.engine.session_cache import SavedSession, SessionCache
+
+
+def entry(key: str, size: int, model: str = "m1", tokens: list[int] | None = None) -> SavedSession:
+    return SavedSession(key, model, tokens or [1, 2, 3], b"x" * size, 0.0)
+
+
+def test_budget_is_never_exceeded_and_oldest_go_first() -> None:
+    cache = SessionCache("m1", budget_bytes=250)
+    for i in range(5):
+        assert cache.put(entry(f"k{i}", 100))
+        assert cache.bytes_used <= 250
+    assert "k4" in cache and "k3" in cache and "k0" not in cache
+    assert not cache.put(entry("huge", 251))  # larger than the whole budget: not kept
+    assert cache.bytes_used <= 250
+
+
+def test_take_removes_and_frees() -> None:
+    cache = SessionCache("m1", budget_bytes=1000)
+    cache.put(entry("a", 300))
+    taken = cache.take("a")
+    assert taken is not None and taken.state == b"x" * 300
+    assert cache.bytes_used == 0 and cache.take("a") is None
+
+
+def test_state_of_another_model_is_never_restored() -> None:
+    cache = SessionCache("m1", budget_bytes=1000)
+    cache.put(entry("a", 10, model="m2"))
+    assert cache.take("a") is None
+
+
+def test_evicted_entries_go_to_disk_within_its_budget(tmp_path: Path) -> None:
+    cache = SessionCache("m1", budget_bytes=150, disk_dir=str(tmp_path), disk_budget_bytes=400)
+    for i in range(6):
+        cache.put(entry(f"k{i}", 100, tokens=[i]))
+    assert cache.bytes_used <= 150
+    on_disk = sum(p.stat().st_size for p in tmp_path.glob("*.kv"))
+    assert 0 < on_disk <= 400
+    back = cache.take("k3")  # pushed out of RAM, still on disk
+    assert back is not None and back.tokens == [3] and back.state == b"x" * 100
+    assert cache.take("k0") is None  # the disk budget pushed the oldest out
+
+
+def test_unkeyed_continuation_is_found_by_prefix() -> None:
+    cache = SessionCache("m1", budget_bytes=1000)
+    cache.put(entry("~1", 10, tokens=[5, 6, 7, 8]))
+    cache.put(entry("k:named", 10, tokens=[5, 6, 7, 8]))
+    assert cache.best_continuation([5, 6, 7, 8, 9]) == "~1"
+    assert cache.best_continuation([9, 9]) is None
+
+
+def test_what_counts_as_the_same_conversation() -> None:
+    from gateway.engine.slots import common_prefix, continues
+
+    cached = list(range(100))
+    follow_up = cached[:98] + [500, 501, 502]  # the reply re-tokenized at its end, a new question
+    assert continues(cached, follow_up, common_prefix(cached, follow_up))
+    regenerate = cached[:40]  # the same prompt again: all of it is cached
+    assert continues(cached, regenerate, common_prefix(cached, regenerate))
+    other = cached[:10] + [900] * 50  # shares only the template's opening
+    assert not continues(cached, other, common_prefix(cached, other))
+    short = list(range(12))  # a short cached exchange, a new prompt sharing its first tokens
+    assert not continues(short, short[:9] + [7, 7, 7, 7, 7], 9)
