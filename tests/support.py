@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,3 +90,30 @@ def running_server(config_text: str, workdir: Path, timeout: float = 60) -> Iter
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class BackgroundStream(threading.Thread):
+    """A streamed completion in the background, recording when its first text arrived."""
+
+    def __init__(self, server: RunningServer, model: str, prompt: str, max_tokens: int,
+                 **extra: object) -> None:
+        super().__init__(daemon=True)
+        self.url = server.v1 + "/completions"
+        self.body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
+                     "ignore_eos": True, "temperature": 0, **extra}
+        self.first_text_at: float | None = None
+        self.status: int | None = None
+        self.lines: list[str] = []
+        self.leave = threading.Event()  # set it to hang up: the test decides when a slot frees
+        self.start()
+
+    def run(self) -> None:
+        with httpx.stream("POST", self.url, json=self.body, timeout=120) as r:
+            self.status = r.status_code
+            for line in r.iter_lines():
+                if self.leave.is_set():
+                    return
+                self.lines.append(line)
+                if self.first_text_at is None and line.startswith("data: {"):
+                    if any(c.get("text") for c in json.loads(line[6:]).get("choices", [])):
+                        self.first_text_at = time.monotonic()

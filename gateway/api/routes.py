@@ -17,11 +17,7 @@ from gateway.api.sse import HEADERS, frames
 from gateway.engine.async_client import generate
 from gateway.serving import responses
 from gateway.serving.model_registry import ModelRegistry, ModelState, ServedModel
-from gateway.serving.request_builder import (
-    build_chat_request,
-    build_completion_request,
-    session_key,
-)
+from gateway.serving.request_builder import build_chat_request, build_completion_request
 
 SESSION_HEADER = "x-session-id"
 
@@ -62,13 +58,14 @@ async def _run(request: Request, body: wire.ChatCompletionRequest | wire.Complet
                ) -> Response[bytes] | Stream:
     served = _registry(request).get(body.model)
     header = request.headers.get(SESSION_HEADER)
-    replica = served.pick(session_key(body, header))
+    served.require_ready()
     if isinstance(body, wire.ChatCompletionRequest):
         gen = build_chat_request(served, body, header)
         ids = responses.ResponseIds(model=served.id, prefix="chatcmpl")
     else:
         gen = build_completion_request(served, body, header)
         ids = responses.ResponseIds(model=served.id, prefix="cmpl")
+    replica = served.pick(gen)
     events = await responses.accepted(generate(replica, gen))
     chat = isinstance(body, wire.ChatCompletionRequest)
     if body.stream:

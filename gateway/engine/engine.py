@@ -69,6 +69,9 @@ class Engine:
     settings: EngineSettings
     clock: Callable[[], float] = time.monotonic
     stats: EngineStats = field(default_factory=EngineStats)
+    # called on the engine thread whenever (running, waiting) changes: routing and /health see
+    # a request the moment it is admitted or ends, not on the next poll
+    on_load: Callable[[tuple[int, int]], None] | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -88,6 +91,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._new_prefill_in_flight = False
+        self._reported_load = (0, 0)
 
     # ---- called from any thread ------------------------------------------------------------
 
@@ -130,7 +134,9 @@ class Engine:
         try:
             while not self._stopped:
                 try:
-                    if not self.step():
+                    ran = self.step()
+                    self._report_load()
+                    if not ran:
                         self._wait_for_command()
                 except Exception:  # a bug must cost the requests in flight, never the engine
                     log.exception("engine step failed; failing the requests in flight")
@@ -138,6 +144,12 @@ class Engine:
                         self._fail(seq, "internal error in the engine")
         finally:
             self._shutdown()
+
+    def _report_load(self) -> None:
+        current = self.load
+        if current != self._reported_load and self.on_load is not None:
+            self._reported_load = current
+            self.on_load(current)
 
     def _wait_for_command(self) -> None:
         # with requests waiting, wake up in time to expire or age them

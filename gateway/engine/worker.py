@@ -87,23 +87,13 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
             writer.send(ipc.Progress(fraction))
 
     model = LlamaModel(Path(spec.path), spec.n_gpu_layers, progress, spec.tensor_split or None)
-    engine = Engine(model, spec.settings)
+    engine = Engine(model, spec.settings, on_load=lambda load: writer.send(ipc.Load(*load)))
     engine.start()
     writer.send(ipc.Ready(engine.n_ctx_seq, model.identity))
 
     def sink_for(request_id: str) -> Sink:
         return lambda event: writer.send(ipc.Event(request_id, event))
 
-    def report_load() -> None:
-        previous = None
-        while True:
-            time.sleep(0.2)
-            current = engine.load
-            if current != previous:
-                writer.send(ipc.Load(*current))
-                previous = current
-
-    threading.Thread(target=report_load, name="load-report", daemon=True).start()
     try:
         while True:
             header = _read_exactly(conn, ipc.HEADER_SIZE)

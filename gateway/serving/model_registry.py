@@ -20,6 +20,7 @@ from gateway.engine.engine import EngineSettings
 from gateway.engine.ipc import WorkerSpec
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.scheduler import Policy
+from gateway.engine.types import GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
 from gateway.placement import Placement
@@ -145,7 +146,8 @@ class ServedModel:
         self.replicas = []
         self.router = Router()
 
-    def pick(self, session_key: str | None) -> EngineProcess:
+    def require_ready(self) -> list[EngineProcess]:
+        """The ready replicas; a clear 503 when there are none."""
         ready = [r for r in self.replicas if r.state is ReplicaState.READY]
         if not ready:
             state = self.state
@@ -155,7 +157,11 @@ class ServedModel:
                                   f"/admin/models/{self.id}/load", code="model_failed", retry_after=60)
             raise Unavailable(f"Model `{self.id}` is {state.value}; retry shortly",
                               code="model_not_ready", retry_after=2)
-        return self.router.pick(ready, session_key)
+        return ready
+
+    def pick(self, request: GenerationRequest) -> EngineProcess:
+        """The replica for this request: the one holding its conversation, else the least loaded."""
+        return self.router.pick(self.require_ready(), request.session_key, request.prompt_tokens)
 
     def describe(self) -> dict[str, object]:
         placed = self.placement.replicas if self.placement is not None else []

@@ -12,37 +12,19 @@ import httpx
 import openai
 import pytest
 
-from tests.support import RunningServer, model_block, running_server
+from tests.support import BackgroundStream, RunningServer, model_block, running_server
 
 MODEL = "gemma-3-270m"
 
 
 def server_with(gemma_path: Path, workdir: Path, **fields: object):  # type: ignore[no-untyped-def]
-    config = model_block(MODEL, gemma_path, n_ctx=512, chat_template="gemma", threads=2, **fields)
+    fields = {"n_ctx": 512, "chat_template": "gemma", "threads": 2, **fields}
+    config = model_block(MODEL, gemma_path, **fields)
     return running_server(config, workdir)
 
 
-class Stream(threading.Thread):
-    """A streamed completion in the background, recording when its first text arrived."""
-
-    def __init__(self, server: RunningServer, prompt: str, max_tokens: int, **extra: object) -> None:
-        super().__init__(daemon=True)
-        self.url = server.v1 + "/completions"
-        self.body = {"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
-                     "ignore_eos": True, "temperature": 0, **extra}
-        self.first_text_at: float | None = None
-        self.status: int | None = None
-        self.lines: list[str] = []
-        self.start()
-
-    def run(self) -> None:
-        with httpx.stream("POST", self.url, json=self.body, timeout=120) as r:
-            self.status = r.status_code
-            for line in r.iter_lines():
-                self.lines.append(line)
-                if self.first_text_at is None and line.startswith("data: {"):
-                    if any(c.get("text") for c in json.loads(line[6:]).get("choices", [])):
-                        self.first_text_at = time.monotonic()
+def stream(server: RunningServer, prompt: str, max_tokens: int, **extra: object) -> BackgroundStream:
+    return BackgroundStream(server, MODEL, prompt, max_tokens, **extra)
 
 
 def wait_running(server: RunningServer, running: int, waiting: int, timeout: float = 30) -> None:
@@ -56,21 +38,23 @@ def wait_running(server: RunningServer, running: int, waiting: int, timeout: flo
 
 
 def first_text_order(server: RunningServer) -> list[str]:
-    """Two slots busy (one frees early), two new conversations queued, then an ongoing turn."""
+    """Two slots busy, two new conversations queued, then an ongoing turn; then one slot frees."""
     httpx.post(server.v1 + "/completions", timeout=60, json={
         "model": MODEL, "prompt": "Chat A, turn 1: hello", "max_tokens": 4,
         "prompt_cache_key": "chat-a"}).raise_for_status()
-    Stream(server, "Long story one", 40)
-    Stream(server, "Long story two", 250)
+    first = stream(server, "Long story one", 450)
+    second = stream(server, "Long story two", 450)
     wait_running(server, 2, 0)
     new = []
     for i in range(2):  # one after the other, so their arrival order is known
-        new.append(Stream(server, f"New conversation {i}", 3))
+        new.append(stream(server, f"New conversation {i}", 3))
         wait_running(server, 2, i + 1)
-    ongoing = Stream(server, "Chat A, turn 1: hello and more", 3, prompt_cache_key="chat-a")
+    ongoing = stream(server, "Chat A, turn 1: hello and more", 3, prompt_cache_key="chat-a")
     wait_running(server, 2, 3)
+    first.leave.set()
     for s in [*new, ongoing]:
         s.join(120)
+    second.leave.set()
     named = {"ongoing": ongoing, "new0": new[0], "new1": new[1]}
     return sorted(named, key=lambda n: named[n].first_text_at or float("inf"))
 
@@ -93,15 +77,17 @@ def test_fifo_policy_serves_in_arrival_order(gemma_path: Path, tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def tiny_queue(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    # runners hang up when the test says so; the one that must outlast the queue timeout has
+    # 900 tokens to do it in
     with server_with(gemma_path, tmp_path_factory.mktemp("tq"), parallel=1, max_queue=1,
-                     queue_timeout_s=4.0) as server:
+                     n_ctx=1024, queue_timeout_s=3.0) as server:
         yield server
 
 
 def test_full_queue_is_429_with_retry_after(tiny_queue: RunningServer) -> None:
-    runner = Stream(tiny_queue, "Long story", 50)  # ends well before the queue timeout (4 s)
+    runner = stream(tiny_queue, "Long story", 450)
     wait_running(tiny_queue, 1, 0)
-    queued = Stream(tiny_queue, "Waiting one", 2)
+    queued = stream(tiny_queue, "Waiting one", 2)
     wait_running(tiny_queue, 1, 1)
     r = httpx.post(tiny_queue.v1 + "/completions", json={"model": MODEL, "prompt": "x", "stream": True})
     assert r.status_code == 429
@@ -111,6 +97,7 @@ def test_full_queue_is_429_with_retry_after(tiny_queue: RunningServer) -> None:
     client = openai.OpenAI(base_url=tiny_queue.v1, api_key="x", max_retries=0)
     with pytest.raises(openai.RateLimitError):
         client.completions.create(model=MODEL, prompt="x", max_tokens=2)
+    runner.leave.set()  # well within the queue timeout: the queued request gets the slot
     runner.join(120)
     queued.join(120)
     assert any(": queued position=1" in line for line in queued.lines)
@@ -119,23 +106,24 @@ def test_full_queue_is_429_with_retry_after(tiny_queue: RunningServer) -> None:
 
 
 def test_queue_timeout_is_503_and_frees_the_place(tiny_queue: RunningServer) -> None:
-    runner = Stream(tiny_queue, "Long story", 500)  # outlasts the queue timeout (4 s)
+    runner = stream(tiny_queue, "Long story", 900)
     wait_running(tiny_queue, 1, 0)
     started = time.monotonic()
     r = httpx.post(tiny_queue.v1 + "/completions", timeout=60,
                    json={"model": MODEL, "prompt": "patient", "max_tokens": 2})
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "queue_timeout"
-    assert 3.5 < time.monotonic() - started < 15
-    deadline = time.monotonic() + 2  # /health hears from the engine process every 0.2 s
+    assert 2.5 < time.monotonic() - started < 15
+    deadline = time.monotonic() + 2
     while httpx.get(tiny_queue.base + "/health").json()["models"][MODEL]["waiting"] != 0:
         assert time.monotonic() < deadline, "the expired request kept its place"
         time.sleep(0.02)
+    runner.leave.set()
     runner.join(120)
 
 
 def test_cancelled_while_queued_frees_its_place(tiny_queue: RunningServer) -> None:
-    runner = Stream(tiny_queue, "Long story", 80)  # ends well before the queue timeout (4 s)
+    runner = stream(tiny_queue, "Long story", 450)
     wait_running(tiny_queue, 1, 0)
     with httpx.stream("POST", tiny_queue.v1 + "/completions", timeout=30,
                       json={"model": MODEL, "prompt": "leaving", "stream": True}) as r:
@@ -145,8 +133,9 @@ def test_cancelled_while_queued_frees_its_place(tiny_queue: RunningServer) -> No
     while httpx.get(tiny_queue.base + "/health").json()["models"][MODEL]["waiting"]:
         assert time.monotonic() < deadline, "the cancelled request kept its place"
         time.sleep(0.02)
-    late = Stream(tiny_queue, "Taking its place", 2)
+    late = stream(tiny_queue, "Taking its place", 2)
     wait_running(tiny_queue, 1, 1)  # accepted, not refused
+    runner.leave.set()
     runner.join(120)
     late.join(120)
     assert late.status == 200 and [line for line in late.lines if line][-1] == "data: [DONE]"
