@@ -59,6 +59,7 @@ class ChatCompletionRequest(SamplingFields, frozen=True):
 
 class CompletionRequest(SamplingFields, frozen=True):
     prompt: str | list[str | int] | None = None  # text, [text], or token ids
+    suffix: str | None = None  # text after the insertion point: fill-in-the-middle
 
 
 # ---- responses ------------------------------------------------------------------------------

@@ -82,8 +82,13 @@ class LlamaModel:
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self.eog_tokens = [t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t)]
         self.eog_set = frozenset(self.eog_tokens)
-        self.bos_text = self._special_text(llama_cpp.llama_vocab_bos(self.vocab))
+        self.bos_token = llama_cpp.llama_vocab_bos(self.vocab)
+        self.bos_text = self._special_text(self.bos_token)
         self.eos_text = self._special_text(llama_cpp.llama_vocab_eos(self.vocab))
+        fim = (llama_cpp.llama_vocab_fim_pre(self.vocab), llama_cpp.llama_vocab_fim_suf(self.vocab),
+               llama_cpp.llama_vocab_fim_mid(self.vocab))
+        # (prefix, suffix, middle) markers for fill-in-the-middle, when the model has all three
+        self.fim_tokens: tuple[int, int, int] | None = fim if min(fim) >= 0 else None
         template = llama_cpp.llama_model_chat_template(model, None)
         self.chat_template: str | None = template.decode("utf-8") if template else None
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)

@@ -155,11 +155,32 @@ def build_completion_request(
         prompt = str(prompt[0])
     vocab = loaded.vocab
     assert vocab is not None  # a ready model has its vocabulary
+    fill_in = body.suffix is not None and (body.suffix != "" or vocab.fim_tokens is not None)
     if isinstance(prompt, str):
-        tokens = vocab.tokenize(prompt, add_special=True, parse_special=True)
+        # code around the insertion point is text, even where it spells a special token
+        tokens = vocab.tokenize(prompt, add_special=not fill_in, parse_special=not fill_in)
     else:
         tokens = [int(t) for t in prompt]
         bad = [t for t in tokens if not 0 <= t < vocab.n_vocab]
         if bad:
             raise InvalidRequest(f"Token id {bad[0]} is out of the vocabulary", param="prompt")
+    if fill_in:
+        tokens = _fill_in_the_middle(loaded, tokens, body.suffix or "")
     return _finish_building(loaded, body, body.max_tokens, tokens, "prompt", session_header)
+
+
+def _fill_in_the_middle(loaded: ServedModel, prefix: list[int], suffix: str) -> list[int]:
+    """The prompt for text to insert between `prefix` and `suffix`, in the prefix-suffix-middle
+    order FIM models are trained on (and llama-server sends): the model writes the middle."""
+    vocab = loaded.vocab
+    assert vocab is not None
+    if vocab.fim_tokens is None:
+        raise InvalidRequest(
+            f"Model `{loaded.id}` has no fill-in-the-middle tokens, so it cannot complete with a "
+            "`suffix`; leave `suffix` out or use a code model that has them",
+            param="suffix",
+        )
+    pre, suf, mid = vocab.fim_tokens
+    bos = [vocab.bos_token] if vocab.add_bos and vocab.bos_token >= 0 else []
+    suffix_tokens = vocab.tokenize(suffix, add_special=False, parse_special=False)
+    return [*bos, pre, *prefix, suf, *suffix_tokens, mid]
