@@ -19,7 +19,7 @@ def decode_rate(model_path: Path, batch: int, n_tokens: int, threads: int, n_ctx
     """Aggregate tokens/s of `batch` sequences decoding `n_tokens` each, after their prefill."""
     model = LlamaModel(model_path)
     ctx = LlamaContext(model, n_ctx, batch, 512, threads)
-    samplers = [Sampler(SamplingParams(temperature=0.0), model.n_vocab) for _ in range(batch)]
+    samplers = [Sampler(SamplingParams(temperature=0.0), model) for _ in range(batch)]
     prompt = model.tokenize(PROMPT, add_special=True)
     b = ctx.batch
     b.clear()

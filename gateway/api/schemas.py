@@ -29,6 +29,17 @@ class StreamOptions(msgspec.Struct, frozen=True):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(msgspec.Struct, frozen=True):
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(msgspec.Struct, frozen=True):
+    type: str
+    json_schema: JsonSchemaFormat | None = None
+
+
 class SamplingFields(msgspec.Struct, frozen=True):
     """Fields shared by chat and text completions (OpenAI's plus llama.cpp's common extras)."""
 
@@ -50,6 +61,7 @@ class SamplingFields(msgspec.Struct, frozen=True):
     prompt_cache_key: str | None = None
     ignore_eos: bool | None = False
     min_tokens: int | None = 0
+    response_format: ResponseFormat | None = None
 
 
 class ChatCompletionRequest(SamplingFields, frozen=True):

@@ -249,7 +249,7 @@ class Engine:
         self._running.append(RunningTurn(
             pending=pending,
             slot=placement.slot,
-            sampler=Sampler(request.sampling, self.model.n_vocab),
+            sampler=Sampler(request.sampling, self.model, request.grammar),
             text=TextStream(request.stop),
             prompt_left=request.prompt_tokens[placement.reused:],
             cached_tokens=placement.reused,

@@ -15,12 +15,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import llama_cpp
+import numpy as np
+from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
 from gateway.engine.types import SamplingParams
 
 log = logging.getLogger(__name__)
 
 _LOG_LEVEL_ERROR = 4
+
+# llama_token_data as a numpy record: {int32 id; float logit; float p}
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+
+# GBNF for any JSON object (llama.cpp's own); `json_schema_grammar` makes one for a JSON schema
+JSON_OBJECT_GRAMMAR: str = JSON_GBNF
+
+
+def json_schema_grammar(schema_json: str) -> str:
+    """GBNF accepting exactly the JSON that `schema_json` describes (llama.cpp's converter).
+    Raises on a schema it cannot convert."""
+    return str(json_schema_to_gbnf(schema_json))
 
 
 # what llama.cpp logs as errors when a decode is aborted on purpose (see `LlamaContext.abort`)
@@ -96,6 +110,15 @@ class LlamaModel:
         self.identity = hashlib.sha256(
             f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.describe()}".encode()
         ).hexdigest()[:16]
+
+    def grammar_is_valid(self, grammar: str) -> bool:
+        """Whether llama.cpp accepts this GBNF for this vocabulary: checked where a bad one can
+        only cost a 400, never in the engine process."""
+        sampler = llama_cpp.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
+        if not sampler:
+            return False
+        llama_cpp.llama_sampler_free(sampler)
+        return True
 
     def describe(self) -> str:
         buf = ctypes.create_string_buffer(256)
@@ -252,17 +275,33 @@ class LlamaContext:
 
 
 class Sampler:
-    """One sequence's sampler chain (penalties, top-k/p, min-p, temperature, seeded draw)."""
+    """One sequence's sampler chain (penalties, top-k/p, min-p, temperature, seeded draw), and
+    optionally a grammar the output must follow.
 
-    def __init__(self, params: SamplingParams, n_vocab: int) -> None:
+    Without a grammar a token is drawn by llama.cpp in one call. With one, checking the grammar
+    against all of a large vocabulary costs several times a decode step (and the step is shared by
+    every sequence in the batch), so the draw goes as llama-server's does: draw freely, ask the
+    grammar about that one token, and only when it refuses draw again from the constrained set.
+    """
+
+    def __init__(self, params: SamplingParams, model: LlamaModel, grammar: str | None = None) -> None:
         chain_params = llama_cpp.llama_sampler_chain_default_params()
         chain_params.no_perf = True
         self.ptr = llama_cpp.llama_sampler_chain_init(chain_params)
+        self.grammar = None
+        if grammar is not None:
+            self.grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
+            if not self.grammar:
+                self.free()
+                raise ValueError("llama.cpp rejected the grammar")
+            self._ids = np.arange(model.n_vocab, dtype=np.int32)
+            self._candidates = np.zeros(model.n_vocab, dtype=_TOKEN_DATA)
+            self._one = (llama_cpp.llama_token_data * 1)()
         add = lambda s: llama_cpp.llama_sampler_chain_add(self.ptr, s)  # noqa: E731
         if params.presence_penalty or params.frequency_penalty or params.repeat_penalty != 1.0:
             add(
                 llama_cpp.llama_sampler_init_penalties(
-                    n_vocab,
+                    model.n_vocab,
                     params.penalty_last_n,
                     params.repeat_penalty,
                     params.frequency_penalty,
@@ -283,9 +322,39 @@ class Sampler:
         add(llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
 
     def sample(self, ctx: LlamaContext, index: int) -> int:
-        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
+        if self.grammar is None:
+            return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ptr, index),
+                                       shape=(len(self._ids),))
+        token = self._draw(logits, constrained=False)
+        if not self._grammar_allows(token):
+            token = self._draw(logits, constrained=True)
+        llama_cpp.llama_sampler_accept(self.grammar, token)
+        llama_cpp.llama_sampler_accept(self.ptr, token)
+        return token
+
+    def _draw(self, logits: np.ndarray, constrained: bool) -> int:
+        candidates = self._candidates
+        candidates["id"] = self._ids  # samplers sort and cut the array in place: refill it all
+        candidates["logit"] = logits
+        candidates["p"] = 0.0
+        array = llama_cpp.llama_token_data_array(
+            candidates.ctypes.data_as(llama_cpp.llama_token_data_p), len(candidates), -1, False)
+        if constrained:
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(array))
+        llama_cpp.llama_sampler_apply(self.ptr, ctypes.byref(array))
+        return int(array.data[array.selected].id)
+
+    def _grammar_allows(self, token: int) -> bool:
+        self._one[0] = llama_cpp.llama_token_data(token, 0.0, 0.0)
+        array = llama_cpp.llama_token_data_array(self._one, 1, -1, False)
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(array))
+        return math.isfinite(self._one[0].logit)
 
     def free(self) -> None:
         if self.ptr:
             llama_cpp.llama_sampler_free(self.ptr)
             self.ptr = None
+        if self.grammar:
+            llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None

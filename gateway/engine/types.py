@@ -40,6 +40,7 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     ignore_eos: bool = False
     min_tokens: int = 0
     session_key: str | None = None
+    grammar: str | None = None  # GBNF the output must follow (structured output), checked already
 
 
 class TextDelta(msgspec.Struct, frozen=True, tag=True):

@@ -19,6 +19,7 @@ from gateway.engine.types import GenerationRequest, SamplingParams
 from gateway.errors import ContextLengthExceeded, InvalidRequest
 from gateway.serving.chat_template import TemplateError
 from gateway.serving.model_registry import ServedModel
+from gateway.serving.structured_output import grammar_for
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
@@ -85,6 +86,8 @@ def _finish_building(
             f"{prompt_param} resulted in {len(tokens)} tokens. Please reduce the length.",
             param=prompt_param,
         )
+    vocab = loaded.vocab
+    assert vocab is not None  # a ready model has its vocabulary
     room = limit - len(tokens)
     return GenerationRequest(
         request_id=uuid.uuid4().hex,
@@ -95,6 +98,7 @@ def _finish_building(
         ignore_eos=bool(body.ignore_eos),
         min_tokens=body.min_tokens or 0,
         session_key=session_key(body, session_header),
+        grammar=grammar_for(body, vocab),
     )
 
 

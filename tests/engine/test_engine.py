@@ -113,7 +113,7 @@ def raw_greedy(model: LlamaModel, prompts: list[list[int]], n_tokens: int) -> li
     """The same prompts through a bare llama_decode loop (one batch for all prompts, then one token
     per sequence per step), detokenized: what the engine must reproduce exactly."""
     ctx = LlamaContext(model, 512, 4, 512, 2)
-    samplers = [Sampler(SamplingParams(temperature=0.0), model.n_vocab) for _ in prompts]
+    samplers = [Sampler(SamplingParams(temperature=0.0), model) for _ in prompts]
     batch = ctx.batch
     batch.clear()
     rows = []
