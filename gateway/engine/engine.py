@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 import msgspec
 
 from gateway.engine.conversations import ConversationStore
-from gateway.engine.llama_backend import DecodeAborted, LlamaContext, LlamaModel, Sampler
+from gateway.engine.llama_backend import (
+    DecodeAborted,
+    GrammarStuck,
+    LlamaContext,
+    LlamaModel,
+    Sampler,
+)
 from gateway.engine.scheduler import Policy, Scheduler, SchedulerSettings, Waiting
 from gateway.engine.session_cache import SessionCache
 from gateway.engine.text_stream import TextStream
@@ -353,7 +359,11 @@ class Engine:
         request = seq.request
         if request.ignore_eos or seq.generated < request.min_tokens:
             self.ctx.suppress_end(seq.logits_index)
-        token = seq.sampler.sample(self.ctx, seq.logits_index)
+        try:
+            token = seq.sampler.sample(self.ctx, seq.logits_index)
+        except GrammarStuck:
+            self._fail(seq, "the response format allows no next token for this model")
+            return
         seq.generated += 1
         self.stats.tokens_generated += 1
         if token in self.model.eog_set:

@@ -274,6 +274,10 @@ class LlamaContext:
             self.ptr = None
 
 
+class GrammarStuck(Exception):
+    """The grammar allows none of the vocabulary's tokens next (llama.cpp would abort on one)."""
+
+
 class Sampler:
     """One sequence's sampler chain (penalties, top-k/p, min-p, temperature, seeded draw), and
     optionally a grammar the output must follow.
@@ -343,7 +347,10 @@ class Sampler:
         if constrained:
             llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(array))
         llama_cpp.llama_sampler_apply(self.ptr, ctypes.byref(array))
-        return int(array.data[array.selected].id)
+        chosen = array.data[array.selected] if 0 <= array.selected < array.size else None
+        if chosen is None or not math.isfinite(chosen.logit):
+            raise GrammarStuck
+        return int(chosen.id)
 
     def _grammar_allows(self, token: int) -> bool:
         self._one[0] = llama_cpp.llama_token_data(token, 0.0, 0.0)

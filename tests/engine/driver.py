@@ -28,11 +28,11 @@ class Outcome:
 
 
 def submit(engine: Engine, tokens: list[int], max_tokens: int = 16, session: str | None = None,
-           **sampling: object) -> Outcome:
+           grammar: str | None = None, ignore_eos: bool = True, **sampling: object) -> Outcome:
     outcome = Outcome(f"r{next(_ids)}")
     params = SamplingParams(**{"temperature": 0.0, **sampling})  # type: ignore[arg-type]
     request = GenerationRequest(outcome.request_id, tokens, max_tokens, params, session_key=session,
-                                ignore_eos=True)
+                                ignore_eos=ignore_eos, grammar=grammar)
     engine.submit(request, outcome.events.append)
     return outcome
 

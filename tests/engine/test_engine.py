@@ -8,7 +8,7 @@ import pytest
 
 from gateway.engine.engine import Engine, EngineSettings
 from gateway.engine.llama_backend import LlamaContext, LlamaModel, Sampler
-from gateway.engine.types import Finished, Queued, SamplingParams
+from gateway.engine.types import Failed, Finished, FinishReason, Queued, SamplingParams
 from gateway.serving.chat_template import ChatTemplate
 from tests.engine.driver import complete, run, submit
 
@@ -274,3 +274,24 @@ def test_an_ongoing_turn_aborts_a_new_conversations_prefill_in_flight(gemma: Lla
     assert ongoing.finished.cached_tokens == len(chat)
     alone = complete(make_engine(gemma, n_ctx=2048, parallel=2), long_prompt, max_tokens=3)
     assert newcomer.text == alone.text
+
+
+def test_a_grammar_holds_the_output_and_ends_it(gemma: LlamaModel) -> None:
+    engine = make_engine(gemma)
+    prompt = gemma.tokenize("Is the sea wet? Answer:", True)
+    for seed in range(3):
+        answer = complete(engine, prompt, max_tokens=16, grammar='root ::= " yes" | " no"',
+                          ignore_eos=False, temperature=1.0, seed=seed)
+        assert answer.text in (" yes", " no")
+        assert answer.finished.reason is FinishReason.STOP
+
+
+def test_a_grammar_with_no_way_forward_fails_only_its_own_sequence(gemma: LlamaModel) -> None:
+    engine = make_engine(gemma)
+    prompt = gemma.tokenize("Say a letter:", True)
+    # with the end token suppressed, nothing may follow "a"
+    stuck = submit(engine, prompt, max_tokens=8, grammar='root ::= "a"', ignore_eos=True)
+    other = submit(engine, prompt, max_tokens=8)
+    run(engine)
+    assert stuck.text == "a" and isinstance(stuck.events[-1], Failed)
+    assert other.finished.completion_tokens == 8
