@@ -111,11 +111,17 @@ class LlamaModel:
             f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.describe()}".encode()
         ).hexdigest()[:16]
 
+    def grammar_sampler(self, grammar: str) -> llama_cpp.llama_sampler_p | None:
+        """llama.cpp's sampler for this GBNF over this vocabulary; None when it rejects the
+        grammar. The caller frees it."""
+        sampler = llama_cpp.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
+        return sampler or None
+
     def grammar_is_valid(self, grammar: str) -> bool:
         """Whether llama.cpp accepts this GBNF for this vocabulary: checked where a bad one can
         only cost a 400, never in the engine process."""
-        sampler = llama_cpp.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
-        if not sampler:
+        sampler = self.grammar_sampler(grammar)
+        if sampler is None:
             return False
         llama_cpp.llama_sampler_free(sampler)
         return True
@@ -294,8 +300,8 @@ class Sampler:
         self.ptr = llama_cpp.llama_sampler_chain_init(chain_params)
         self.grammar = None
         if grammar is not None:
-            self.grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
-            if not self.grammar:
+            self.grammar = model.grammar_sampler(grammar)
+            if self.grammar is None:
                 self.free()
                 raise ValueError("llama.cpp rejected the grammar")
             self._ids = np.arange(model.n_vocab, dtype=np.int32)
