@@ -24,10 +24,13 @@ import httpx
 
 from bench.harness import Server, _process, embedded_model_path, median, print_table, stream_completion
 from bench.raw_ceiling import PROMPT
-from gateway.engine.engine import Engine, EngineSettings
+from gateway.config import ModelConfig, ModelSource
+from gateway.engine.decode_check import decodes
+from gateway.engine.engine import Engine
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.types import Finished, GenerationRequest, SamplingParams
 from gateway.progress import ProgressBar
+from gateway.serving.model_registry import engine_settings
 from tests.support import free_port, model_block
 
 
@@ -64,8 +67,10 @@ async def http_latencies(base: str, n: int) -> list[float]:
 
 
 def in_process_latencies(path: Path, threads: int, n: int) -> list[float]:
-    model = LlamaModel(path)
-    engine = Engine(model, EngineSettings(n_ctx=1024, parallel=2, threads=threads))
+    model = LlamaModel(path, extra_buffers=decodes(path, extra_buffers=True)[0])
+    config = ModelConfig(id="model", source=ModelSource(path=str(path)), n_ctx=1024, parallel=2,
+                         threads=threads)
+    engine = Engine(model, engine_settings(config))
     engine.start()
     tokens = model.tokenize("Hi", add_special=True)
     out = []

@@ -57,6 +57,9 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queue_timeout_s: float = 120.0
     max_wait_s: float = 10.0
     reserved_slots: int = 0
+    # llama.cpp's extra CPU buffer types (AMX, repacked weights): "auto" uses them and, when the
+    # engine dies by a signal before it is ready, starts it once more without them
+    cpu_extra_buffers: Literal["auto"] | bool = "auto"
 
 
 class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

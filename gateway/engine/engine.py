@@ -44,19 +44,22 @@ log = logging.getLogger(__name__)
 
 
 class EngineSettings(msgspec.Struct, frozen=True):
-    n_ctx: int = 4096
-    parallel: int = 4
-    n_batch: int = 512
-    prefill_chunk: int = 256
-    threads: int = 0
-    session_cache_bytes: int = 512 << 20
-    session_cache_dir: str | None = None
-    session_disk_bytes: int = 4 << 30
-    policy: Policy = Policy.LATENCY_FIRST
-    max_queue: int = 64
-    queue_timeout_s: float = 120.0
-    max_wait_s: float = 10.0
-    reserved_slots: int = 0
+    """How one engine runs. No defaults here: the config (`ModelConfig`) is their one source, so
+    engine tests and benches run with the settings users get."""
+
+    n_ctx: int
+    parallel: int
+    n_batch: int
+    prefill_chunk: int
+    threads: int
+    session_cache_bytes: int
+    session_cache_dir: str | None  # already namespaced for this model replica
+    session_disk_bytes: int
+    policy: Policy
+    max_queue: int
+    queue_timeout_s: float
+    max_wait_s: float
+    reserved_slots: int
 
 
 @dataclass
@@ -78,10 +81,12 @@ class Engine:
     # called on the engine thread whenever (running, waiting) changes: routing and /health see
     # a request the moment it is admitted or ends, not on the next poll
     on_load: Callable[[tuple[int, int]], None] | None = None
+    decode_failpoint: str | None = None  # see `failpoints`: tests inject faults here
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.ctx = LlamaContext(self.model, s.n_ctx, s.parallel, s.n_batch, s.threads)
+        self.ctx = LlamaContext(self.model, s.n_ctx, s.parallel, s.n_batch, s.threads,
+                                self.decode_failpoint)
         self.n_ctx_seq = self.ctx.n_ctx_seq
         self.cache = SessionCache(self.model.identity, s.session_cache_bytes, s.session_cache_dir,
                                   s.session_disk_bytes)

@@ -1,7 +1,7 @@
 """The wire between the gateway and an engine process: length-prefixed msgpack frames.
 
-Gateway -> engine: `Submit`, `Cancel`. Engine -> gateway: `Progress` while loading, `Ready` once
-loaded, `Event` for each request's events, `Load` now and then (for routing and /health).
+Gateway -> engine: `Submit`, `Cancel`. Engine -> gateway: `Progress` while loading, `WarmingUp` once
+loaded, `Ready` once a warm-up decode worked, `Event` for each request's events, `Load` now and then (for routing and /health).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class WorkerSpec(msgspec.Struct, frozen=True):
     settings: EngineSettings
     n_gpu_layers: int = 0
     tensor_split: list[float] = []
+    extra_buffers: bool = True  # llama.cpp's extra CPU buffer types (AMX, repacked weights)
 
 
 class Submit(msgspec.Struct, frozen=True, tag=True):
@@ -34,6 +35,10 @@ class Cancel(msgspec.Struct, frozen=True, tag=True):
 
 class Progress(msgspec.Struct, frozen=True, tag=True):
     fraction: float
+
+
+class WarmingUp(msgspec.Struct, frozen=True, tag=True):
+    """The weights are loaded; the warm-up decode runs next."""
 
 
 class Ready(msgspec.Struct, frozen=True, tag=True):
@@ -52,7 +57,7 @@ class Load(msgspec.Struct, frozen=True, tag=True):
 
 
 ToEngine = Submit | Cancel
-FromEngine = Progress | Ready | Event | Load
+FromEngine = Progress | WarmingUp | Ready | Event | Load
 
 _HEADER = struct.Struct("!I")
 _encoder = msgspec.msgpack.Encoder()

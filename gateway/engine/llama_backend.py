@@ -18,6 +18,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
+from gateway.engine.failpoints import trigger
 from gateway.engine.types import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,18 @@ class LlamaModel:
         progress: Callable[[float], None] | None = None,
         tensor_split: list[float] | None = None,
         vocab_only: bool = False,
+        extra_buffers: bool = True,
     ) -> None:
         """Load a GGUF. `vocab_only` loads the tokenizer and metadata, not the weights: what the
-        gateway process needs to tokenize and render prompts while an engine process runs it."""
+        gateway process needs to tokenize and render prompts while an engine process runs it.
+        `extra_buffers` off keeps the weights out of llama.cpp's extra CPU buffer types (AMX,
+        repacked layouts): slower on some CPUs, but it avoids their faults (AMX inside a VM)."""
         _init_backend()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = n_gpu_layers
         params.vocab_only = vocab_only
+        params.use_extra_bufts = extra_buffers
+        self.extra_buffers = extra_buffers
         if tensor_split:
             self._split = (ctypes.c_float * len(tensor_split))(*tensor_split)
             params.tensor_split = self._split
@@ -211,9 +217,11 @@ class LlamaContext:
     """A llama.cpp context with `n_seq` independent sequences of `n_ctx_seq` tokens each."""
 
     def __init__(
-        self, model: LlamaModel, n_ctx_seq: int, n_seq: int, n_batch: int, threads: int
+        self, model: LlamaModel, n_ctx_seq: int, n_seq: int, n_batch: int, threads: int,
+        decode_failpoint: str | None = None,
     ) -> None:
         self.model = model
+        self._decode_failpoint = decode_failpoint
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx_seq * n_seq
         params.n_batch = n_batch
@@ -233,6 +241,7 @@ class LlamaContext:
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.batch = TokenBatch(n_batch)
         self._eog = model.eog_tokens
+        self._greedy = llama_cpp.llama_sampler_init_greedy()
         self._abort_flag = ctypes.create_string_buffer(2)
         self._abort_reader = llama_cpp.ggml_abort_callback(_flag_reader())
         llama_cpp.llama_set_abort_callback(
@@ -246,12 +255,32 @@ class LlamaContext:
     def decode(self) -> None:
         b = self.batch
         b._batch.n_tokens = b.size
+        if self._decode_failpoint is not None and trigger(self._decode_failpoint,
+                                                          self.model.extra_buffers):
+            raise RuntimeError("llama_decode failed (failpoint engine.decode=error)")
         rc = llama_cpp.llama_decode(self.ptr, b._batch)
         self._abort_flag[0] = b"\x00"
         if rc == 2:
             raise DecodeAborted()
         if rc != 0:
             raise RuntimeError(f"llama_decode failed ({rc})")
+
+    def warm_up(self) -> None:
+        """Run a short prompt and one generation step through the batch path requests use, then
+        forget them: a backend that cannot decode on this machine fails here (raises, or dies by
+        a signal), not on the first request."""
+        batch = self.batch
+        tokens = self.model.tokenize("Hello, world", add_special=True)[: max(1, batch.capacity - 1)]
+        batch.clear()
+        for pos, token in enumerate(tokens):
+            index = batch.add(token, pos, 0, pos == len(tokens) - 1)
+        self.decode()
+        token = int(llama_cpp.llama_sampler_sample(self._greedy, self.ptr, index))
+        batch.clear()
+        batch.add(token, len(tokens), 0, True)
+        self.decode()
+        batch.clear()
+        self.forget(0)
 
     def suppress_end(self, index: int) -> None:
         """Make end-of-generation tokens impossible for the logits row `index` (ignore_eos)."""
@@ -276,6 +305,7 @@ class LlamaContext:
     def close(self) -> None:
         if self.ptr:
             self.batch.free()
+            llama_cpp.llama_sampler_free(self._greedy)
             llama_cpp.llama_free(self.ptr)
             self.ptr = None
 

@@ -1,13 +1,15 @@
 """An engine process: loads one model replica, runs its engine, serves it over a Unix socket.
 
 Started by the gateway's supervisor as `python -m gateway.engine.worker SOCKET SPEC_JSON`. It
-listens on SOCKET, accepts the gateway's one connection, reports load progress, then turns `Submit`
+listens on SOCKET, accepts the gateway's one connection, reports load progress, warms up (a decode
+through the batch path; only then is it `Ready`), then turns `Submit`
 and `Cancel` frames into engine calls and sends engine events back. A writer thread batches events
 so the engine thread never waits on the socket. When the gateway goes away, the process exits.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import queue
@@ -21,6 +23,7 @@ import msgspec
 
 from gateway.engine import ipc
 from gateway.engine.engine import Engine
+from gateway.engine.failpoints import Failpoints, trigger
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.types import Sink
 
@@ -86,8 +89,14 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
             last[0] = now
             writer.send(ipc.Progress(fraction))
 
-    model = LlamaModel(Path(spec.path), spec.n_gpu_layers, progress, spec.tensor_split or None)
-    engine = Engine(model, spec.settings, on_load=lambda load: writer.send(ipc.Load(*load)))
+    failpoints = Failpoints.from_env(spec.model_id)
+    trigger(failpoints.action("engine.load"), spec.extra_buffers)
+    model = LlamaModel(Path(spec.path), spec.n_gpu_layers, progress, spec.tensor_split or None,
+                       extra_buffers=spec.extra_buffers)
+    engine = Engine(model, spec.settings, on_load=lambda load: writer.send(ipc.Load(*load)),
+                    decode_failpoint=failpoints.action("engine.decode"))
+    writer.send(ipc.WarmingUp())
+    engine.ctx.warm_up()  # ready means it can answer: a backend that cannot decode dies or raises here
     engine.start()
     writer.send(ipc.Ready(engine.n_ctx_seq, model.identity))
 
@@ -114,6 +123,7 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
 
 
 def main() -> None:
+    faulthandler.enable()  # a fatal signal leaves a Python traceback on stderr: the gateway shows it
     logging.basicConfig(level=os.environ.get("GATEWAY_ENGINE_LOG", "WARNING"),
                         format=f"%(asctime)s %(levelname)s engine[{os.getpid()}] %(name)s: %(message)s")
     socket_path, spec_json = sys.argv[1], sys.argv[2]

@@ -1,14 +1,19 @@
 """One engine process (a model replica), started, watched and restarted by the gateway.
 
 Speaks the `gateway.engine.ipc` protocol over a Unix socket. Offers the engine's `submit`/`cancel`
-face to the serving layer, from the event loop. When the process dies, every request in flight on it
-ends with a 503 (`engine_restarting`) and the process is started again with backoff; other replicas
-and models are untouched. `stop` ends it and leaves no process behind.
+face to the serving layer, from the event loop. A replica is `ready` only once its engine has loaded
+and a warm-up decode worked. When the process dies, every request in flight on it ends with a 503
+(`engine_restarting`) and it is started again with exponential backoff; after `max_failures` deaths in
+a row (each within `stable_s` of its start) it stays `failed`, with the reason: how it died and the
+last lines it wrote to stderr. An engine that dies by a signal before it was ready, on the CPU, with
+llama.cpp's extra CPU buffer types on and `cpu_extra_buffers = "auto"`, is started once more without
+them (the AMX fault in VMs). Other replicas and models are untouched. `stop` leaves no process behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import logging
@@ -18,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import msgspec
 
@@ -26,6 +32,8 @@ from gateway.engine.types import Failed, Finished, GenerationRequest, Sink
 
 log = logging.getLogger(__name__)
 
+HEALED_NOTE = "CPU backend crashed with extra buffer types; running without them"
+STDERR_LINES = 8
 
 
 class ReplicaState(str, enum.Enum):
@@ -46,40 +54,77 @@ def _die_with_parent() -> None:
         pass
 
 
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "closed its connection"
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
 class EngineProcess:
     def __init__(self, spec: ipc.WorkerSpec, env: dict[str, str] | None = None,
                  on_progress: Callable[[float], None] = lambda _f: None,
-                 backoff_s: tuple[float, float] = (0.5, 30.0), max_failures: int = 5) -> None:
-        self.spec = spec
+                 backoff_s: tuple[float, float] = (0.5, 30.0), max_failures: int = 4,
+                 stable_s: float = 60.0, extra_buffers: Literal["auto"] | bool = "auto",
+                 on_cpu: bool = True) -> None:
+        self.spec = msgspec.structs.replace(spec, extra_buffers=extra_buffers is not False)
         self.env = env or {}
         self.on_progress = on_progress
         self.backoff_s = backoff_s
         self.max_failures = max_failures
+        self.stable_s = stable_s
+        self.extra_buffers_policy = extra_buffers
+        self.on_cpu = on_cpu
         self.state = ReplicaState.LOADING
         self.n_ctx_seq = spec.settings.n_ctx
-        self.load = (0, 0)
+        self.running = 0  # as the engine last reported it
         self.restarts = 0
         self.pid: int | None = None
+        self.failure: str | None = None  # why it is `failed`, or why it last died
+        self.note: str | None = None  # e.g. that it healed itself by turning extra buffers off
         self.ready = asyncio.Event()
         self._sinks: dict[str, Sink] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._fatal: str | None = None
         self._stopping = False
 
     @property
     def in_flight(self) -> int:
         return len(self._sinks)
 
+    @property
+    def load(self) -> tuple[int, int]:
+        """(running, waiting) as the gateway knows it: every request it handed this engine and
+        has not heard the end of, running as the engine last said, the rest waiting."""
+        running = min(self.running, len(self._sinks))
+        return running, len(self._sinks) - running
+
     # ---- the engine face ---------------------------------------------------------------------
 
     def submit(self, request: GenerationRequest, sink: Sink) -> None:
         if self.state is not ReplicaState.READY or self._writer is None:
-            sink(Failed(f"model `{self.spec.model_id}` is {self.state.value}", status=503,
-                        code="model_not_ready", retry_after=2))
+            if self.state is ReplicaState.FAILED:
+                sink(Failed(f"model `{self.spec.model_id}` failed: {self.failure}", status=503,
+                            code="model_failed", retry_after=60))
+            else:
+                sink(Failed(f"model `{self.spec.model_id}` is {self.state.value}", status=503,
+                            code="model_not_ready", retry_after=2))
+            return
+        try:
+            frame = ipc.frame(ipc.Submit(request))
+        except (TypeError, ValueError, OverflowError) as exc:  # must not happen: validation bounds it
+            log.error("cannot send request %s to the engine: %s", request.request_id, exc)
+            sink(Failed("the request could not be sent to the engine"))
             return
         self._sinks[request.request_id] = sink
-        self._writer.write(ipc.frame(ipc.Submit(request)))
+        self._writer.write(frame)
 
     def cancel(self, request_id: str) -> None:
         if self._sinks.pop(request_id, None) is not None and self._writer is not None:
@@ -88,11 +133,20 @@ class EngineProcess:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping = False
+        self.failure = None
+        self.state = ReplicaState.LOADING
         self._task = asyncio.get_running_loop().create_task(self._supervise())
+
+    def retry(self) -> None:
+        """Start a `failed` replica afresh (the admin's load)."""
+        if self.state is ReplicaState.FAILED:
+            self.start()
 
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
         self.state = ReplicaState.STOPPED
+        self.ready.clear()
         if self._writer is not None:
             self._writer.close()  # the engine sees EOF, stops, exits
         process = self._process
@@ -106,60 +160,116 @@ class EngineProcess:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._fail_in_flight("the model was unloaded")
+        self._fail_in_flight("the model was unloaded", code="model_unloaded", retry_after=60)
+
+    def fail_in_flight(self, message: str, code: str) -> None:
+        """End every request in flight here with a 503 (the server is shutting down)."""
+        self._fail_in_flight(message, code=code, retry_after=5)
 
     async def _supervise(self) -> None:
         failures = 0
         while not self._stopping:
             started = time.monotonic()
+            was_ready = False
             try:
-                await self._run_once()
+                was_ready = await self._run_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.error("engine for %s: %s", self.spec.model_id, exc)
             if self._stopping:
                 return
+            returncode = self._process.returncode if self._process is not None else None
+            self.failure = self._reason(returncode, was_ready)
+            self.ready.clear()
             self._fail_in_flight(f"the engine process for `{self.spec.model_id}` stopped; "
-                                 "it is being restarted")
-            failures = 1 if time.monotonic() - started > 60 else failures + 1
-            if failures > self.max_failures:
+                                 "it is being restarted", code="engine_restarting", retry_after=2)
+            if self._should_heal(returncode, was_ready):
+                self.spec = msgspec.structs.replace(self.spec, extra_buffers=False)
+                self.note = HEALED_NOTE
+                log.warning("engine for %s: %s (%s); starting it again without them",
+                            self.spec.model_id, HEALED_NOTE, self.failure)
+                self.state = ReplicaState.RESTARTING
+                self.restarts += 1
+                continue
+            failures = 1 if time.monotonic() - started > self.stable_s else failures + 1
+            if failures >= self.max_failures:
                 self.state = ReplicaState.FAILED
-                log.error("engine for %s failed %d times in a row; giving up", self.spec.model_id,
-                          failures - 1)
+                log.error("engine for %s failed %d times in a row; giving up: %s",
+                          self.spec.model_id, failures, self.failure)
                 return
             self.state = ReplicaState.RESTARTING
-            self.ready.clear()
             self.restarts += 1
             delay = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (failures - 1))
-            log.warning("engine for %s exited; restarting in %.1f s", self.spec.model_id, delay)
+            log.warning("engine for %s %s; restarting in %.1f s", self.spec.model_id,
+                        self.failure, delay)
             await asyncio.sleep(delay)
 
-    async def _run_once(self) -> None:
+    def _should_heal(self, returncode: int | None, was_ready: bool) -> bool:
+        return (returncode is not None and returncode < 0 and not was_ready and self.on_cpu
+                and self.spec.extra_buffers and self.extra_buffers_policy == "auto")
+
+    def _reason(self, returncode: int | None, was_ready: bool) -> str:
+        when = "while serving" if was_ready else "before it was ready (loading or warm-up)"
+        reason = f"the engine process {describe_exit(returncode)} {when}"
+        if self._fatal is not None:
+            reason += f": {self._fatal}"
+        if self._stderr:
+            reason += "; its last output: " + " | ".join(self._stderr)
+        return reason
+
+    async def _run_once(self) -> bool:
+        """Run the engine process until it ends; True if it got as far as ready."""
+        self._stderr.clear()
+        self._fatal = None
+        self.state = ReplicaState.LOADING if self.restarts == 0 else ReplicaState.RESTARTING
         with tempfile.TemporaryDirectory(prefix="gateway-") as tmp:
             path = os.path.join(tmp, "engine.sock")
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway.engine.worker", path,
                 msgspec.json.encode(self.spec).decode(),
                 env={**os.environ, **self.env}, preexec_fn=_die_with_parent,
+                stderr=asyncio.subprocess.PIPE,
             )
             self.pid = self._process.pid
-            reader, self._writer = await self._connect(path)
+            assert self._process.stderr is not None
+            echo = asyncio.get_running_loop().create_task(self._echo_stderr(self._process.stderr))
+            was_ready = False
             try:
-                await self._read(reader)
+                reader, self._writer = await self._connect(path)
+                try:
+                    was_ready = await self._read(reader)
+                finally:
+                    self._writer.close()
+                    self._writer = None
             finally:
-                self._writer.close()
-                self._writer = None
+                if self._process.returncode is None:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._process.wait(), 2)  # let it say why it ended
                 if self._process.returncode is None:
                     self._process.kill()
                 await self._process.wait()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(echo, 2)
+                echo.cancel()
+            return was_ready
+
+    async def _echo_stderr(self, stream: asyncio.StreamReader) -> None:
+        """Pass the engine's stderr on to ours, keeping its last lines for the failure reason."""
+        while line := await stream.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            if text.startswith("Fatal Python error"):  # faulthandler names the fatal signal
+                self._fatal = text[:200]
+            if text:
+                self._stderr.append(text[:300])
+            sys.stderr.write(text + "\n")
 
     async def _connect(self, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         assert self._process is not None
         deadline = time.monotonic() + 60
         while True:
             if self._process.returncode is not None:
-                raise RuntimeError(f"engine process exited with {self._process.returncode}")
+                raise RuntimeError(f"engine process {describe_exit(self._process.returncode)}")
             try:
                 return await asyncio.open_unix_connection(path)
             except (FileNotFoundError, ConnectionRefusedError):
@@ -167,13 +277,14 @@ class EngineProcess:
                     raise RuntimeError("engine process did not open its socket") from None
                 await asyncio.sleep(0.02)
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
+    async def _read(self, reader: asyncio.StreamReader) -> bool:
+        was_ready = False
         while True:
             try:
                 header = await reader.readexactly(ipc.HEADER_SIZE)
                 body = await reader.readexactly(ipc.body_size(header))
             except (asyncio.IncompleteReadError, ConnectionError):
-                return
+                return was_ready
             message = ipc.from_engine_decoder.decode(body)
             if isinstance(message, ipc.Event):
                 event = message.event
@@ -183,16 +294,24 @@ class EngineProcess:
                         del self._sinks[message.request_id]
                     sink(event)
             elif isinstance(message, ipc.Load):
-                self.load = (message.running, message.waiting)
+                self.running = message.running
             elif isinstance(message, ipc.Progress):
                 self.on_progress(message.fraction)
-            else:
+            elif isinstance(message, ipc.Ready):
+                was_ready = True
                 self.n_ctx_seq = message.n_ctx_seq
+                self.failure = None
                 self.state = ReplicaState.READY
                 self.ready.set()
 
-    def _fail_in_flight(self, message: str) -> None:
+    def _fail_in_flight(self, message: str, code: str, retry_after: int) -> None:
         sinks, self._sinks = self._sinks, {}
         for sink in sinks.values():
-            sink(Failed(message, status=503, code="engine_restarting"))
-        self.load = (0, 0)
+            sink(Failed(message, status=503, code=code, retry_after=retry_after))
+        self.running = 0
+
+    def describe(self) -> dict[str, object]:
+        running, waiting = self.load
+        return {"state": self.state.value, "pid": self.pid, "running": running,
+                "waiting": waiting, "restarts": self.restarts, "error": self.failure,
+                "note": self.note, "extra_buffers": self.spec.extra_buffers}

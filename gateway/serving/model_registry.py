@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +44,12 @@ class ModelState(str, enum.Enum):
     UNLOADED = "unloaded"
 
 
-def engine_settings(model: ModelConfig) -> EngineSettings:
+def engine_settings(model: ModelConfig, replica: int = 0) -> EngineSettings:
+    """The engine's settings for one replica of `model`: the config is their only source."""
+    cache_dir = None
+    if model.session_cache_dir is not None:  # each model replica saves into a room of its own
+        room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id) + f"-replica{replica}"
+        cache_dir = os.path.join(os.path.expanduser(model.session_cache_dir), room)
     return EngineSettings(
         n_ctx=model.n_ctx,
         parallel=model.parallel,
@@ -50,7 +57,7 @@ def engine_settings(model: ModelConfig) -> EngineSettings:
         prefill_chunk=model.prefill_chunk,
         threads=model.threads,
         session_cache_bytes=model.session_cache_mb << 20,
-        session_cache_dir=model.session_cache_dir,
+        session_cache_dir=cache_dir,
         session_disk_bytes=model.session_disk_mb << 20,
         policy=Policy(model.scheduling),
         max_queue=model.max_queue,
@@ -75,6 +82,7 @@ class ServedModel:
         self.replicas: list[EngineProcess] = []
         self.router = Router()
         self.error: str | None = None
+        self.wanted = config.load_at_start  # should it be serving? (/health counts it if so)
         self._loading: asyncio.Task[None] | None = None
 
     @property
@@ -97,16 +105,28 @@ class ServedModel:
         return ModelState.LOADING
 
     @property
+    def failure(self) -> str | None:
+        """Why it cannot serve: its own load error, else a failed replica's reason."""
+        if self.error is not None:
+            return self.error
+        return next((r.failure for r in self.replicas
+                     if r.state is ReplicaState.FAILED and r.failure), None)
+
+    @property
     def n_ctx_seq(self) -> int:
         ready = [r.n_ctx_seq for r in self.replicas if r.state is ReplicaState.READY]
         return min(ready) if ready else self.config.n_ctx
 
     def load(self) -> None:
-        """Start loading, unless it is loading or loaded already; a failed model tries again."""
-        if self.state is ModelState.FAILED:
+        """Start loading, unless it is loading or loaded already; a failed model (or replica)
+        tries again."""
+        self.wanted = True
+        if self.error is not None:
             self.error = None
             self._loading = None
             self.replicas = []
+        for replica in self.replicas:
+            replica.retry()
         if self._loading is None:
             self._loading = asyncio.get_running_loop().create_task(self._load())
 
@@ -133,31 +153,41 @@ class ServedModel:
     def _replica(self, path: Path, index: int) -> EngineProcess:
         assert self.placement is not None
         where = self.placement.replicas[index]
-        spec = WorkerSpec(self.id, str(path), engine_settings(self.config), where.n_gpu_layers,
-                          where.tensor_split)
+        spec = WorkerSpec(self.id, str(path), engine_settings(self.config, index),
+                          where.n_gpu_layers, where.tensor_split)
         name = self.id if len(self.placement.replicas) == 1 else f"{self.id}#{index}"
-        return EngineProcess(spec, where.env(), lambda f: self.progress(name, f))
+        on_cpu = not where.gpus or where.n_gpu_layers >= 0  # some layers (or all) on the CPU
+        return EngineProcess(spec, where.env(), lambda f: self.progress(name, f),
+                             extra_buffers=self.config.cpu_extra_buffers, on_cpu=on_cpu)
 
     async def unload(self) -> None:
+        """Stop its engines. A `load` that comes while they stop starts new ones, left alone."""
+        self.wanted = False
         loading, self._loading = self._loading, None
+        replicas, self.replicas = self.replicas, []
+        self.router = Router()
         if loading is not None and not loading.done():
             loading.cancel()
-        await asyncio.gather(*(r.stop() for r in self.replicas))
-        self.replicas = []
-        self.router = Router()
+        await asyncio.gather(*(r.stop() for r in replicas))
 
     def require_ready(self) -> list[EngineProcess]:
         """The ready replicas; a clear 503 when there are none."""
         ready = [r for r in self.replicas if r.state is ReplicaState.READY]
-        if not ready:
-            state = self.state
-            if state is ModelState.FAILED:
-                why = f": {self.error}" if self.error else ""
-                raise Unavailable(f"Model `{self.id}` failed to load{why}. Fix it and POST "
-                                  f"/admin/models/{self.id}/load", code="model_failed", retry_after=60)
-            raise Unavailable(f"Model `{self.id}` is {state.value}; retry shortly",
-                              code="model_not_ready", retry_after=2)
-        return ready
+        if ready:
+            return ready
+        state = self.state
+        if state is ModelState.FAILED:
+            raise Unavailable(f"Model `{self.id}` failed: {self.failure}. Fix it and POST "
+                              f"/admin/models/{self.id}/load to try again", code="model_failed",
+                              retry_after=60)
+        if state is ModelState.UNLOADED:
+            raise Unavailable(f"Model `{self.id}` is not loaded; POST /admin/models/{self.id}/load "
+                              "loads it", code="model_unloaded", retry_after=60)
+        if state is ModelState.RESTARTING:
+            raise Unavailable(f"Model `{self.id}` is restarting after its engine stopped; retry "
+                              "shortly", code="engine_restarting", retry_after=2)
+        raise Unavailable(f"Model `{self.id}` is {state.value}; retry shortly",
+                          code="model_not_ready", retry_after=2)
 
     def pick(self, request: GenerationRequest) -> EngineProcess:
         """The replica for this request: the one holding its conversation, else the least loaded."""
@@ -165,16 +195,14 @@ class ServedModel:
 
     def describe(self) -> dict[str, object]:
         placed = self.placement.replicas if self.placement is not None else []
+        replicas = [{**r.describe(), **(placed[i].describe() if i < len(placed) else {})}
+                    for i, r in enumerate(self.replicas)]
         return {
             "state": self.state.value,
-            "error": self.error,
+            "error": self.failure,
             "running": sum(r.load[0] for r in self.replicas),
             "waiting": sum(r.load[1] for r in self.replicas),
-            "replicas": [
-                {"state": r.state.value, "pid": r.pid, "running": r.load[0], "waiting": r.load[1],
-                 "restarts": r.restarts, **(placed[i].describe() if i < len(placed) else {})}
-                for i, r in enumerate(self.replicas)
-            ],
+            "replicas": replicas,
         }
 
 
@@ -208,6 +236,23 @@ class ModelRegistry:
 
     def names(self) -> list[str]:
         return [m.id for m in self.models]
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        """(HTTP status, body) for /health: 200 `ok` only when every model that should serve
+        (loaded at start or on request) is ready; 503 `loading` while one is on its way, else
+        503 `unavailable` (failed, unloaded)."""
+        wanted = [m for m in self.models if m.wanted]
+        status = "ok"
+        if any(m.state is not ModelState.READY for m in wanted):
+            settling = (ModelState.LOADING, ModelState.RESTARTING)
+            status = "loading" if any(m.state in settling for m in wanted) else "unavailable"
+        body: dict[str, object] = {
+            "status": status,
+            "models": {m.id: m.describe() for m in self.models},
+            "gateway": {"tasks": len(asyncio.all_tasks()),
+                        "in_flight": sum(r.in_flight for m in self.models for r in m.replicas)},
+        }
+        return (200 if status == "ok" else 503), body
 
     async def close(self) -> None:
         await asyncio.gather(*(m.unload() for m in self.models))

@@ -103,6 +103,7 @@ def test_second_model_uses_the_template_from_its_gguf(two: RunningServer) -> Non
 def test_kill_9_of_one_engine_fails_its_stream_cleanly_and_it_comes_back(two: RunningServer) -> None:
     victim = engine_pid(two, GEMMA)
     survivor = engine_pid(two, TINY)
+    restarts = model_status(two, GEMMA)["replicas"][0]["restarts"]
     gemma_lines: list[str] = []
     tiny_lines: list[str] = []
     gemma_stream = threading.Thread(target=stream_lines, args=(two, GEMMA, 400, gemma_lines))
@@ -130,7 +131,8 @@ def test_kill_9_of_one_engine_fails_its_stream_cleanly_and_it_comes_back(two: Ru
         assert time.monotonic() < deadline, model_status(two, GEMMA)
         time.sleep(0.1)
     status = model_status(two, GEMMA)
-    assert status["replicas"][0]["pid"] != victim and status["replicas"][0]["restarts"] == 1
+    assert status["replicas"][0]["pid"] != victim
+    assert status["replicas"][0]["restarts"] == restarts + 1
     r = httpx.post(two.v1 + "/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 3})
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
 
@@ -141,7 +143,8 @@ def test_unload_and_load_through_admin(two: RunningServer) -> None:
     assert r.status_code == 200 and r.json()["state"] == "unloaded"
     assert not alive(pid)
     r = httpx.post(two.v1 + "/completions", json={"model": TINY, "prompt": "x", "max_tokens": 2})
-    assert r.status_code == 503 and r.json()["error"]["code"] == "model_not_ready"
+    assert r.status_code == 503 and r.json()["error"]["code"] == "model_unloaded"
+    assert f"/admin/models/{TINY}/load" in r.json()["error"]["message"]  # not "retry shortly"
     assert "retry-after" in r.headers
     # the other model is untouched
     assert httpx.post(two.v1 + "/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 2}
@@ -218,8 +221,9 @@ def test_a_model_that_cannot_load_fails_alone_and_says_why(gemma_path: Path, tmp
     broken.write_bytes(b"not a gguf at all")
     config = (model_block("broken", broken) +
               model_block(GEMMA, gemma_path, n_ctx=256, parallel=1, chat_template="gemma", threads=1))
-    with running_server(config, tmp_path / "srv") as server:
+    with running_server(config, tmp_path / "srv", healthy=False) as server:
         assert model_status(server, "broken")["state"] == "failed"
+        assert httpx.get(server.base + "/health").status_code == 503
         r = httpx.post(server.v1 + "/completions", json={"model": "broken", "prompt": "x"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "model_failed"
         assert "broken.gguf" in r.json()["error"]["message"]
