@@ -21,6 +21,10 @@ _decoders: dict[type, msgspec.json.Decoder] = {}  # type: ignore[type-arg]
 def decode_body(body: bytes, type_: type[T]) -> T:
     if not body.strip():
         raise InvalidRequest("The request body is empty; send a JSON object")
+    try:
+        body.decode("utf-8")  # msgspec skips unknown fields unread: check all of it
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid UTF-8 (at byte {exc.start})") from None
     decoder = _decoders.get(type_)
     if decoder is None:
         decoder = _decoders[type_] = msgspec.json.Decoder(type_)
@@ -39,3 +43,5 @@ def decode_body(body: bytes, type_: type[T]) -> T:
                              param=param) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply") from None

@@ -6,9 +6,19 @@ omit absent fields. No behaviour here: just the shapes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+# every number is bounded at the edge: nothing out of range reaches the engine (or its wire)
+Tokens = Annotated[int, msgspec.Meta(ge=1, le=1 << 31)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=1 << 31)]
+Seed = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]  # int64, as OpenAI
+Temperature = Annotated[float, msgspec.Meta(ge=0.0, le=2.0)]
+Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Penalty = Annotated[float, msgspec.Meta(ge=-2.0, le=2.0)]
+RepeatPenalty = Annotated[float, msgspec.Meta(ge=0.0, le=10.0)]
+Choices = Annotated[int, msgspec.Meta(ge=1, le=128)]
 
 
 # ---- requests -------------------------------------------------------------------------------
@@ -44,29 +54,29 @@ class SamplingFields(msgspec.Struct, frozen=True):
     """Fields shared by chat and text completions (OpenAI's plus llama.cpp's common extras)."""
 
     model: str
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    repeat_penalty: float | None = None
-    n: int | None = None
+    max_tokens: Tokens | None = None
+    temperature: Temperature | None = None
+    top_p: Fraction | None = None
+    top_k: Count | None = None
+    min_p: Fraction | None = None
+    repeat_penalty: RepeatPenalty | None = None
+    n: Choices | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    seed: Seed | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
     user: str | None = None
     prompt_cache_key: str | None = None
     ignore_eos: bool | None = False
-    min_tokens: int | None = 0
+    min_tokens: Count | None = 0
     response_format: ResponseFormat | None = None
 
 
 class ChatCompletionRequest(SamplingFields, frozen=True):
     messages: list[ChatMessage] = []
-    max_completion_tokens: int | None = None
+    max_completion_tokens: Tokens | None = None
 
 
 class CompletionRequest(SamplingFields, frozen=True):

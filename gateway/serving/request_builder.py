@@ -24,20 +24,8 @@ from gateway.serving.structured_output import grammar_for
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
-def _check_range(name: str, value: float | None, low: float, high: float) -> None:
-    if value is not None and not low <= value <= high:
-        raise InvalidRequest(f"`{name}` must be between {low} and {high}, got {value}", param=name)
-
-
 def sampling_params(body: SamplingFields) -> SamplingParams:
-    _check_range("temperature", body.temperature, 0.0, 2.0)
-    _check_range("top_p", body.top_p, 0.0, 1.0)
-    _check_range("min_p", body.min_p, 0.0, 1.0)
-    _check_range("presence_penalty", body.presence_penalty, -2.0, 2.0)
-    _check_range("frequency_penalty", body.frequency_penalty, -2.0, 2.0)
-    _check_range("repeat_penalty", body.repeat_penalty, 0.0, 10.0)
-    if body.top_k is not None and body.top_k < 0:
-        raise InvalidRequest("`top_k` must be >= 0", param="top_k")
+    """The sampler's settings; their ranges were checked when the body was decoded."""
     return SamplingParams(
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
@@ -71,11 +59,6 @@ def _finish_building(
 ) -> GenerationRequest:
     if body.n not in (None, 1):
         raise InvalidRequest("Only `n` = 1 is supported", param="n")
-    param = "max_completion_tokens" if prompt_param == "messages" else "max_tokens"
-    if max_tokens is not None and max_tokens < 1:
-        raise InvalidRequest(f"`{param}` must be >= 1, got {max_tokens}", param=param)
-    if body.min_tokens is not None and body.min_tokens < 0:
-        raise InvalidRequest("`min_tokens` must be >= 0", param="min_tokens")
     sampling = sampling_params(body)
     if not tokens:
         raise InvalidRequest("The prompt is empty", param=prompt_param)
@@ -109,6 +92,9 @@ def _message_text(index: int, content: str | list[ContentPart] | None) -> str:
         return content
     parts = []
     for j, part in enumerate(content):
+        if part.type == "text" and part.text is None:
+            raise InvalidRequest("A text content part needs its `text`",
+                                 param=f"messages[{index}].content[{j}].text")
         if part.type != "text" or part.text is None:
             raise InvalidRequest(
                 f"Content part type `{part.type}` is not supported by this model; send text parts",
