@@ -7,7 +7,7 @@ this turn run in, and how much of its prompt is already there?". Runs on the eng
 
 from __future__ import annotations
 
-import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +33,6 @@ class ConversationStore:
         self.clock = clock
         self.spilled = 0
         self.restored = 0
-        self._unkeyed_ids = itertools.count(1)
 
     def is_known(self, key: str | None, prompt: list[int]) -> bool:
         """Whether this turn continues a conversation whose KV is resident or saved."""
@@ -63,7 +62,7 @@ class ConversationStore:
             if slot is not None:
                 key = slot.session
             else:
-                key = self.cache.best_continuation(prompt) or f"{UNKEYED}{next(self._unkeyed_ids)}"
+                key = self.cache.best_continuation(prompt) or f"{UNKEYED}{uuid.uuid4().hex}"
                 slot = self._claim(key)
         if slot is None or key is None:
             return None
@@ -94,7 +93,7 @@ class ConversationStore:
 
     def _spill(self, slot: Slot) -> None:
         """Move an idle slot's conversation out to the session cache and empty the slot."""
-        if slot.tokens and slot.session is not None and self.cache.budget_bytes > 0:
+        if slot.tokens and slot.session is not None and self.cache.enabled:
             state = self.ctx.save_sequence(slot.seq)
             entry = SavedSession(slot.session, self.model_identity, list(slot.tokens), state,
                                  self.clock())

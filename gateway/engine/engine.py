@@ -197,7 +197,8 @@ class Engine:
         pending.arrived = self.clock()
         pending.ongoing = self.conversations.is_known(pending.session, pending.request.prompt_tokens)
         request_id = pending.request.request_id
-        verdict = self.scheduler.offer(Waiting(request_id, pending.ongoing, pending.arrived))
+        verdict = self.scheduler.offer(Waiting(request_id, pending.ongoing, pending.arrived),
+                                       free_slots=self.conversations.free_slots())
         if not verdict.accepted:
             pending.sink(Failed("Too many new conversations are waiting for this model; retry later",
                                 status=429, code="queue_full", retry_after=verdict.retry_after_s))

@@ -75,12 +75,25 @@ class Scheduler:
     def new_waiting(self) -> int:
         return sum(1 for w in self._queue if not w.ongoing)
 
-    def offer(self, item: Waiting) -> Verdict:
-        """A request arrives. New conversations are refused when their queue is full."""
-        if not item.ongoing and self.new_waiting() >= self.settings.max_queue:
+    def offer(self, item: Waiting, free_slots: int = 0) -> Verdict:
+        """A request arrives while `free_slots` slots are idle. A new conversation is refused when
+        it would have to wait and `max_queue` new conversations already truly wait: those the
+        free slots will take at the next plan do not count (0 means none may wait at all)."""
+        if not item.ongoing and not self._room_for_new(free_slots):
             return Verdict(False, retry_after_s=self._retry_after())
         self._queue.append(item)
         return Verdict(True, position=self.position(item.request_id))
+
+    def _room_for_new(self, free_slots: int) -> bool:
+        """Whether one more new conversation may join: it gets a slot at the next plan, or fewer
+        than `max_queue` new ones truly wait. Ongoing turns take free slots first, and under
+        latency_first new ones leave the reserved slots alone."""
+        new = self.new_waiting()
+        for_new = free_slots - (len(self._queue) - new)
+        if self.settings.policy is Policy.LATENCY_FIRST:
+            for_new -= self.settings.reserved_slots
+        for_new = max(0, for_new)
+        return new < for_new or new - for_new < self.settings.max_queue
 
     def remove(self, request_id: str) -> bool:
         before = len(self._queue)

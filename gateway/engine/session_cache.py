@@ -3,21 +3,25 @@
 An entry carries the tokens its state covers and the identity of the model that produced it, so it
 is never restored into another model. The RAM budget is a hard limit on the bytes held: inserting
 evicts least recently used entries first, and an entry larger than the budget is not kept. Entries
-pushed out of RAM go to a directory on disk when one is configured, within their own budget.
-No llama.cpp here; the clock is passed in.
+pushed out of RAM (or too large for it) go to a directory on disk when one is configured, within
+their own budget. The disk tier keeps each model's entries in a room of its own (a subdirectory
+named by the model's identity, inside the replica's directory), private to the user (0700/0600),
+and an index of their tokens in memory, so an unkeyed conversation saved on disk is found again by
+its prefix. No llama.cpp here; the clock is passed in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from gateway.engine.slots import UNKEYED, common_prefix, continues
+from gateway.engine.slots import best_unkeyed
 
 
 @dataclass
@@ -29,12 +33,14 @@ class SavedSession:
     saved_at: float
 
 
-class _DiskRecord(msgspec.Struct):
+class _DiskHeader(msgspec.Struct):
     key: str
     model_identity: str
     tokens: list[int]
-    state: bytes
     saved_at: float
+
+
+_HEADER_SIZE = struct.Struct("!I")  # a file: header length, msgpack header, then the raw state
 
 
 class SessionCache:
@@ -48,8 +54,15 @@ class SessionCache:
         self.model_identity = model_identity
         self.budget_bytes = budget_bytes
         self._ram: OrderedDict[str, SavedSession] = OrderedDict()
-        self._disk = _DiskTier(Path(disk_dir).expanduser(), disk_budget_bytes) if disk_dir else None
+        self._disk = (_DiskTier(Path(disk_dir).expanduser() / model_identity, model_identity,
+                                disk_budget_bytes)
+                      if disk_dir and disk_budget_bytes > 0 else None)
         self.bytes_used = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything can be saved at all (RAM or disk)."""
+        return self.budget_bytes > 0 or self._disk is not None
 
     def __len__(self) -> int:
         return len(self._ram)
@@ -73,76 +86,128 @@ class SessionCache:
         return True
 
     def take(self, key: str) -> SavedSession | None:
-        """Remove and return the entry for `key` if it belongs to this model."""
-        entry = self._ram.pop(key, None)
+        """Remove and return the entry for `key`; only ever one of this model's."""
+        entry = self._ram.get(key)
         if entry is not None:
+            if entry.model_identity != self.model_identity:
+                return None
+            del self._ram[key]
             self.bytes_used -= len(entry.state)
-        elif self._disk is not None:
-            entry = self._disk.take(key)
-        if entry is None or entry.model_identity != self.model_identity:
-            return None
-        return entry
+            return entry
+        return self._disk.take(key) if self._disk is not None else None
 
     def best_continuation(self, prompt: list[int]) -> str | None:
-        """Key of the unkeyed saved conversation this prompt continues, if any (RAM tier)."""
-        best, best_shared = None, 0
-        for key, entry in self._ram.items():
-            if not key.startswith(UNKEYED):
-                continue
-            shared = common_prefix(entry.tokens, prompt)
-            if continues(entry.tokens, prompt, shared) and shared > best_shared:
-                best, best_shared = key, shared
-        return best
+        """Key of the unkeyed saved conversation (RAM or disk) this prompt continues, if any."""
+        in_ram, shared_ram = best_unkeyed([(k, e.tokens) for k, e in self._ram.items()], prompt)
+        if self._disk is None:
+            return in_ram
+        on_disk, shared_disk = best_unkeyed(self._disk.index_items(), prompt)
+        return on_disk if shared_disk > shared_ram else in_ram
 
     def discard(self, key: str) -> None:
         entry = self._ram.pop(key, None)
         if entry is not None:
             self.bytes_used -= len(entry.state)
         if self._disk is not None:
-            self._disk.take(key)
+            self._disk.remove(key)
+
+
+@dataclass
+class _OnDisk:
+    tokens: list[int]
+    size: int
+    saved_at: float
 
 
 class _DiskTier:
-    """Entries as files in one directory; the oldest files go first when over budget."""
+    """One model's entries as files in its own directory; the oldest go first when over budget.
+    What is there is indexed at start (headers only), so lookups never read the disk."""
 
-    def __init__(self, directory: Path, budget_bytes: int) -> None:
+    def __init__(self, directory: Path, model_identity: str, budget_bytes: int) -> None:
         self.directory = directory
+        self.model_identity = model_identity
         self.budget_bytes = budget_bytes
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        self._index: dict[str, _OnDisk] = {}
+        for path in directory.glob("*.kv"):
+            header = self._read_header(path)
+            if header is None or header.model_identity != model_identity:
+                continue
+            self._index[header.key] = _OnDisk(header.tokens, path.stat().st_size, header.saved_at)
 
     def _path(self, key: str) -> Path:
         return self.directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".kv")
 
     def __contains__(self, key: str) -> bool:
-        return self._path(key).exists()
+        return key in self._index
+
+    def index_items(self) -> list[tuple[str, list[int]]]:
+        return [(key, item.tokens) for key, item in self._index.items()]
+
+    @property
+    def bytes_used(self) -> int:
+        return sum(item.size for item in self._index.values())
 
     def put(self, entry: SavedSession) -> bool:
-        data = msgspec.msgpack.encode(
-            _DiskRecord(entry.key, entry.model_identity, entry.tokens, entry.state, entry.saved_at)
-        )
-        if len(data) > self.budget_bytes:
+        header = msgspec.msgpack.encode(
+            _DiskHeader(entry.key, entry.model_identity, entry.tokens, entry.saved_at))
+        size = _HEADER_SIZE.size + len(header) + len(entry.state)
+        if size > self.budget_bytes:
             return False
-        files = sorted(self.directory.glob("*.kv"), key=lambda p: p.stat().st_mtime)
-        used = sum(p.stat().st_size for p in files)
-        while files and used + len(data) > self.budget_bytes:
-            oldest = files.pop(0)
-            used -= oldest.stat().st_size
-            oldest.unlink(missing_ok=True)
+        self.remove(entry.key)
+        used = self.bytes_used
+        for key in sorted(self._index, key=lambda k: self._index[k].saved_at):
+            if used + size <= self.budget_bytes:
+                break
+            used -= self._index[key].size
+            self.remove(key)
         path = self._path(entry.key)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(_HEADER_SIZE.pack(len(header)))
+            file.write(header)
+            file.write(entry.state)
         os.replace(tmp, path)
+        self._index[entry.key] = _OnDisk(list(entry.tokens), size, entry.saved_at)
         return True
 
     def take(self, key: str) -> SavedSession | None:
+        if key not in self._index:
+            return None
         path = self._path(key)
         try:
             data = path.read_bytes()
         except OSError:
+            self._index.pop(key, None)
             return None
-        path.unlink(missing_ok=True)
+        entry = self._decode(data)
+        if entry is None or entry.key != key or entry.model_identity != self.model_identity:
+            return None  # not ours: leave it where it is
+        self.remove(key)
+        return entry
+
+    def remove(self, key: str) -> None:
+        if self._index.pop(key, None) is not None:
+            self._path(key).unlink(missing_ok=True)
+
+    @staticmethod
+    def _decode(data: bytes) -> SavedSession | None:
         try:
-            rec = msgspec.msgpack.decode(data, type=_DiskRecord)
-        except msgspec.DecodeError:
+            (length,) = _HEADER_SIZE.unpack_from(data)
+            header = msgspec.msgpack.decode(data[_HEADER_SIZE.size:_HEADER_SIZE.size + length],
+                                            type=_DiskHeader)
+        except (struct.error, msgspec.DecodeError):
             return None
-        return SavedSession(rec.key, rec.model_identity, rec.tokens, rec.state, rec.saved_at)
+        state = data[_HEADER_SIZE.size + length:]
+        return SavedSession(header.key, header.model_identity, header.tokens, state, header.saved_at)
+
+    @staticmethod
+    def _read_header(path: Path) -> _DiskHeader | None:
+        try:
+            with path.open("rb") as file:
+                (length,) = _HEADER_SIZE.unpack(file.read(_HEADER_SIZE.size))
+                return msgspec.msgpack.decode(file.read(length), type=_DiskHeader)
+        except (OSError, struct.error, msgspec.DecodeError):
+            return None

@@ -31,6 +31,18 @@ def continues(cached: list[int], prompt: list[int], shared: int) -> bool:
     return shared > 0 and (shared * 5 >= len(cached) * 4 or shared == len(prompt))
 
 
+def best_unkeyed(candidates: list[tuple[str, list[int]]], prompt: list[int]) -> tuple[str | None, int]:
+    """The unkeyed conversation among (key, tokens) that `prompt` continues furthest."""
+    best, best_shared = None, 0
+    for key, tokens in candidates:
+        if not key.startswith(UNKEYED):
+            continue
+        shared = common_prefix(tokens, prompt)
+        if continues(tokens, prompt, shared) and shared > best_shared:
+            best, best_shared = key, shared
+    return best, best_shared
+
+
 @dataclass
 class Slot:
     seq: int
@@ -52,15 +64,9 @@ class SlotTable:
 
     def best_continuation(self, prompt: list[int]) -> Slot | None:
         """The idle, unkeyed slot whose conversation this prompt continues, if any."""
-        best: Slot | None = None
-        best_shared = 0
-        for slot in self.idle():
-            if slot.session is None or not slot.session.startswith(UNKEYED) or not slot.tokens:
-                continue
-            shared = common_prefix(slot.tokens, prompt)
-            if continues(slot.tokens, prompt, shared) and shared > best_shared:
-                best, best_shared = slot, shared
-        return best
+        idle = {s.session: s for s in self.idle() if s.session is not None and s.tokens}
+        key, _ = best_unkeyed([(k, s.tokens) for k, s in idle.items()], prompt)
+        return idle[key] if key is not None else None
 
     def vacant(self) -> Slot | None:
         """An idle slot to give a new conversation: an empty one first, else the least recently used."""

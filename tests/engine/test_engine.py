@@ -305,3 +305,28 @@ def test_a_grammar_with_no_way_forward_fails_only_its_own_sequence(gemma: LlamaM
     run(engine)
     assert stuck.text == "a" and isinstance(stuck.events[-1], Failed)
     assert other.finished.completion_tokens == 8
+
+
+def test_a_burst_on_an_idle_engine_counts_only_what_truly_waits(gemma: LlamaModel) -> None:
+    engine = make_engine(gemma, parallel=4, reserved_slots=1, max_queue=9)
+    prompt = gemma.tokenize("Count with me:", True)
+    burst = [submit(engine, prompt, max_tokens=2) for _ in range(13)]
+    engine.step()  # all 13 offered in one go, before any has a slot
+    refused = [o for o in burst if any(isinstance(e, Failed) for e in o.events)]
+    assert len(refused) == 1 and refused[0] is burst[-1]  # 3 run + 9 wait; only the 13th is refused
+    failed = refused[0].events[0]
+    assert isinstance(failed, Failed) and failed.status == 429
+    run(engine)
+    assert all(o.finished.completion_tokens == 2 for o in burst[:12])
+
+
+def test_with_no_ram_budget_conversations_spill_to_disk_and_come_back(gemma: LlamaModel, chat,
+                                                                      tmp_path) -> None:
+    engine = make_engine(gemma, parallel=1, session_cache_bytes=0, session_cache_dir=str(tmp_path),
+                         session_disk_bytes=256 << 20)
+    first = complete(engine, chat("Name a colour."), max_tokens=6)
+    complete(engine, chat("Name a fruit."), max_tokens=6)  # takes the only slot: the first spills
+    assert engine.conversations.spilled == 1 and list(tmp_path.rglob("*.kv"))
+    back = complete(engine, chat("Name a colour.", first.text, "Another?"), max_tokens=4)
+    assert back.finished.cached_tokens >= len(chat("Name a colour."))
+    assert engine.conversations.restored == 1

@@ -47,6 +47,30 @@ def test_full_queue_refuses_new_conversations_with_retry_after() -> None:
     assert s.offer(Waiting("chat", True, 0.0)).accepted  # an ongoing turn is never refused
 
 
+def test_the_queue_limit_counts_only_requests_that_truly_wait() -> None:
+    s = make(max_queue=2, reserved_slots=1)
+    # an idle server with 4 slots: 3 for new conversations, then 2 may wait
+    verdicts = [s.offer(Waiting(f"n{i}", False, 0.0), free_slots=4).accepted for i in range(6)]
+    assert verdicts == [True] * 5 + [False]
+    assert s.plan(now=0.0, free_slots=4, running=[]).admit == ["n0", "n1", "n2"]
+
+
+def test_ongoing_turns_waiting_take_free_slots_first() -> None:
+    s = make(max_queue=1, reserved_slots=0)
+    s.offer(Waiting("chat", True, 0.0), free_slots=2)
+    assert s.offer(Waiting("a", False, 0.0), free_slots=2).accepted  # gets the other slot
+    assert s.offer(Waiting("b", False, 0.0), free_slots=2).accepted  # waits: one may
+    assert not s.offer(Waiting("c", False, 0.0), free_slots=2).accepted
+
+
+def test_max_queue_zero_admits_while_slots_are_free_and_refuses_waiting() -> None:
+    s = make(max_queue=0, reserved_slots=0, slots=2)
+    assert s.offer(Waiting("a", False, 0.0), free_slots=2).accepted
+    assert s.offer(Waiting("b", False, 0.0), free_slots=2).accepted
+    assert not s.offer(Waiting("c", False, 0.0), free_slots=2).accepted
+    assert not s.offer(Waiting("d", False, 0.0), free_slots=0).accepted
+
+
 def test_requests_waiting_past_the_timeout_expire() -> None:
     s = make(queue_timeout_s=30.0)
     s.offer(Waiting("old", False, 0.0))

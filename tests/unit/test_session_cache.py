@@ -40,7 +40,7 @@ def test_evicted_entries_go_to_disk_within_its_budget(tmp_path: Path) -> None:
     for i in range(6):
         cache.put(entry(f"k{i}", 100, tokens=[i]))
     assert cache.bytes_used <= 150
-    on_disk = sum(p.stat().st_size for p in tmp_path.glob("*.kv"))
+    on_disk = sum(p.stat().st_size for p in tmp_path.rglob("*.kv"))
     assert 0 < on_disk <= 400
     back = cache.take("k3")  # pushed out of RAM, still on disk
     assert back is not None and back.tokens == [3] and back.state == b"x" * 100
@@ -67,3 +67,40 @@ def test_what_counts_as_the_same_conversation() -> None:
     assert not continues(cached, other, common_prefix(cached, other))
     short = list(range(12))  # a short cached exchange, a new prompt sharing its first tokens
     assert not continues(short, short[:9] + [7, 7, 7, 7, 7], 9)
+
+
+def test_two_models_sharing_a_disk_dir_never_touch_each_others_entries(tmp_path: Path) -> None:
+    a = SessionCache("model-a", budget_bytes=0, disk_dir=str(tmp_path), disk_budget_bytes=10_000)
+    b = SessionCache("model-b", budget_bytes=0, disk_dir=str(tmp_path), disk_budget_bytes=10_000)
+    assert a.put(entry("k:chat", 100, model="model-a", tokens=[1, 2]))
+    assert "k:chat" not in b
+    assert b.take("k:chat") is None  # B looking up the same key ...
+    back = a.take("k:chat")  # ... left A's saved conversation alone
+    assert back is not None and back.tokens == [1, 2]
+
+
+def test_saved_files_are_private(tmp_path: Path) -> None:
+    cache = SessionCache("m1", budget_bytes=0, disk_dir=str(tmp_path), disk_budget_bytes=10_000)
+    cache.put(entry("k:secret", 50))
+    files = list(tmp_path.rglob("*.kv"))
+    assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    assert all(d.stat().st_mode & 0o777 == 0o700 for d in {f.parent for f in files})
+
+
+def test_an_unkeyed_conversation_on_disk_is_found_by_prefix_even_after_a_restart(
+        tmp_path: Path) -> None:
+    cache = SessionCache("m1", budget_bytes=0, disk_dir=str(tmp_path), disk_budget_bytes=10_000)
+    assert cache.put(entry("~abc", 100, tokens=[5, 6, 7, 8]))
+    assert cache.best_continuation([5, 6, 7, 8, 9]) == "~abc"
+    again = SessionCache("m1", budget_bytes=0, disk_dir=str(tmp_path), disk_budget_bytes=10_000)
+    assert again.best_continuation([5, 6, 7, 8, 9]) == "~abc"
+    back = again.take("~abc")
+    assert back is not None and back.state == b"x" * 100
+    assert again.best_continuation([5, 6, 7, 8, 9]) is None
+
+
+def test_no_ram_budget_still_saves_to_disk(tmp_path: Path) -> None:
+    cache = SessionCache("m1", budget_bytes=0, disk_dir=str(tmp_path), disk_budget_bytes=10_000)
+    assert cache.enabled
+    assert cache.put(entry("k:a", 100)) and "k:a" in cache
+    assert not SessionCache("m1", budget_bytes=0).enabled
