@@ -52,6 +52,14 @@ class Conflict(GatewayError):
     code = "session_busy"
 
 
+class ClientGone(GatewayError):
+    """The client hung up; nobody reads this (499, nginx's 'client closed request')."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed_request"
+
+
 class Unavailable(GatewayError):
     status = 503
     type = "server_error"

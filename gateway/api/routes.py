@@ -5,7 +5,10 @@ Thin: decode the body, hand it to serving, render the result (JSON, or SSE frame
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -15,11 +18,13 @@ from gateway.api import schemas as wire
 from gateway.api.body import decode_body
 from gateway.api.sse import HEADERS, frames
 from gateway.engine.async_client import generate
+from gateway.errors import ClientGone
 from gateway.serving import responses
 from gateway.serving.model_registry import ModelRegistry, ServedModel
 from gateway.serving.request_builder import build_chat_request, build_completion_request
 
 SESSION_HEADER = "x-session-id"
+T = TypeVar("T")
 
 
 def _json(obj: Any, status: int = 200) -> Response[bytes]:
@@ -51,16 +56,41 @@ def health(request: Request) -> Response[bytes]:
     return _json(body, status)
 
 
+async def _until_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work` unless the client hangs up first: then it is cancelled (which cancels the
+    generation in its engine) and `ClientGone` is raised. Litestar does not cancel a handler
+    whose client went away; this watches the connection for it."""
+    task = asyncio.ensure_future(work)
+
+    async def hung_up() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(hung_up())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise ClientGone("The client closed the connection before the response was ready")
+
+
 async def _run(request: Request, body: wire.ChatCompletionRequest | wire.CompletionRequest
                ) -> Response[bytes] | Stream:
     served = _registry(request).get(body.model)
     header = request.headers.get(SESSION_HEADER)
     served.require_ready()
+    # rendering and tokenizing a large prompt takes a while: off the event loop, so every other
+    # stream and /health go on meanwhile
     if isinstance(body, wire.ChatCompletionRequest):
-        gen = build_chat_request(served, body, header)
+        gen = await asyncio.to_thread(build_chat_request, served, body, header)
         ids = responses.ResponseIds(model=served.id, prefix="chatcmpl")
     else:
-        gen = build_completion_request(served, body, header)
+        gen = await asyncio.to_thread(build_completion_request, served, body, header)
         ids = responses.ResponseIds(model=served.id, prefix="cmpl")
     replica = served.pick(gen)
     events = await responses.accepted(generate(replica, gen))
@@ -70,7 +100,7 @@ async def _run(request: Request, body: wire.ChatCompletionRequest | wire.Complet
         to_chunks = responses.chat_chunks if chat else responses.completion_chunks
         return Stream(frames(to_chunks(ids, events, include_usage)), media_type="text/event-stream",
                       headers=HEADERS)
-    text, finished = await responses.collect(events)
+    text, finished = await _until_disconnected(request, responses.collect(events))
     make = responses.chat_completion if chat else responses.text_completion
     return _json(make(ids, text, finished))
 

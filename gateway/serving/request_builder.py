@@ -23,6 +23,21 @@ from gateway.serving.structured_output import grammar_for
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
+# Bounds checked before any rendering or tokenizing, so one request cannot keep a worker busy
+# for long: no token covers more characters than this in the vocabularies we serve (so more text
+# than n_ctx times it cannot fit), and no chat has more messages than this.
+MAX_CHARS_PER_TOKEN = 64
+MAX_MESSAGES = 4096
+
+
+def _check_prompt_size(loaded: ServedModel, size: int, param: str) -> None:
+    limit = loaded.n_ctx_seq * MAX_CHARS_PER_TOKEN
+    if size > limit:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {loaded.n_ctx_seq} tokens, and your {param} "
+            f"is {size} characters: more than {loaded.n_ctx_seq} tokens can hold. Please reduce "
+            "the length.", param=param)
+
 
 def sampling_params(body: SamplingFields) -> SamplingParams:
     """The sampler's settings; their ranges were checked when the body was decoded."""
@@ -109,12 +124,16 @@ def build_chat_request(
 ) -> GenerationRequest:
     if not body.messages:
         raise InvalidRequest("`messages` must not be empty", param="messages")
+    if len(body.messages) > MAX_MESSAGES:
+        raise InvalidRequest(f"At most {MAX_MESSAGES} messages are accepted; got "
+                             f"{len(body.messages)}", param="messages")
     messages = []
     for i, message in enumerate(body.messages):
         if message.role not in ROLES:
             raise InvalidRequest(f"Unknown role `{message.role}`", param=f"messages[{i}].role")
         role = "system" if message.role == "developer" else message.role
         messages.append({"role": role, "content": _message_text(i, message.content)})
+    _check_prompt_size(loaded, sum(len(m["content"]) for m in messages), "messages")
     if loaded.template is None:
         raise InvalidRequest(
             f"Model `{loaded.id}` has no chat template; use /v1/completions or configure one",
@@ -146,6 +165,8 @@ def build_completion_request(
     vocab = loaded.vocab
     assert vocab is not None  # a ready model has its vocabulary
     fill_in = body.suffix is not None and (body.suffix != "" or vocab.fim_tokens is not None)
+    if isinstance(prompt, str):
+        _check_prompt_size(loaded, len(prompt) + len(body.suffix or ""), "prompt")
     if isinstance(prompt, str):
         # code around the insertion point is text, even where it spells a special token
         tokens = vocab.tokenize(prompt, add_special=not fill_in, parse_special=not fill_in)
