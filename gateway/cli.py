@@ -7,7 +7,6 @@ import logging
 import sys
 
 from gateway.config import Config, ConfigError, load_config
-from gateway.gpu_inventory import discover
 from gateway.model_source import ModelSourceError
 from gateway.placement import PlacementError, parse_inventory
 from gateway.planning import plan_config, plan_table, planner_for
@@ -27,7 +26,8 @@ def cmd_models(args: argparse.Namespace) -> None:
     config = _load(args.config)
     print(f"{'id':<28} {'aliases':<20} {'source':<40} {'n_ctx':>6} {'parallel':>8}")
     for m in config.models:
-        source = m.source.path or f"package:{m.source.package}"
+        source = m.source.path or (f"package:{m.source.package}" if m.source.package
+                                   else f"hf:{m.source.hf}")
         print(f"{m.id:<28} {','.join(m.aliases):<20} {source:<40} {m.n_ctx:>6} {m.parallel:>8}")
 
 
@@ -65,12 +65,15 @@ def cmd_plan(args: argparse.Namespace) -> None:
     except ValueError as exc:
         sys.exit(f"gateway: {exc}")
     try:
-        placements, source = plan_config(config, gpus)
+        planner = plan_config(config, gpus)
     except (PlacementError, ModelSourceError) as exc:
         sys.exit(f"gateway: {exc}")
-    inventory = gpus if gpus is not None else discover(config)[0]
-    print(f"GPUs: {source}")
-    print(plan_table(config, placements, inventory))
+    print(f"GPUs: {planner.source}")
+    print(plan_table(config, planner.placements, planner.gpus, planner.unknown))
+    if planner.unknown:
+        print(f"gateway: {len(planner.unknown)} model(s) could not be read now and were not "
+              "placed: " + ", ".join(planner.unknown), file=sys.stderr)
+        sys.exit(3)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,6 +61,13 @@ class ReplicaPlacement:
             return {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in self.gpus)}
         return {}
 
+    def bytes_per_gpu(self) -> dict[int, int]:
+        """What this replica takes from each of its GPUs: its need split by its tensor split
+        (a user's split need not sum to 1)."""
+        shares = self.tensor_split or [1.0] * len(self.gpus)
+        total = sum(shares) or 1.0
+        return {g: int(self.need_bytes * share / total) + 1 for g, share in zip(self.gpus, shares)}
+
     def describe(self) -> dict[str, object]:
         return {"device": "cpu" if not self.gpus else "gpu", "gpus": self.gpus,
                 "tensor_split": self.tensor_split, "memory_bytes": self.need_bytes}
@@ -172,8 +179,6 @@ def remaining(gpus: list[Gpu], placements: list[Placement]) -> list[Gpu]:
     taken: dict[int, int] = {}
     for placement in placements:
         for r in placement.replicas:
-            shares = r.tensor_split or [1.0]
-            total = sum(shares)
-            for g, share in zip(r.gpus, shares):
-                taken[g] = taken.get(g, 0) + int(r.need_bytes * share / total) + 1
+            for g, share in r.bytes_per_gpu().items():
+                taken[g] = taken.get(g, 0) + share
     return [Gpu(g.index, g.name, g.total_bytes, g.free_bytes - taken.get(g.index, 0)) for g in gpus]

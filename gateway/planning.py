@@ -41,21 +41,24 @@ class Planner:
         self.gpus = gpus
         self.source = source
         self.placements: dict[str, Placement] = {}
+        self.unknown: dict[str, str] = {}  # models whose file could not be read now, and why
 
     def plan_available(self, download: bool = False) -> dict[str, Placement]:
+        """Place every model whose file can be read now. The others (a download still to come,
+        NFS not mounted, a broken file) are listed in `unknown` and placed if and when it arrives,
+        so one of them never holds up the rest."""
         if not self.gpus:
             self.placements = {m.id: cpu_placement(m.id, m.replicas) for m in self.config.models}
             return self.placements
         demands = []
+        self.unknown = {}
         for model in self.config.models:
             try:
                 path = resolve_model_path(model, self.config.server.cache_dir,
                                           local_only=not download and model.source.hf is not None)
-            except ModelSourceError:
-                if download or model.source.hf is None:
-                    raise
-                continue  # not downloaded yet: placed when it arrives
-            demands.append(demand_for(model, path))
+                demands.append(demand_for(model, path))
+            except (ModelSourceError, OSError, ValueError) as exc:
+                self.unknown[model.id] = str(exc) or type(exc).__name__
         self.placements = plan(demands, self.gpus, frozenset(self.config.server.reserved_gpus))
         return self.placements
 
@@ -76,16 +79,22 @@ def planner_for(config: Config, gpus: list[Gpu] | None = None) -> Planner:
     return Planner(config, gpus, source if gpus else "none (CPU)")
 
 
-def plan_config(config: Config, gpus: list[Gpu] | None = None) -> tuple[dict[str, Placement], str]:
-    """Placements for every model (downloading what must be), and where the GPU list came from.
-    Without GPUs nothing is read: every replica runs on the CPU."""
+def plan_config(config: Config, gpus: list[Gpu] | None = None) -> Planner:
+    """A planner that placed every model it could read (downloading what must be); the others
+    are in its `unknown`. Without GPUs nothing is read: every replica runs on the CPU."""
     planner = planner_for(config, gpus)
-    return planner.plan_available(download=True), planner.source
+    planner.plan_available(download=True)
+    return planner
 
 
-def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu]) -> str:
+def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu],
+               unknown: dict[str, str] | None = None) -> str:
     lines = [f"{'model':<28} {'replica':>7} {'device':<10} {'gpus':<12} {'tensor_split':<24} {'memory':>10}"]
     for model in config.models:
+        if model.id not in placements:
+            why = (unknown or {}).get(model.id, "not placed")
+            lines.append(f"{model.id:<28} {'-':>7} {'unknown':<10} {why}")
+            continue
         for i, r in enumerate(placements[model.id].replicas):
             device = "gpu" if r.gpus else "cpu"
             split = ",".join(f"{s:.2f}" for s in r.tensor_split) or "-"
@@ -96,8 +105,8 @@ def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu]
         used: dict[int, int] = {g.index: 0 for g in gpus}
         for p in placements.values():
             for r in p.replicas:
-                for g, share in zip(r.gpus, r.tensor_split or [1.0]):
-                    used[g] += int(r.need_bytes * share)
+                for g, share in r.bytes_per_gpu().items():
+                    used[g] += share
         lines.append("")
         lines.append(f"{'gpu':<5} {'name':<24} {'total':>10} {'planned':>10} {'left':>10}")
         reserved = set(config.server.reserved_gpus)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -149,3 +150,19 @@ def test_requests_queue_and_never_interrupt_the_running_one(single_slot_server: 
         final = json.loads(payloads[-2])
         assert final["choices"][0]["finish_reason"] == "length"  # each ran to its full length
     assert any(": queued position=" in text for text in results.values())
+
+
+def test_stream_sh_sends_the_key_and_any_question_safely(single_slot_server: RunningServer) -> None:
+    script = Path(__file__).resolve().parents[2] / "clients" / "stream.sh"
+    question = 'He said "stop" \\ then\nleft'  # quotes, a backslash, a newline
+    env = {**os.environ, "GATEWAY_API_KEY": "secret-key", "MODEL": MODEL}
+    out = subprocess.run(["sh", str(script), question, single_slot_server.v1], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    frames = sse_payloads(out.stdout)
+    assert frames[-1] == "[DONE]" and '"error"' not in out.stdout
+    assert json.loads(frames[-2])["choices"][0]["finish_reason"] in ("stop", "length")
+    without_key = subprocess.run(["sh", str(script), "hi", single_slot_server.v1],
+                                 env={**env, "GATEWAY_API_KEY": "", "OPENAI_API_KEY": ""}, capture_output=True,
+                                 text=True, timeout=60)
+    assert "invalid_api_key" in without_key.stdout

@@ -236,3 +236,61 @@ def test_a_model_that_cannot_load_fails_alone_and_says_why(gemma_path: Path, tmp
         while model_status(server, "broken")["state"] != "ready":
             assert time.monotonic() < deadline, model_status(server, "broken")
             time.sleep(0.1)
+
+
+def engine_children(server: RunningServer) -> set[int]:
+    """The live engine processes the gateway started."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.process.pid and fields[0] != "Z":
+            if b"gateway.engine.worker" in Path(stat.parent, "cmdline").read_bytes():
+                children.add(int(stat.parent.name))
+    return children
+
+
+def test_load_racing_an_unload_keeps_its_engine_and_orphans_none(two: RunningServer) -> None:
+    for _ in range(3):
+        def post(action: str) -> None:
+            httpx.post(f"{two.base}/admin/models/{TINY}/{action}", timeout=60)
+
+        unload = threading.Thread(target=post, args=("unload",))
+        unload.start()
+        time.sleep(0.05)  # the unload is stopping the engine when the load comes in
+        post("load")
+        unload.join(60)
+        deadline = time.monotonic() + 60
+        while model_status(two, TINY)["state"] != "ready":
+            assert time.monotonic() < deadline, model_status(two, TINY)
+            time.sleep(0.1)
+        live = engine_children(two)
+        known = {engine_pid(two, GEMMA), engine_pid(two, TINY)}
+        assert live == known, (live, known)
+    assert httpx.post(two.v1 + "/completions", json={"model": TINY, "prompt": "x", "max_tokens": 2}
+                      ).status_code == 200
+
+
+def test_plan_lists_a_model_it_cannot_read_as_unknown_and_exits_3(
+        gemma_path: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(model_block("gone", tmp_path / "nfs-not-mounted" / "m.gguf")
+                      + model_block(GEMMA, gemma_path, n_ctx=512, parallel=2))
+    out = subprocess.run([sys.executable, "-m", "gateway", "plan", "--config", str(config),
+                          "--gpus", "2x12GiB"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3, out.stderr
+    rows = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
+    assert "unknown" in rows["gone"] and "nfs-not-mounted" in rows["gone"]
+    assert "gpu" in rows[GEMMA]  # the rest was planned
+    assert "gone" in out.stderr
+
+
+def test_models_command_names_a_hub_source(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[models]]\nid = "hubbed"\nsource = { hf = "org/repo:model.gguf" }\n')
+    out = subprocess.run([sys.executable, "-m", "gateway", "models", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "hf:org/repo:model.gguf" in out.stdout
+    assert "None" not in out.stdout

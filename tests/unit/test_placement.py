@@ -148,3 +148,18 @@ def test_nvml_inventory_is_read_when_the_driver_answers(monkeypatch: pytest.Monk
     fake.nvmlInit = no_driver  # type: ignore[attr-defined]
     gpus, source = discover(config)  # no driver: the declared GPUs
     assert source == "config" and gpus[0].total_bytes == 8 * GIB
+
+
+def test_plan_table_counts_a_user_split_once() -> None:
+    from gateway.config import decode_config
+    from gateway.placement import GIB, Gpu, Placement, ReplicaPlacement
+    from gateway.planning import plan_table
+
+    config = decode_config('[[models]]\nid = "m"\nsource = { path = "m.gguf" }\n'
+                           'gpus = [0, 1]\ntensor_split = [3, 1]\n')
+    need = 4 * GIB
+    placements = {"m": Placement("m", [ReplicaPlacement([0, 1], [3.0, 1.0], need, -1)])}
+    gpus = [Gpu(0, "a", 12 * GIB, 12 * GIB), Gpu(1, "b", 12 * GIB, 12 * GIB)]
+    table = plan_table(config, placements, gpus)
+    planned = {line.split()[0]: line.split()[-4] for line in table.splitlines()[-2:]}
+    assert planned == {"0": "3.00", "1": "1.00"}  # GiB: 3/4 and 1/4 of the need, not 3x and 1x
