@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import socket
 import sys
 
 from gateway.config import Config, ConfigError, load_config
@@ -54,8 +56,26 @@ def cmd_serve(args: argparse.Namespace) -> None:
     app = create_app(config, registry)
     print(f"gateway: serving {', '.join(registry.names())} on http://{host}:{port}/v1 "
           "(models load in the background; GET /health says when they are ready)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level,
-                timeout_graceful_shutdown=int(config.server.drain_timeout_s))
+    drain_s = config.server.drain_timeout_s
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGINT/SIGTERM, streams in progress get `drain_timeout_s` to finish; those still
+        running then end with an error frame and [DONE], not a cut connection."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            loop = asyncio.get_running_loop()
+            timer = loop.call_later(drain_s, registry.end_in_flight,
+                                    "The server is shutting down; retry shortly")
+            try:
+                await super().shutdown(sockets)
+            finally:
+                timer.cancel()
+
+    server = DrainingServer(uvicorn.Config(
+        app, host=host, port=port, log_level=args.log_level,
+        # past the drain, streams end themselves; this only bounds what refuses to
+        timeout_graceful_shutdown=int(drain_s) + 5))
+    server.run()
 
 
 def cmd_plan(args: argparse.Namespace) -> None:

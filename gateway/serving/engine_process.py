@@ -163,7 +163,11 @@ class EngineProcess:
         self._fail_in_flight("the model was unloaded", code="model_unloaded", retry_after=60)
 
     def fail_in_flight(self, message: str, code: str) -> None:
-        """End every request in flight here with a 503 (the server is shutting down)."""
+        """End every request in flight here with a 503 (the server is shutting down), and tell
+        the engine to stop working on them."""
+        if self._writer is not None:
+            for request_id in self._sinks:
+                self._writer.write(ipc.frame(ipc.Cancel(request_id)))
         self._fail_in_flight(message, code=code, retry_after=5)
 
     async def _supervise(self) -> None:

@@ -254,5 +254,12 @@ class ModelRegistry:
         }
         return (200 if status == "ok" else 503), body
 
+    def end_in_flight(self, message: str) -> None:
+        """End every request in flight with a 503 `shutting_down` (a stream gets its error frame
+        and [DONE]); their engines stop working on them."""
+        for served in self.models:
+            for replica in served.replicas:
+                replica.fail_in_flight(message, code="shutting_down")
+
     async def close(self) -> None:
         await asyncio.gather(*(m.unload() for m in self.models))

@@ -294,3 +294,26 @@ def test_models_command_names_a_hub_source(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "hf:org/repo:model.gguf" in out.stdout
     assert "None" not in out.stdout
+
+
+def test_a_stream_past_the_drain_timeout_ends_with_an_error_frame(gemma_path: Path,
+                                                                  tmp_path: Path) -> None:
+    config = "[server]\ndrain_timeout_s = 1\n" + model_block(GEMMA, gemma_path, n_ctx=2048,
+                                                             parallel=1, threads=1)
+    with running_server(config, tmp_path) as server:
+        lines: list[str] = []
+        stream = threading.Thread(target=stream_lines, args=(server, GEMMA, 1500, lines))
+        stream.start()
+        deadline = time.monotonic() + 30
+        while len(lines) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        stopped_at = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        stream.join(30)
+        server.process.wait(30)
+        assert time.monotonic() - stopped_at < 10
+    assert lines[-1] == "data: [DONE]"
+    error = json.loads(lines[-2][6:])["error"]
+    assert error["code"] == "shutting_down" and error["type"] == "server_error"
+    assert len(lines) < 1000  # it was cut at the drain, not finished
