@@ -15,9 +15,10 @@ from gateway.engine.types import SamplingParams
 PROMPT = "The history of the printing press begins"
 
 
-def decode_rate(model_path: Path, batch: int, n_tokens: int, threads: int, n_ctx: int) -> float:
+def decode_rate(model_path: Path, batch: int, n_tokens: int, threads: int, n_ctx: int,
+                extra_buffers: bool = True) -> float:
     """Aggregate tokens/s of `batch` sequences decoding `n_tokens` each, after their prefill."""
-    model = LlamaModel(model_path)
+    model = LlamaModel(model_path, extra_buffers=extra_buffers)
     ctx = LlamaContext(model, n_ctx, batch, 512, threads)
     samplers = [Sampler(SamplingParams(temperature=0.0), model) for _ in range(batch)]
     prompt = model.tokenize(PROMPT, add_special=True)
