@@ -101,3 +101,27 @@ def test_huge_requests_leave_other_streams_flowing(server: RunningServer) -> Non
     assert max(health_times) < 1.0, health_times
     # a token every few tens of ms while idle; a frozen loop showed pauses of 20 s and more
     assert meter.longest_gap < 1.0, meter.longest_gap
+
+
+def test_health_counts_every_accepted_request_at_once(server: RunningServer) -> None:
+    accepted = threading.Barrier(9)
+    release = threading.Event()
+
+    def stream(i: int) -> None:
+        body = {"model": MODEL, "prompt": f"Story {i}:", "max_tokens": 200, "ignore_eos": True,
+                "stream": True}
+        with httpx.stream("POST", server.v1 + "/completions", json=body, timeout=120) as r:
+            assert r.status_code == 200  # the headers come once the engine accepted it
+            accepted.wait(60)
+            release.wait(60)  # then hang up
+
+    streams = [threading.Thread(target=stream, args=(i,)) for i in range(8)]
+    for t in streams:
+        t.start()
+    accepted.wait(60)
+    model = httpx.get(server.base + "/health").json()["models"][MODEL]
+    release.set()
+    for t in streams:
+        t.join(60)
+    assert model["running"] + model["waiting"] == 8, model
+    assert model["running"] <= 4  # the slots it has
