@@ -107,6 +107,22 @@ def running_server(config_text: str, workdir: Path, timeout: float = 60,
             process.wait()
 
 
+def model_status(server: RunningServer, model: str) -> dict:
+    """The model's `status` as /v1/models/{id} reports it."""
+    return dict(httpx.get(f"{server.v1}/models/{model}", timeout=10).json()["status"])
+
+
+def wait_for_state(server: RunningServer, model: str, state: str, seconds: float = 60) -> dict:
+    """Poll until the model is in `state`; fail with its last status after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status = model_status(server, model)
+        if status["state"] == state:
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+
+
 class BackgroundStream(threading.Thread):
     """A streamed completion in the background, recording when its first text arrived."""
 

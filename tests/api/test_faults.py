@@ -10,14 +10,17 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import RunningServer, free_port, model_block, running_server
+from tests.support import (
+    RunningServer,
+    free_port,
+    model_block,
+    model_status,
+    running_server,
+    wait_for_state,
+)
 
 SICK = "sick"
 WELL = "well"
-
-
-def status(server: RunningServer, model: str) -> dict:
-    return httpx.get(f"{server.v1}/models/{model}").json()["status"]
 
 
 def complete(server: RunningServer, model: str) -> httpx.Response:
@@ -42,12 +45,9 @@ def test_an_engine_that_segfaults_at_its_first_decode_ends_failed_with_the_reaso
     env = {"GATEWAY_FAILPOINTS": f"engine.decode@{SICK}=segfault"}
     started = time.monotonic()
     with running_server(config, tmp_path, env=env, healthy=False, timeout=90) as server:
-        deadline = time.monotonic() + 60
-        while status(server, SICK)["state"] != "failed":
-            assert time.monotonic() < deadline, status(server, SICK)
-            time.sleep(0.1)
+        wait_for_state(server, SICK, "failed")
         assert time.monotonic() - started < 60  # it says why within a minute
-        sick = status(server, SICK)
+        sick = model_status(server, SICK)
         assert "SIGSEGV" in sick["error"] and "before it was ready" in sick["error"]
         assert "Segmentation fault" in sick["error"]  # the last lines the engine wrote
         # the heal (extra buffer types off) was tried once, then it gave up
@@ -64,12 +64,9 @@ def test_an_engine_that_segfaults_at_its_first_decode_ends_failed_with_the_reaso
         # the admin route tries again (and it fails again, the same way)
         restarts = replica["restarts"]
         assert httpx.post(f"{server.base}/admin/models/{SICK}/load").status_code == 200
-        assert status(server, SICK)["state"] in ("loading", "restarting")
-        deadline = time.monotonic() + 60
-        while status(server, SICK)["state"] != "failed":
-            assert time.monotonic() < deadline, status(server, SICK)
-            time.sleep(0.1)
-        assert status(server, SICK)["replicas"][0]["restarts"] > restarts
+        assert model_status(server, SICK)["state"] in ("loading", "restarting")
+        wait_for_state(server, SICK, "failed")
+        assert model_status(server, SICK)["replicas"][0]["restarts"] > restarts
 
 
 def test_never_ready_while_it_cannot_decode(gemma_path: Path, tmp_path: Path) -> None:
@@ -84,11 +81,8 @@ def test_never_ready_while_it_cannot_decode(gemma_path: Path, tmp_path: Path) ->
     try:
         with running_server(config, tmp_path, env=env, healthy=False, timeout=90,
                             port=port) as server:
-            deadline = time.monotonic() + 60
-            while status(server, SICK)["state"] != "failed":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            assert "exited with status 3" in status(server, SICK)["error"]
+            wait_for_state(server, SICK, "failed")
+            assert "exited with status 3" in model_status(server, SICK)["error"]
     finally:
         stop.set()
         watcher.join(5)
@@ -114,6 +108,6 @@ def test_cpu_extra_buffers_true_forbids_the_heal(gemma_path: Path, tmp_path: Pat
                          cpu_extra_buffers=True)
     env = {"GATEWAY_FAILPOINTS": "engine.decode=segfault_with_extra_buffers"}
     with running_server(config, tmp_path, env=env, healthy=False, timeout=90) as server:
-        sick = status(server, SICK)
+        sick = model_status(server, SICK)
         assert sick["state"] == "failed" and "SIGSEGV" in sick["error"]
         assert sick["replicas"][0]["extra_buffers"] is True and sick["replicas"][0]["note"] is None

@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support import RunningServer, model_block, running_server
+from tests.support import RunningServer, model_block, model_status, running_server, wait_for_state
 from tests.tiny_model import write_tiny_gguf
 
 GEMMA = "gemma-3-270m"
@@ -38,10 +38,6 @@ def two(gemma_path: Path, tiny_path: Path, tmp_path_factory: pytest.TempPathFact
         ) -> Iterator[RunningServer]:
     with running_server(two_models_config(gemma_path, tiny_path), tmp_path_factory.mktemp("two")) as s:
         yield s
-
-
-def model_status(server: RunningServer, model: str) -> dict:
-    return httpx.get(f"{server.v1}/models/{model}").json()["status"]
 
 
 def engine_pid(server: RunningServer, model: str) -> int:
@@ -126,10 +122,7 @@ def test_kill_9_of_one_engine_fails_its_stream_cleanly_and_it_comes_back(two: Ru
     assert json.loads(tiny_lines[-2][6:])["choices"][0]["finish_reason"] == "length"
     assert engine_pid(two, TINY) == survivor
     # the killed one comes back, in a new process, and answers
-    deadline = time.monotonic() + 60
-    while model_status(two, GEMMA)["state"] != "ready":
-        assert time.monotonic() < deadline, model_status(two, GEMMA)
-        time.sleep(0.1)
+    wait_for_state(two, GEMMA, "ready")
     status = model_status(two, GEMMA)
     assert status["replicas"][0]["pid"] != victim
     assert status["replicas"][0]["restarts"] == restarts + 1
@@ -150,10 +143,7 @@ def test_unload_and_load_through_admin(two: RunningServer) -> None:
     assert httpx.post(two.v1 + "/completions", json={"model": GEMMA, "prompt": "x", "max_tokens": 2}
                       ).status_code == 200
     assert httpx.post(f"{two.base}/admin/models/{TINY}/load").status_code == 200
-    deadline = time.monotonic() + 60
-    while model_status(two, TINY)["state"] != "ready":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_state(two, TINY, "ready")
     assert httpx.post(two.v1 + "/completions", json={"model": TINY, "prompt": "x", "max_tokens": 2}
                       ).status_code == 200
     assert httpx.post(f"{two.base}/admin/models/nope/load").status_code == 404
@@ -232,10 +222,7 @@ def test_a_model_that_cannot_load_fails_alone_and_says_why(gemma_path: Path, tmp
         # fixed on disk, loaded again through admin
         broken.write_bytes(gemma_path.read_bytes())
         assert httpx.post(f"{server.base}/admin/models/broken/load").status_code == 200
-        deadline = time.monotonic() + 60
-        while model_status(server, "broken")["state"] != "ready":
-            assert time.monotonic() < deadline, model_status(server, "broken")
-            time.sleep(0.1)
+        wait_for_state(server, "broken", "ready")
 
 
 def engine_children(server: RunningServer) -> set[int]:
@@ -262,10 +249,7 @@ def test_load_racing_an_unload_keeps_its_engine_and_orphans_none(two: RunningSer
         time.sleep(0.05)  # the unload is stopping the engine when the load comes in
         post("load")
         unload.join(60)
-        deadline = time.monotonic() + 60
-        while model_status(two, TINY)["state"] != "ready":
-            assert time.monotonic() < deadline, model_status(two, TINY)
-            time.sleep(0.1)
+        wait_for_state(two, TINY, "ready")
         live = engine_children(two)
         known = {engine_pid(two, GEMMA), engine_pid(two, TINY)}
         assert live == known, (live, known)

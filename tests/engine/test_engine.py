@@ -279,6 +279,7 @@ def test_an_ongoing_turn_aborts_a_new_conversations_prefill_in_flight(
             time.sleep(0.01)
         newcomer = submit(engine, long_prompt, max_tokens=3)
         while engine.load[0] == 0:
+            assert time.monotonic() < deadline
             time.sleep(0.001)
         time.sleep(0.05)
         ongoing = submit(engine, chat + gemma.tokenize(" again", False), max_tokens=3, session="chat")
