@@ -266,11 +266,13 @@ class LlamaContext:
             raise RuntimeError(f"llama_decode failed ({rc})")
 
     def warm_up(self) -> None:
-        """Run a short prompt and one generation step through the batch path requests use, then
+        """Run a prompt chunk and one generation step through the batch path requests use, then
         forget them: a backend that cannot decode on this machine fails here (raises, or dies by
-        a signal), not on the first request."""
+        a signal), not on the first request. The chunk is as wide as a prefill step (up to 64
+        tokens), because some CPU kernels (AMX among them) only run on batches that wide."""
         batch = self.batch
-        tokens = self.model.tokenize("Hello, world", add_special=True)[: max(1, batch.capacity - 1)]
+        text = "The quick brown fox jumps over the lazy dog. " * 16
+        tokens = self.model.tokenize(text, add_special=True)[: max(1, min(64, batch.capacity - 1))]
         batch.clear()
         for pos, token in enumerate(tokens):
             index = batch.add(token, pos, 0, pos == len(tokens) - 1)
