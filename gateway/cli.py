@@ -36,12 +36,25 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from gateway.api.app import create_app
+    from gateway.api.app import create_app, policy_for
+    from gateway.api.guard import is_loopback
+    from gateway.keys import KeySourceError
     from gateway.serving.model_registry import ModelRegistry
 
     config = _load(args.config)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
+    try:
+        policy = policy_for(config, host)
+    except KeySourceError as exc:
+        sys.exit(f"gateway: {exc}")
+    if not is_loopback(host) and not policy.api_keys:
+        warning = (f"gateway: WARNING: binding {host} with no API keys: anyone who can reach "
+                   f"port {port} can use every model. Set [server] api_keys (or api_keys_file / "
+                   "api_keys_env).")
+        if not args.allow_insecure:
+            sys.exit(warning + " Refusing to start; pass --allow-insecure to start anyway.")
+        print(warning, file=sys.stderr, flush=True)
     planner = planner_for(config)
     try:
         planner.plan_available()  # models still to download are placed when they arrive
@@ -53,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         bars.setdefault(name, ProgressBar(f"loading {name}")).update(fraction)
 
     registry = ModelRegistry.from_config(config, planner, progress)
-    app = create_app(config, registry)
+    app = create_app(config, registry, policy)
     print(f"gateway: serving {', '.join(registry.names())} on http://{host}:{port}/v1 "
           "(models load in the background; GET /health says when they are ready)", flush=True)
     drain_s = config.server.drain_timeout_s
@@ -103,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config (default {DEFAULT_CONFIG})")
     serve.add_argument("--host", default=None, help="address to bind (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default from config: 8000)")
+    serve.add_argument("--allow-insecure", action="store_true",
+                       help="start on a non-loopback address even with no API keys")
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)
     plan = sub.add_parser("plan", help="print where each model would run, loading nothing")

@@ -57,6 +57,7 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queue_timeout_s: float = 120.0
     max_wait_s: float = 10.0
     reserved_slots: int = 0
+    max_queue_per_client: int = 16  # new conversations one client (API key or address) may queue
     # llama.cpp's extra CPU buffer types (AMX, repacked weights): "auto" uses them and, when the
     # engine dies by a signal before it is ready, starts it once more without them
     cpu_extra_buffers: Literal["auto"] | bool = "auto"
@@ -65,7 +66,17 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8000
+    # keys for the API (all but /health) and, separately, for /admin; each also from a file (one
+    # per line) or an environment variable (comma-separated)
     api_keys: list[str] = []
+    api_keys_file: str | None = None
+    api_keys_env: str | None = None
+    admin_keys: list[str] = []
+    admin_keys_file: str | None = None
+    admin_keys_env: str | None = None
+    allowed_hosts: list[str] = []  # host names the server answers to, besides localhost and IPs
+    cors_origins: list[str] = []  # web origins allowed to call it from a browser
+    max_requests_per_client: int = 32  # in flight at once per API key (or address); 0: no limit
     cache_dir: str = "~/.cache/gateway"
     reserved_gpus: list[int] = []  # kept free for other work (fine-tuning, games)
     drain_timeout_s: float = 10.0
@@ -125,6 +136,7 @@ def _check(config: Config, origin: str) -> None:
             ("queue_timeout_s", model.queue_timeout_s, 0),
             ("max_wait_s", model.max_wait_s, 0),
             ("reserved_slots", model.reserved_slots, 0),
+            ("max_queue_per_client", model.max_queue_per_client, 0),
         ):
             if value < low:
                 raise ConfigError(f"{origin}: `{field}` must be >= {low} - at `{where}.{field}`")

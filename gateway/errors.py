@@ -31,12 +31,6 @@ class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 
 
-class AuthenticationFailed(GatewayError):
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_api_key"
-
-
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"

@@ -34,13 +34,33 @@ def resolve_model_path(
         if source.sha256 is not None:
             _verify(path, source.sha256, model.id)
         return path
+    cache = Path(cache_dir).expanduser()
+    _private_dir(cache)
     if source.hf is not None:
-        path = _from_hub(model.id, source.hf, source.revision, Path(cache_dir).expanduser(), local_only)
+        _private_dir(cache / "hf")
+        path = _from_hub(model.id, source.hf, source.revision, cache, local_only)
+        _private_file(path)
         if source.sha256 is not None:
             _verify(path, source.sha256, model.id)
         return path
     assert source.package is not None
-    return _from_package(model.id, source.package, Path(cache_dir).expanduser(), report)
+    return _from_package(model.id, source.package, cache, report)
+
+
+def _private_dir(path: Path) -> None:
+    """What the gateway writes is the user's alone (0700 directories, 0600 files)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(path, 0o700)
+    except PermissionError:  # a shared directory someone else owns: leave its mode alone
+        pass
+
+
+def _private_file(path: Path) -> None:
+    try:
+        os.chmod(path.resolve(), 0o600)
+    except PermissionError:
+        pass
 
 
 def _from_hub(model_id: str, ref: str, revision: str | None, cache_dir: Path,
@@ -97,7 +117,7 @@ def _from_package(
     if target.is_file() and _marker_matches(marker, target, expected):
         return target
     report(f"assembling {name} from package {package} into {target.parent}")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(target.parent)
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
@@ -106,9 +126,11 @@ def _from_package(
         partial.unlink(missing_ok=True)
         raise ModelSourceError(f"model {model_id!r}: assembling from {package!r} failed: {exc}") from None
     _verify(partial, expected, model_id)
+    _private_file(partial)
     os.replace(partial, target)
     stat = target.stat()
     marker.write_text(json.dumps({"sha256": expected, "size": stat.st_size, "mtime": stat.st_mtime}))
+    _private_file(marker)
     return target
 
 

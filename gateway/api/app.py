@@ -1,32 +1,34 @@
-"""The app factory: builds a litestar app around a loaded `ModelRegistry`. No globals."""
+"""The app factory: a litestar app around a loaded `ModelRegistry`, behind the `Guard`. No globals."""
 
 from __future__ import annotations
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.datastructures import State
 
 from gateway.api.errors import EXCEPTION_HANDLERS
+from gateway.api.guard import App, Guard, Policy
 from gateway.api.routes import ROUTES
 from gateway.config import Config
-from gateway.errors import AuthenticationFailed
+from gateway.keys import KeyRing, gather_keys
 from gateway.serving.model_registry import ModelRegistry
 
-OPEN_PATHS = {"/health"}
+
+def policy_for(config: Config, bind_host: str) -> Policy:
+    """The door's rules from the config; raises `KeySourceError` for a key file or variable that
+    cannot be read."""
+    server = config.server
+    return Policy(
+        bind_host=bind_host,
+        allowed_hosts=frozenset(h.lower() for h in server.allowed_hosts),
+        cors_origins=frozenset(o.rstrip("/") for o in server.cors_origins),
+        api_keys=KeyRing(gather_keys(server.api_keys, server.api_keys_file, server.api_keys_env)),
+        admin_keys=KeyRing(gather_keys(server.admin_keys, server.admin_keys_file,
+                                       server.admin_keys_env)),
+        max_requests_per_client=server.max_requests_per_client,
+    )
 
 
-def _auth_hook(keys: frozenset[str]):  # type: ignore[no-untyped-def]
-    async def check_key(request: Request) -> None:
-        if not keys or request.url.path in OPEN_PATHS:
-            return  # no keys configured: any bearer (or none) is accepted
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() not in keys:
-            raise AuthenticationFailed("Incorrect API key provided")
-
-    return check_key
-
-
-def create_app(config: Config, registry: ModelRegistry) -> Litestar:
+def create_app(config: Config, registry: ModelRegistry, policy: Policy) -> App:
     """The app; its startup starts the models' engine processes, its shutdown stops them."""
 
     async def start_models() -> None:
@@ -35,13 +37,13 @@ def create_app(config: Config, registry: ModelRegistry) -> Litestar:
     async def stop_models() -> None:
         await registry.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         on_startup=[start_models],
         on_shutdown=[stop_models],
         state=State({"registry": registry, "config": config}),
-        before_request=_auth_hook(frozenset(config.server.api_keys)),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         debug=False,
         logging_config=None,
     )
+    return Guard(app, policy)  # type: ignore[arg-type]

@@ -35,24 +35,25 @@ def _registry(request: Request) -> ModelRegistry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-def _card(served: ServedModel) -> wire.ModelCard:
-    return wire.ModelCard(id=served.id, created=served.created, status=served.describe())
+def _card(request: Request, served: ServedModel) -> wire.ModelCard:
+    status = served.describe(show_processes=bool(request.scope.get("gateway.admin", False)))
+    return wire.ModelCard(id=served.id, created=served.created, status=status)
 
 
 @get(["/v1/models", "/models"], sync_to_thread=False)
 def list_models(request: Request) -> Response[bytes]:
-    return _json(wire.ModelList(data=[_card(m) for m in _registry(request).models]))
+    return _json(wire.ModelList(data=[_card(request, m) for m in _registry(request).models]))
 
 
 @get(["/v1/models/{model_id:str}", "/models/{model_id:str}"], sync_to_thread=False)
 def get_model(request: Request, model_id: str) -> Response[bytes]:
-    return _json(_card(_registry(request).get(model_id)))
+    return _json(_card(request, _registry(request).get(model_id)))
 
 
 @get("/health", sync_to_thread=False)
 def health(request: Request) -> Response[bytes]:
     """200 when every model that should serve is ready; 503 otherwise, saying why."""
-    status, body = _registry(request).health()
+    status, body = _registry(request).health(show_processes=bool(request.scope.get("gateway.admin", False)))
     return _json(body, status)
 
 
@@ -83,14 +84,15 @@ async def _run(request: Request, body: wire.ChatCompletionRequest | wire.Complet
                ) -> Response[bytes] | Stream:
     served = _registry(request).get(body.model)
     header = request.headers.get(SESSION_HEADER)
+    client: str = request.scope.get("gateway.client", "")  # type: ignore[assignment]
     served.require_ready()
     # rendering and tokenizing a large prompt takes a while: off the event loop, so every other
     # stream and /health go on meanwhile
     if isinstance(body, wire.ChatCompletionRequest):
-        gen = await asyncio.to_thread(build_chat_request, served, body, header)
+        gen = await asyncio.to_thread(build_chat_request, served, body, header, client)
         ids = responses.ResponseIds(model=served.id, prefix="chatcmpl")
     else:
-        gen = await asyncio.to_thread(build_completion_request, served, body, header)
+        gen = await asyncio.to_thread(build_completion_request, served, body, header, client)
         ids = responses.ResponseIds(model=served.id, prefix="cmpl")
     replica = served.pick(gen)
     events = await responses.accepted(generate(replica, gen))
@@ -119,14 +121,14 @@ async def completions(request: Request) -> Response[bytes] | Stream:
 async def load_model(request: Request, model_id: str) -> Response[bytes]:
     served = _registry(request).get(model_id)
     served.load()
-    return _json({"id": served.id, **served.describe()})
+    return _json({"id": served.id, **served.describe(show_processes=True)})
 
 
 @post("/admin/models/{model_id:str}/unload", status_code=200)
 async def unload_model(request: Request, model_id: str) -> Response[bytes]:
     served = _registry(request).get(model_id)
     await served.unload()
-    return _json({"id": served.id, **served.describe()})
+    return _json({"id": served.id, **served.describe(show_processes=True)})
 
 
 ROUTES = [list_models, get_model, health, chat_completions, completions, load_model, unload_model]

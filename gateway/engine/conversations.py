@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from gateway.engine.llama_backend import LlamaContext
 from gateway.engine.session_cache import SavedSession, SessionCache
-from gateway.engine.slots import UNKEYED, Slot, SlotTable, common_prefix
+from gateway.engine.slots import Slot, SlotTable, common_prefix, unkeyed_prefix
 
 
 @dataclass
@@ -34,12 +34,14 @@ class ConversationStore:
         self.spilled = 0
         self.restored = 0
 
-    def is_known(self, key: str | None, prompt: list[int]) -> bool:
-        """Whether this turn continues a conversation whose KV is resident or saved."""
+    def is_known(self, key: str | None, prompt: list[int], scope: str = "") -> bool:
+        """Whether this turn continues a conversation whose KV is resident or saved (an unkeyed
+        one only among its client's, `scope`)."""
         if key is not None:
             return self.slots.by_session(key) is not None or key in self.cache
-        return (self.slots.best_continuation(prompt) is not None
-                or self.cache.best_continuation(prompt) is not None)
+        prefix = unkeyed_prefix(scope)
+        return (self.slots.best_continuation(prompt, prefix) is not None
+                or self.cache.best_continuation(prompt, prefix) is not None)
 
     def is_busy(self, key: str | None) -> bool:
         slot = self.slots.by_session(key) if key is not None else None
@@ -48,7 +50,7 @@ class ConversationStore:
     def free_slots(self) -> int:
         return len(self.slots.idle())
 
-    def place(self, key: str | None, prompt: list[int]) -> Placement | None:
+    def place(self, key: str | None, prompt: list[int], scope: str = "") -> Placement | None:
         """Give this turn a slot holding as much of its prompt as can be had; None: wait."""
         slot: Slot | None
         if key is not None:
@@ -58,11 +60,12 @@ class ConversationStore:
             if slot is None:
                 slot = self._claim(key)
         else:
-            slot = self.slots.best_continuation(prompt)
+            prefix = unkeyed_prefix(scope)
+            slot = self.slots.best_continuation(prompt, prefix)
             if slot is not None:
                 key = slot.session
             else:
-                key = self.cache.best_continuation(prompt) or f"{UNKEYED}{uuid.uuid4().hex}"
+                key = self.cache.best_continuation(prompt, prefix) or f"{prefix}{uuid.uuid4().hex}"
                 slot = self._claim(key)
         if slot is None or key is None:
             return None

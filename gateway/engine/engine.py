@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import msgspec
-
 from gateway.engine.conversations import ConversationStore
 from gateway.engine.llama_backend import (
     DecodeAborted,
@@ -27,6 +25,7 @@ from gateway.engine.llama_backend import (
     Sampler,
 )
 from gateway.engine.scheduler import Policy, Scheduler, SchedulerSettings, Waiting
+from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
 from gateway.engine.text_stream import TextStream
 from gateway.engine.turns import Cancel, Command, PendingTurn, RunningTurn, Stop
@@ -41,25 +40,6 @@ from gateway.engine.types import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class EngineSettings(msgspec.Struct, frozen=True):
-    """How one engine runs. No defaults here: the config (`ModelConfig`) is their one source, so
-    engine tests and benches run with the settings users get."""
-
-    n_ctx: int
-    parallel: int
-    n_batch: int
-    prefill_chunk: int
-    threads: int
-    session_cache_bytes: int
-    session_cache_dir: str | None  # already namespaced for this model replica
-    session_disk_bytes: int
-    policy: Policy
-    max_queue: int
-    queue_timeout_s: float
-    max_wait_s: float
-    reserved_slots: int
 
 
 @dataclass
@@ -93,7 +73,8 @@ class Engine:
         self.conversations = ConversationStore(self.ctx, self.model.identity, s.parallel,
                                                self.cache, self.clock)
         self.scheduler = Scheduler(
-            SchedulerSettings(s.policy, s.max_queue, s.queue_timeout_s, s.max_wait_s, s.reserved_slots),
+            SchedulerSettings(s.policy, s.max_queue, s.queue_timeout_s, s.max_wait_s, s.reserved_slots,
+                              s.max_queue_per_client),
             s.parallel,
         )
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
@@ -111,14 +92,14 @@ class Engine:
         starts now) or `Failed` (429 when the queue of new conversations is full)."""
         key = f"k:{request.session_key}" if request.session_key else None
         self._commands.put(PendingTurn(request, sink, key))
-        if self._new_prefill_in_flight and self._looks_ongoing(key, request.prompt_tokens):
+        if self._new_prefill_in_flight and self._looks_ongoing(key, request):
             self.ctx.abort()  # latency first: don't make this turn wait for a new one's prefill
 
-    def _looks_ongoing(self, key: str | None, prompt: list[int]) -> bool:
+    def _looks_ongoing(self, key: str | None, request: GenerationRequest) -> bool:
         """A guess from another thread (the engine decides for real): a wrong guess only costs
         the aborted step, which is redone."""
         try:
-            return self.conversations.is_known(key, prompt)
+            return self.conversations.is_known(key, request.prompt_tokens, request.scope)
         except RuntimeError:  # the engine changed a table under us
             return False
 
@@ -195,10 +176,12 @@ class Engine:
 
     def _offer(self, pending: PendingTurn) -> None:
         pending.arrived = self.clock()
-        pending.ongoing = self.conversations.is_known(pending.session, pending.request.prompt_tokens)
+        pending.ongoing = self.conversations.is_known(pending.session, pending.request.prompt_tokens,
+                                                      pending.request.scope)
         request_id = pending.request.request_id
-        verdict = self.scheduler.offer(Waiting(request_id, pending.ongoing, pending.arrived),
-                                       free_slots=self.conversations.free_slots())
+        verdict = self.scheduler.offer(
+            Waiting(request_id, pending.ongoing, pending.arrived, pending.request.scope),
+            free_slots=self.conversations.free_slots())
         if not verdict.accepted:
             pending.sink(Failed("Too many new conversations are waiting for this model; retry later",
                                 status=429, code="queue_full", retry_after=verdict.retry_after_s))
@@ -239,7 +222,8 @@ class Engine:
                 continue
             if not started:  # no slot after all: back to the queue, in its place
                 self._waiting[request_id] = pending
-                self.scheduler.requeue(Waiting(request_id, pending.ongoing, pending.arrived))
+                self.scheduler.requeue(Waiting(request_id, pending.ongoing, pending.arrived,
+                                               pending.request.scope))
         positions = self.scheduler.positions(self.clock())
         for request_id, pending in self._waiting.items():
             position = positions.get(request_id, pending.reported)
@@ -249,7 +233,7 @@ class Engine:
 
     def _start(self, pending: PendingTurn) -> bool:
         request = pending.request
-        placement = self.conversations.place(pending.session, request.prompt_tokens)
+        placement = self.conversations.place(pending.session, request.prompt_tokens, request.scope)
         if placement is None:
             return False
         if pending.reported != 0:
@@ -278,7 +262,8 @@ class Engine:
         self.conversations.release(seq.slot, evict_first=True)
         pending = seq.pending
         self._waiting[pending.request.request_id] = pending
-        self.scheduler.requeue(Waiting(pending.request.request_id, pending.ongoing, pending.arrived))
+        self.scheduler.requeue(Waiting(pending.request.request_id, pending.ongoing, pending.arrived,
+                                       pending.request.scope))
         self.stats.paused += 1
 
     # ---- the batch step ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import struct
 
 import msgspec
 
-from gateway.engine.engine import EngineSettings
+from gateway.engine.settings import EngineSettings
 from gateway.engine.types import EngineEvent, GenerationRequest
 
 

@@ -31,6 +31,7 @@ class SchedulerSettings:
     queue_timeout_s: float = 120.0
     max_wait_s: float = 10.0
     reserved_slots: int = 0
+    max_queue_per_client: int = 0  # new conversations one client may have waiting; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Waiting:
     request_id: str
     ongoing: bool
     arrived: float
+    client: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,21 +81,28 @@ class Scheduler:
         """A request arrives while `free_slots` slots are idle. A new conversation is refused when
         it would have to wait and `max_queue` new conversations already truly wait: those the
         free slots will take at the next plan do not count (0 means none may wait at all)."""
-        if not item.ongoing and not self._room_for_new(free_slots):
+        if not item.ongoing and not self._room_for_new(free_slots, item.client):
             return Verdict(False, retry_after_s=self._retry_after())
         self._queue.append(item)
         return Verdict(True, position=self.position(item.request_id))
 
-    def _room_for_new(self, free_slots: int) -> bool:
+    def _room_for_new(self, free_slots: int, client: str) -> bool:
         """Whether one more new conversation may join: it gets a slot at the next plan, or fewer
-        than `max_queue` new ones truly wait. Ongoing turns take free slots first, and under
-        latency_first new ones leave the reserved slots alone."""
+        than `max_queue` new ones truly wait and fewer than `max_queue_per_client` of its
+        client's. Ongoing turns take free slots first, and under latency_first new ones leave the
+        reserved slots alone."""
         new = self.new_waiting()
         for_new = free_slots - (len(self._queue) - new)
         if self.settings.policy is Policy.LATENCY_FIRST:
             for_new -= self.settings.reserved_slots
         for_new = max(0, for_new)
-        return new < for_new or new - for_new < self.settings.max_queue
+        if new < for_new:
+            return True
+        per_client = self.settings.max_queue_per_client
+        if per_client and sum(1 for w in self._queue
+                              if not w.ongoing and w.client == client) >= per_client:
+            return False
+        return new - for_new < self.settings.max_queue
 
     def remove(self, request_id: str) -> bool:
         before = len(self._queue)

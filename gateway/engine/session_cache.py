@@ -21,7 +21,7 @@ from pathlib import Path
 
 import msgspec
 
-from gateway.engine.slots import best_unkeyed
+from gateway.engine.slots import UNKEYED, best_unkeyed
 
 
 @dataclass
@@ -96,12 +96,14 @@ class SessionCache:
             return entry
         return self._disk.take(key) if self._disk is not None else None
 
-    def best_continuation(self, prompt: list[int]) -> str | None:
-        """Key of the unkeyed saved conversation (RAM or disk) this prompt continues, if any."""
-        in_ram, shared_ram = best_unkeyed([(k, e.tokens) for k, e in self._ram.items()], prompt)
+    def best_continuation(self, prompt: list[int], prefix: str = UNKEYED) -> str | None:
+        """Key of the unkeyed saved conversation (RAM or disk) this prompt continues, if any,
+        among those whose keys start with `prefix` (one client's)."""
+        in_ram, shared_ram = best_unkeyed([(k, e.tokens) for k, e in self._ram.items()], prompt,
+                                          prefix)
         if self._disk is None:
             return in_ram
-        on_disk, shared_disk = best_unkeyed(self._disk.index_items(), prompt)
+        on_disk, shared_disk = best_unkeyed(self._disk.index_items(), prompt, prefix)
         return on_disk if shared_disk > shared_ram else in_ram
 
     def discard(self, key: str) -> None:

@@ -31,11 +31,19 @@ def continues(cached: list[int], prompt: list[int], shared: int) -> bool:
     return shared > 0 and (shared * 5 >= len(cached) * 4 or shared == len(prompt))
 
 
-def best_unkeyed(candidates: list[tuple[str, list[int]]], prompt: list[int]) -> tuple[str | None, int]:
-    """The unkeyed conversation among (key, tokens) that `prompt` continues furthest."""
+def unkeyed_prefix(scope: str) -> str:
+    """The start of the made-up keys of one client's unkeyed conversations: an unkeyed prompt is
+    only ever matched with conversations of its own client."""
+    return f"{UNKEYED}{scope}\x1f"
+
+
+def best_unkeyed(candidates: list[tuple[str, list[int]]], prompt: list[int],
+                 prefix: str = UNKEYED) -> tuple[str | None, int]:
+    """The unkeyed conversation among (key, tokens) whose key starts with `prefix` (one client's)
+    that `prompt` continues furthest."""
     best, best_shared = None, 0
     for key, tokens in candidates:
-        if not key.startswith(UNKEYED):
+        if not key.startswith(prefix):
             continue
         shared = common_prefix(tokens, prompt)
         if continues(tokens, prompt, shared) and shared > best_shared:
@@ -62,10 +70,10 @@ class SlotTable:
     def idle(self) -> list[Slot]:
         return [s for s in self.slots if not s.busy]
 
-    def best_continuation(self, prompt: list[int]) -> Slot | None:
+    def best_continuation(self, prompt: list[int], prefix: str = UNKEYED) -> Slot | None:
         """The idle, unkeyed slot whose conversation this prompt continues, if any."""
         idle = {s.session: s for s in self.idle() if s.session is not None and s.tokens}
-        key, _ = best_unkeyed([(k, s.tokens) for k, s in idle.items()], prompt)
+        key, _ = best_unkeyed([(k, s.tokens) for k, s in idle.items()], prompt, prefix)
         return idle[key] if key is not None else None
 
     def vacant(self) -> Slot | None:

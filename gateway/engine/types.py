@@ -39,7 +39,8 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     stop: list[str] = []
     ignore_eos: bool = False
     min_tokens: int = 0
-    session_key: str | None = None
+    session_key: str | None = None  # the conversation, already scoped to its client
+    scope: str = ""  # the client (API key hash or address): unkeyed prefix reuse stays inside it
     grammar: str | None = None  # GBNF the output must follow (structured output), checked already
 
 

@@ -6,6 +6,7 @@ or inline Jinja. Rendering runs in a sandbox; a template error becomes a `Templa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jinja2
@@ -31,6 +32,11 @@ CHATML = """{%- for message in messages -%}
 {%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"""
 
 NAMED_TEMPLATES = {"gemma": GEMMA, "chatml": CHATML}
+
+
+# stands in for a message's content while the template renders, to find where contents land
+_MARK = "\ue000"
+_MARKED = re.compile(f"{_MARK}(\\d+){_MARK}")
 
 
 class TemplateError(Exception):
@@ -61,3 +67,23 @@ class ChatTemplate:
             raise
         except jinja2.TemplateError as exc:
             raise TemplateError(f"chat template failed: {exc}") from None
+
+    def render_parts(self, messages: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        """The prompt as pieces, each with whether it is text a client wrote (a message's content)
+        rather than the template's markup: the caller tokenizes client text without special
+        tokens. Found by rendering with a marker in place of each content; a template that
+        changes contents in a way this cannot follow (other than trimming) gets one piece of
+        markup, as before."""
+        whole = self.render(messages)
+        marked = [{**m, "content": f"{_MARK}{i}{_MARK}"} if isinstance(m.get("content"), str) else m
+                  for i, m in enumerate(messages)]
+        try:
+            pieces = _MARKED.split(self.render(marked))
+        except TemplateError:
+            return [(whole, False)]
+        for shape in (lambda t: t, str.strip):  # as written, or trimmed as Gemma's template does
+            parts = [(piece, False) if j % 2 == 0 else (shape(messages[int(piece)]["content"]), True)
+                     for j, piece in enumerate(pieces)]
+            if "".join(text for text, _ in parts) == whole:
+                return [part for part in parts if part[0]]
+        return [(whole, False)]

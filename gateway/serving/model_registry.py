@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.config import Config, ModelConfig
-from gateway.engine.engine import EngineSettings
+from gateway.engine.settings import EngineSettings
 from gateway.engine.ipc import WorkerSpec
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.scheduler import Policy
@@ -48,7 +48,8 @@ def engine_settings(model: ModelConfig, replica: int = 0) -> EngineSettings:
     """The engine's settings for one replica of `model`: the config is their only source."""
     cache_dir = None
     if model.session_cache_dir is not None:  # each model replica saves into a room of its own
-        room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id) + f"-replica{replica}"
+        # a model id never names a path: only its safe characters, never leading dots
+        room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id).lstrip(".") + f"-replica{replica}"
         cache_dir = os.path.join(os.path.expanduser(model.session_cache_dir), room)
     return EngineSettings(
         n_ctx=model.n_ctx,
@@ -64,6 +65,7 @@ def engine_settings(model: ModelConfig, replica: int = 0) -> EngineSettings:
         queue_timeout_s=model.queue_timeout_s,
         max_wait_s=model.max_wait_s,
         reserved_slots=model.reserved_slots,
+        max_queue_per_client=model.max_queue_per_client,
     )
 
 
@@ -191,12 +193,18 @@ class ServedModel:
 
     def pick(self, request: GenerationRequest) -> EngineProcess:
         """The replica for this request: the one holding its conversation, else the least loaded."""
-        return self.router.pick(self.require_ready(), request.session_key, request.prompt_tokens)
+        return self.router.pick(self.require_ready(), request.session_key, request.prompt_tokens,
+                                request.scope)
 
-    def describe(self) -> dict[str, object]:
+    def describe(self, show_processes: bool = False) -> dict[str, object]:
+        """State, failure, load and replicas; process ids only for `show_processes` (callers
+        allowed on the admin routes)."""
         placed = self.placement.replicas if self.placement is not None else []
         replicas = [{**r.describe(), **(placed[i].describe() if i < len(placed) else {})}
                     for i, r in enumerate(self.replicas)]
+        if not show_processes:
+            for replica in replicas:
+                replica.pop("pid")
         return {
             "state": self.state.value,
             "error": self.failure,
@@ -237,7 +245,7 @@ class ModelRegistry:
     def names(self) -> list[str]:
         return [m.id for m in self.models]
 
-    def health(self) -> tuple[int, dict[str, object]]:
+    def health(self, show_processes: bool = False) -> tuple[int, dict[str, object]]:
         """(HTTP status, body) for /health: 200 `ok` only when every model that should serve
         (loaded at start or on request) is ready; 503 `loading` while one is on its way, else
         503 `unavailable` (failed, unloaded)."""
@@ -248,7 +256,7 @@ class ModelRegistry:
             status = "loading" if any(m.state in settling for m in wanted) else "unavailable"
         body: dict[str, object] = {
             "status": status,
-            "models": {m.id: m.describe() for m in self.models},
+            "models": {m.id: m.describe(show_processes) for m in self.models},
             "gateway": {"tasks": len(asyncio.all_tasks()),
                         "in_flight": sum(r.in_flight for m in self.models for r in m.replicas)},
         }

@@ -17,7 +17,8 @@ from gateway.api.schemas import (
 )
 from gateway.engine.types import GenerationRequest, SamplingParams
 from gateway.errors import ContextLengthExceeded, InvalidRequest
-from gateway.serving.chat_template import TemplateError
+from gateway.engine.llama_backend import LlamaModel
+from gateway.serving.chat_template import ChatTemplate, TemplateError
 from gateway.serving.model_registry import ServedModel
 from gateway.serving.structured_output import grammar_for
 
@@ -59,9 +60,12 @@ def _stop_strings(stop: str | list[str] | None) -> list[str]:
     return [stop] if isinstance(stop, str) else [s for s in stop if s]
 
 
-def session_key(body: SamplingFields, header: str | None) -> str | None:
-    """The conversation a request belongs to: `prompt_cache_key`, then X-Session-ID, then `user`."""
-    return body.prompt_cache_key or header or body.user or None
+def session_key(body: SamplingFields, header: str | None, client: str = "") -> str | None:
+    """The conversation a request belongs to: its client's `prompt_cache_key`, else X-Session-ID.
+    Scoped to the client (API key, or address without keys): two clients naming the same key have
+    two conversations. `user` labels an end user, not a conversation."""
+    name = body.prompt_cache_key or header
+    return f"{client}\x1f{name}" if name else None
 
 
 def _finish_building(
@@ -71,6 +75,7 @@ def _finish_building(
     tokens: list[int],
     prompt_param: str,
     session_header: str | None,
+    client: str,
 ) -> GenerationRequest:
     if body.n not in (None, 1):
         raise InvalidRequest("Only `n` = 1 is supported", param="n")
@@ -95,7 +100,8 @@ def _finish_building(
         stop=_stop_strings(body.stop),
         ignore_eos=bool(body.ignore_eos),
         min_tokens=body.min_tokens or 0,
-        session_key=session_key(body, session_header),
+        session_key=session_key(body, session_header, client),
+        scope=client,
         grammar=grammar_for(body, vocab),
     )
 
@@ -119,8 +125,19 @@ def _message_text(index: int, content: str | list[ContentPart] | None) -> str:
     return "".join(parts)
 
 
+def chat_tokens(template: ChatTemplate, vocab: LlamaModel, messages: list[dict[str, str]]
+                ) -> list[int]:
+    """The prompt's tokens. The template's markup may spell special tokens; what clients wrote
+    never does: text like `<start_of_turn>model` inside a message stays text, no forged turn."""
+    tokens: list[int] = []
+    for i, (text, from_client) in enumerate(template.render_parts(messages)):
+        add_bos = i == 0 and vocab.add_bos and not (vocab.bos_text and text.startswith(vocab.bos_text))
+        tokens += vocab.tokenize(text, add_special=add_bos, parse_special=not from_client)
+    return tokens
+
+
 def build_chat_request(
-    loaded: ServedModel, body: ChatCompletionRequest, session_header: str | None
+    loaded: ServedModel, body: ChatCompletionRequest, session_header: str | None, client: str = ""
 ) -> GenerationRequest:
     if not body.messages:
         raise InvalidRequest("`messages` must not be empty", param="messages")
@@ -139,20 +156,18 @@ def build_chat_request(
             f"Model `{loaded.id}` has no chat template; use /v1/completions or configure one",
             param="model",
         )
-    try:
-        prompt = loaded.template.render(messages)
-    except TemplateError as exc:
-        raise InvalidRequest(str(exc), param="messages") from None
     llama = loaded.vocab
     assert llama is not None  # a ready model has its vocabulary
-    has_bos = bool(llama.bos_text) and prompt.startswith(llama.bos_text)
-    tokens = llama.tokenize(prompt, add_special=llama.add_bos and not has_bos, parse_special=True)
+    try:
+        tokens = chat_tokens(loaded.template, llama, messages)
+    except TemplateError as exc:
+        raise InvalidRequest(str(exc), param="messages") from None
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
-    return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header)
+    return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header, client)
 
 
 def build_completion_request(
-    loaded: ServedModel, body: CompletionRequest, session_header: str | None
+    loaded: ServedModel, body: CompletionRequest, session_header: str | None, client: str = ""
 ) -> GenerationRequest:
     prompt: str | list[str | int] | None = body.prompt
     if prompt is None:
@@ -177,7 +192,7 @@ def build_completion_request(
             raise InvalidRequest(f"Token id {bad[0]} is out of the vocabulary", param="prompt")
     if fill_in:
         tokens = _fill_in_the_middle(loaded, tokens, body.suffix or "")
-    return _finish_building(loaded, body, body.max_tokens, tokens, "prompt", session_header)
+    return _finish_building(loaded, body, body.max_tokens, tokens, "prompt", session_header, client)
 
 
 def _fill_in_the_middle(loaded: ServedModel, prefix: list[int], suffix: str) -> list[int]:

@@ -26,10 +26,11 @@ BLOCK = 16
 MIN_SHARED_FRACTION = 0.5
 
 
-def prefix_hashes(tokens: Sequence[int]) -> list[int]:
-    """One hash per whole block of the prompt; hash i covers tokens[: (i + 1) * BLOCK]."""
+def prefix_hashes(tokens: Sequence[int], scope: str = "") -> list[int]:
+    """One hash per whole block of the prompt; hash i covers tokens[: (i + 1) * BLOCK] (and the
+    client: one client's prefixes never route another's prompts)."""
     hashes = []
-    running = 0
+    running = hash(scope)
     for end in range(BLOCK, len(tokens) + 1, BLOCK):
         running = hash((running, tuple(tokens[end - BLOCK:end])))
         hashes.append(running)
@@ -54,8 +55,9 @@ class Router:
         self._sticky = _Lru(remember)
         self._prefixes = _Lru(remember_prefixes)
 
-    def pick(self, ready: list[R], session_key: str | None, prompt: Sequence[int] = ()) -> R:
-        hashes = prefix_hashes(prompt)
+    def pick(self, ready: list[R], session_key: str | None, prompt: Sequence[int] = (),
+             scope: str = "") -> R:
+        hashes = prefix_hashes(prompt, scope)
         chosen = self._holder(ready, session_key, hashes, len(prompt))
         if chosen is None:
             chosen = min(ready, key=lambda r: r.in_flight)

@@ -81,7 +81,8 @@ def test_bad_json_is_400(server: RunningServer) -> None:
     r = httpx.post(server.v1 + "/chat/completions", content=b"{not json",
                    headers={"content-type": "application/json"})
     assert_error_shape(r, 400)
-    r = httpx.post(server.v1 + "/chat/completions", content=b"")
+    r = httpx.post(server.v1 + "/chat/completions", content=b"",
+                   headers={"content-type": "application/json"})
     assert_error_shape(r, 400)
 
 

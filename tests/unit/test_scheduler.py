@@ -198,3 +198,11 @@ def test_properties_over_random_bursts(burst: list[tuple[bool, float, bool]], po
         expired.update(plan.expire)
     assert not s.waiting
     assert offered <= admitted | expired
+
+
+def test_one_client_cannot_fill_the_queue() -> None:
+    s = make(max_queue=10, max_queue_per_client=2)
+    assert all(s.offer(Waiting(f"a{i}", False, 0.0, client="a")).accepted for i in range(2))
+    assert not s.offer(Waiting("a2", False, 0.0, client="a")).accepted
+    assert s.offer(Waiting("b0", False, 0.0, client="b")).accepted  # others still get in
+    assert s.offer(Waiting("chat", True, 0.0, client="a")).accepted  # an ongoing turn always does

@@ -8,12 +8,19 @@ def body(**fields: object) -> ChatCompletionRequest:
     return msgspec.convert({"model": "m", "messages": [], **fields}, ChatCompletionRequest)
 
 
-def test_prompt_cache_key_then_header_then_user() -> None:
-    assert session_key(body(prompt_cache_key="k", user="u"), "h") == "k"
-    assert session_key(body(user="u"), "h") == "h"
-    assert session_key(body(user="u"), None) == "u"
-    assert session_key(body(), None) is None
+def test_prompt_cache_key_then_header_within_the_client() -> None:
+    assert session_key(body(prompt_cache_key="k", user="u"), "h", "key:a") == "key:a\x1fk"
+    assert session_key(body(user="u"), "h", "key:a") == "key:a\x1fh"
+
+
+def test_user_is_a_label_not_a_conversation() -> None:
+    assert session_key(body(user="u"), None, "key:a") is None
+
+
+def test_two_clients_naming_the_same_key_have_two_conversations() -> None:
+    assert session_key(body(prompt_cache_key="k"), None, "key:a") != session_key(
+        body(prompt_cache_key="k"), None, "key:b")
 
 
 def test_empty_names_do_not_name_a_conversation() -> None:
-    assert session_key(body(prompt_cache_key="", user=""), "") is None
+    assert session_key(body(prompt_cache_key="", user=""), "", "key:a") is None

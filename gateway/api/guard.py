@@ -1,0 +1,203 @@
+"""The door: who may talk to the server, from where, and as whom. A pure ASGI middleware in front of
+every route (unknown ones included), so nothing reaches a handler that this has not let through.
+
+- DNS rebinding: a `Host` must be a name the server answers to: an IP address, a localhost name,
+  the bind address or `[server] allowed_hosts`.
+- Browsers: a request carrying an `Origin` must come from the same origin or one of
+  `[server] cors_origins`; CORS headers (and preflight answers) only for those. POST bodies must be
+  `application/json`: a cross-site page cannot send that without a preflight.
+- Keys: with API keys, every route but /health needs a bearer key; /admin needs an admin key, or,
+  with none configured, a loopback client.
+- Identity: the client is its key's hash, or its address when keys are off; handlers read it as
+  `scope["gateway.client"]` (sessions are scoped to it) and `scope["gateway.admin"]`.
+- Fairness: at most `max_requests_per_client` generation requests in flight per client.
+Refusals are OpenAI-shaped errors. Keys are never logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from gateway.api.schemas import ErrorBody, ErrorResponse
+from gateway.keys import KeyRing
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/health"})
+# the routes that take a JSON body and generate: JSON only, counted against the client's share
+GENERATION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/completions",
+                              "/completions"})
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Session-ID, OpenAI-Organization, OpenAI-Project"
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address in LOCAL_NAMES
+
+
+def host_name(host: str) -> str:
+    """`name:port` or `[v6]:port` to the bare lower-case name."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+@dataclass
+class Policy:
+    bind_host: str
+    allowed_hosts: frozenset[str]
+    cors_origins: frozenset[str]
+    api_keys: KeyRing
+    admin_keys: KeyRing
+    max_requests_per_client: int
+    in_flight: dict[str, int] = field(default_factory=dict)
+
+    def host_allowed(self, host: str | None) -> bool:
+        if host is None:
+            return True  # HTTP/1.0 without Host: not a browser
+        name = host_name(host)
+        return (_is_ip(name) or name in LOCAL_NAMES or name.endswith(".localhost")
+                or name == self.bind_host.lower() or name in self.allowed_hosts
+                or "*" in self.allowed_hosts)
+
+    def origin_allowed(self, origin: str, host: str | None) -> bool:
+        if origin in self.cors_origins or "*" in self.cors_origins:
+            return True
+        scheme, _, rest = origin.partition("://")
+        return scheme in ("http", "https") and host is not None and rest.lower() == host.lower()
+
+
+def _error(status: int, message: str, type_: str, code: str,
+           headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, bytes, list]:
+    body = msgspec.json.encode(ErrorResponse(ErrorBody(message, type_, None, code)))
+    return status, body, headers or []
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    def __init__(self, app: App, policy: Policy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal, cors = self._check(scope, headers)
+        if refusal is not None:
+            await _respond(send, *refusal)
+            return
+        cors_headers = [(b"access-control-allow-origin", cors.encode("latin-1")),
+                        (b"vary", b"Origin")] if cors else []
+        if scope["method"] == "OPTIONS" and cors:
+            await send({"type": "http.response.start", "status": 204, "headers": [
+                *cors_headers, (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                (b"access-control-allow-headers", ALLOWED_HEADERS.encode()),
+                (b"access-control-max-age", b"600")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start" and cors_headers:
+                message["headers"] = [*message.get("headers", []), *cors_headers]
+            await send(message)
+
+        client = scope["gateway.client"]
+        counted = scope["path"] in GENERATION_PATHS and scope["method"] == "POST"
+        limit = self.policy.max_requests_per_client
+        if counted:
+            if limit and self.policy.in_flight.get(client, 0) >= limit:
+                await _respond(send, *_error(
+                    429, f"This client already has {limit} requests in flight; wait for one to "
+                    "end", "rate_limit_error", "too_many_requests_for_client",
+                    [(b"retry-after", b"1"), *cors_headers]))
+                return
+            self.policy.in_flight[client] = self.policy.in_flight.get(client, 0) + 1
+        try:
+            await self.app(scope, receive, send_with_cors)
+        finally:
+            if counted:
+                left = self.policy.in_flight[client] - 1
+                if left:
+                    self.policy.in_flight[client] = left
+                else:
+                    del self.policy.in_flight[client]
+
+    def _check(self, scope: Scope, headers: dict[str, str]
+               ) -> tuple[tuple[int, bytes, list] | None, str | None]:
+        """(a refusal, or None) and the origin to send CORS headers to, if any."""
+        policy = self.policy
+        host = headers.get("host")
+        if not policy.host_allowed(host):
+            return _error(403, f"Host `{host}` is not one this server answers to; add it to "
+                          "[server] allowed_hosts", "invalid_request_error",
+                          "host_not_allowed"), None
+        origin = headers.get("origin")
+        cors = None
+        if origin is not None:
+            if not policy.origin_allowed(origin, host):
+                return _error(403, f"Requests from the web origin `{origin}` are not allowed; add "
+                              "it to [server] cors_origins", "invalid_request_error",
+                              "origin_not_allowed"), None
+            cors = origin if origin in policy.cors_origins or "*" in policy.cors_origins else None
+        if scope["method"] == "OPTIONS":
+            return None, cors
+        path: str = scope["path"]
+        if scope["method"] == "POST" and path in GENERATION_PATHS:  # the routes with JSON bodies
+            media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if media != "application/json":
+                return _error(415, "Send the body as JSON with `Content-Type: application/json`",
+                              "invalid_request_error", "unsupported_media_type"), cors
+        address = (scope.get("client") or ("", 0))[0]
+        bearer = headers.get("authorization", "")
+        scheme, _, token = bearer.partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        api_id = policy.api_keys.match(token) if token else None
+        admin_id = policy.admin_keys.match(token) if token else None
+        if path.startswith("/admin"):
+            admin = admin_id is not None if policy.admin_keys else is_loopback(address)
+            if not admin:
+                why = ("an admin key" if policy.admin_keys
+                       else "a client on this machine (set [server] admin_keys to allow others)")
+                return _error(403 if not policy.admin_keys else 401,
+                              f"The admin routes need {why}", "invalid_request_error",
+                              "admin_required"), cors
+        if policy.api_keys and path not in OPEN_PATHS and api_id is None and admin_id is None:
+            return _error(401, "Incorrect API key provided", "invalid_request_error",
+                          "invalid_api_key"), cors
+        identity = api_id or admin_id
+        scope["gateway.client"] = f"key:{identity}" if identity else f"addr:{address}"
+        scope["gateway.admin"] = (admin_id is not None if policy.admin_keys
+                                  else is_loopback(address) and (not policy.api_keys or
+                                                                 api_id is not None))
+        return None, cors
