@@ -12,19 +12,16 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from gateway.api.schemas import ErrorBody, ErrorResponse
+from gateway import wire
 from gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
-
-_TYPES = {401: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error"}
-
 
 def error_response(
     status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
-    body = msgspec.json.encode(ErrorResponse(ErrorBody(message, type_, param, code)))
+    body = msgspec.json.encode(wire.error_response(message, type_, code, param))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
@@ -40,7 +37,7 @@ def handle_http_exception(_request: Request, exc: HTTPException) -> Response[byt
         return error_response(405, "Method not allowed on this route", "invalid_request_error")
     if status >= 500:
         return handle_unexpected(_request, exc)
-    return error_response(status, str(exc.detail), _TYPES.get(status, "invalid_request_error"))
+    return error_response(status, str(exc.detail), "invalid_request_error")
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response[bytes]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.api.schemas import ErrorBody, ErrorResponse
+from gateway import wire
 from gateway.keys import KeyRing
 
 Scope = MutableMapping[str, Any]
@@ -92,7 +92,7 @@ class Policy:
 
 def _error(status: int, message: str, type_: str, code: str,
            headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, bytes, list]:
-    body = msgspec.json.encode(ErrorResponse(ErrorBody(message, type_, None, code)))
+    body = msgspec.json.encode(wire.error_response(message, type_, code))
     return status, body, headers or []
 
 

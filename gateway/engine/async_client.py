@@ -1,15 +1,13 @@
 """The asyncio face of an engine: submit a request, iterate its events, cancel on exit.
 
-Used by the serving layer from the event loop. An engine process's events already arrive on the
-loop (its reader task) and go straight into the request's queue; an engine running in a thread of
-its own hands them over with `call_soon_threadsafe`. Leaving the iteration early (client gone)
-cancels the request.
+Used by the serving layer from the event loop, with an engine whose sink is called on that loop
+(an engine process's events arrive on it, read by its reader task). Leaving the iteration early
+(client gone) cancels the request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -23,16 +21,7 @@ class EngineLike(Protocol):
 
 async def generate(engine: EngineLike, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
     events: asyncio.Queue[EngineEvent] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    loop_thread = threading.get_ident()
-
-    def sink(event: EngineEvent) -> None:
-        if threading.get_ident() == loop_thread:
-            events.put_nowait(event)
-        else:
-            loop.call_soon_threadsafe(events.put_nowait, event)
-
-    engine.submit(request, sink)
+    engine.submit(request, events.put_nowait)
     done = False
     try:
         while True:

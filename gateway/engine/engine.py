@@ -31,6 +31,7 @@ from gateway.engine.text_stream import TextStream
 from gateway.engine.turns import Cancel, Command, PendingTurn, RunningTurn, Stop
 from gateway.engine.types import (
     Failed,
+    FailureKind,
     Finished,
     FinishReason,
     GenerationRequest,
@@ -133,7 +134,7 @@ class Engine:
                 except Exception:  # a bug must cost the requests in flight, never the engine
                     log.exception("engine step failed; failing the requests in flight")
                     for seq in list(self._running):
-                        self._fail(seq, "internal error in the engine")
+                        self._fail(seq, "internal error in the engine", FailureKind.INTERNAL)
         finally:
             self._shutdown()
 
@@ -184,7 +185,7 @@ class Engine:
             free_slots=self.conversations.free_slots())
         if not verdict.accepted:
             pending.sink(Failed("Too many new conversations are waiting for this model; retry later",
-                                status=429, code="queue_full", retry_after=verdict.retry_after_s))
+                                FailureKind.QUEUE_FULL, retry_after=verdict.retry_after_s))
             return
         self._waiting[request_id] = pending
 
@@ -209,7 +210,7 @@ class Engine:
         for request_id in plan.expire:
             pending = self._waiting.pop(request_id)
             pending.sink(Failed(f"The request waited in the queue longer than "
-                                f"{self.settings.queue_timeout_s:g} s", status=503, code="queue_timeout"))
+                                f"{self.settings.queue_timeout_s:g} s", FailureKind.QUEUE_TIMEOUT))
         for request_id in plan.pause:
             self._pause(next(s for s in self._running if s.request.request_id == request_id))
         for request_id in plan.admit:
@@ -218,7 +219,7 @@ class Engine:
                 started = self._start(pending)
             except Exception:
                 log.exception("could not start request %s", request_id)
-                pending.sink(Failed("internal error while starting the request"))
+                pending.sink(Failed("internal error while starting the request"))  # INTERNAL
                 continue
             if not started:  # no slot after all: back to the queue, in its place
                 self._waiting[request_id] = pending
@@ -324,7 +325,7 @@ class Engine:
         except RuntimeError as exc:
             log.error("decode failed: %s", exc)
             for seq in in_batch:
-                self._fail(seq, f"the model failed to decode: {exc}")
+                self._fail(seq, f"the model failed to decode: {exc}", FailureKind.DECODE_FAILED)
             return
         finally:
             self._new_prefill_in_flight = False
@@ -353,7 +354,8 @@ class Engine:
         try:
             token = seq.sampler.sample(self.ctx, seq.logits_index)
         except GrammarStuck:
-            self._fail(seq, "the response format allows no next token for this model")
+            self._fail(seq, "the response format allows no next token for this model",
+                       FailureKind.GRAMMAR_STUCK)
             return
         seq.generated += 1
         self.stats.tokens_generated += 1
@@ -386,16 +388,16 @@ class Engine:
             cached_tokens=seq.cached_tokens,
         ))
 
-    def _fail(self, seq: RunningTurn, message: str) -> None:
+    def _fail(self, seq: RunningTurn, message: str, kind: FailureKind) -> None:
         self._running.remove(seq)
         seq.sampler.free()
         self.conversations.discard(seq.slot)
-        seq.pending.sink(Failed(message))
+        seq.pending.sink(Failed(message, kind))
 
     def _shutdown(self) -> None:
         for seq in list(self._running):
-            self._fail(seq, "the engine is shutting down")
+            self._fail(seq, "the engine is shutting down", FailureKind.SHUTTING_DOWN)
         for pending in self._waiting.values():
-            pending.sink(Failed("the engine is shutting down", status=503, code="unavailable"))
+            pending.sink(Failed("the engine is shutting down", FailureKind.SHUTTING_DOWN))
         self._waiting.clear()
         self.ctx.close()

@@ -55,11 +55,25 @@ class Finished(msgspec.Struct, frozen=True, tag=True):
     cached_tokens: int
 
 
+class FailureKind(str, enum.Enum):
+    """Why a request failed, in the engine's words; the serving layer maps each to HTTP."""
+
+    QUEUE_FULL = "queue_full"  # too many new conversations wait: try later
+    QUEUE_TIMEOUT = "queue_timeout"  # it waited longer than queue_timeout_s
+    SHUTTING_DOWN = "shutting_down"  # the engine (or the server) is stopping
+    DECODE_FAILED = "decode_failed"  # llama_decode failed for its batch
+    GRAMMAR_STUCK = "grammar_stuck"  # the response format allows no next token
+    INTERNAL = "internal"  # a bug: the engine survived it, the request did not
+    ENGINE_STOPPED = "engine_stopped"  # its engine process died; it is being restarted
+    NOT_READY = "not_ready"  # the model is still loading
+    MODEL_FAILED = "model_failed"  # the model cannot run (it failed to load, or kept dying)
+    UNLOADED = "unloaded"  # the model was unloaded
+
+
 class Failed(msgspec.Struct, frozen=True, tag=True):
     message: str
-    status: int = 500
-    code: str | None = None
-    retry_after: int | None = None  # seconds, for 429
+    kind: FailureKind = FailureKind.INTERNAL
+    retry_after: int | None = None  # seconds, when trying again later can help
 
 
 class Queued(msgspec.Struct, frozen=True, tag=True):

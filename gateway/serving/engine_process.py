@@ -28,7 +28,7 @@ from typing import Literal
 import msgspec
 
 from gateway.engine import ipc
-from gateway.engine.types import Failed, Finished, GenerationRequest, Sink
+from gateway.engine.types import Failed, FailureKind, Finished, GenerationRequest, Sink
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,11 @@ class EngineProcess:
     def submit(self, request: GenerationRequest, sink: Sink) -> None:
         if self.state is not ReplicaState.READY or self._writer is None:
             if self.state is ReplicaState.FAILED:
-                sink(Failed(f"model `{self.spec.model_id}` failed: {self.failure}", status=503,
-                            code="model_failed", retry_after=60))
+                sink(Failed(f"model `{self.spec.model_id}` failed: {self.failure}",
+                            FailureKind.MODEL_FAILED, retry_after=60))
             else:
-                sink(Failed(f"model `{self.spec.model_id}` is {self.state.value}", status=503,
-                            code="model_not_ready", retry_after=2))
+                sink(Failed(f"model `{self.spec.model_id}` is {self.state.value}",
+                            FailureKind.NOT_READY, retry_after=2))
             return
         try:
             frame = ipc.frame(ipc.Submit(request))
@@ -160,15 +160,15 @@ class EngineProcess:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._fail_in_flight("the model was unloaded", code="model_unloaded", retry_after=60)
+        self._fail_in_flight("the model was unloaded", FailureKind.UNLOADED, retry_after=60)
 
-    def fail_in_flight(self, message: str, code: str) -> None:
+    def fail_in_flight(self, message: str, kind: FailureKind) -> None:
         """End every request in flight here with a 503 (the server is shutting down), and tell
         the engine to stop working on them."""
         if self._writer is not None:
             for request_id in self._sinks:
                 self._writer.write(ipc.frame(ipc.Cancel(request_id)))
-        self._fail_in_flight(message, code=code, retry_after=5)
+        self._fail_in_flight(message, kind, retry_after=5)
 
     async def _supervise(self) -> None:
         failures = 0
@@ -187,7 +187,7 @@ class EngineProcess:
             self.failure = self._reason(returncode, was_ready)
             self.ready.clear()
             self._fail_in_flight(f"the engine process for `{self.spec.model_id}` stopped; "
-                                 "it is being restarted", code="engine_restarting", retry_after=2)
+                                 "it is being restarted", FailureKind.ENGINE_STOPPED, retry_after=2)
             if self._should_heal(returncode, was_ready):
                 self.spec = msgspec.structs.replace(self.spec, extra_buffers=False)
                 self.note = HEALED_NOTE
@@ -308,10 +308,10 @@ class EngineProcess:
                 self.state = ReplicaState.READY
                 self.ready.set()
 
-    def _fail_in_flight(self, message: str, code: str, retry_after: int) -> None:
+    def _fail_in_flight(self, message: str, kind: FailureKind, retry_after: int) -> None:
         sinks, self._sinks = self._sinks, {}
         for sink in sinks.values():
-            sink(Failed(message, status=503, code=code, retry_after=retry_after))
+            sink(Failed(message, kind, retry_after=retry_after))
         self.running = 0
 
     def describe(self) -> dict[str, object]:

@@ -22,7 +22,7 @@ from gateway.engine.settings import EngineSettings
 from gateway.engine.ipc import WorkerSpec
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.scheduler import Policy
-from gateway.engine.types import GenerationRequest
+from gateway.engine.types import FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
 from gateway.placement import Placement
@@ -267,7 +267,7 @@ class ModelRegistry:
         and [DONE]); their engines stop working on them."""
         for served in self.models:
             for replica in served.replicas:
-                replica.fail_in_flight(message, code="shutting_down")
+                replica.fail_in_flight(message, FailureKind.SHUTTING_DOWN)
 
     async def close(self) -> None:
         await asyncio.gather(*(m.unload() for m in self.models))

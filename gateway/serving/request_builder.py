@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from gateway.api.schemas import (
+from gateway.wire import (
     ChatCompletionRequest,
     CompletionRequest,
     ContentPart,

@@ -11,20 +11,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from gateway.api import schemas as wire
+from gateway import wire
 from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta
-from gateway.errors import GatewayError
-
-
-class EngineFailure(GatewayError):
-    """The engine refused or could not finish a request: 429 (queue full), 503, 500."""
-
-    def __init__(self, failed: Failed) -> None:
-        super().__init__(failed.message, code=failed.code)
-        self.status = failed.status
-        self.type = "rate_limit_error" if failed.status == 429 else "server_error"
-        if failed.retry_after is not None:
-            self.headers = {"Retry-After": str(failed.retry_after)}
+from gateway.serving.failures import EngineFailure, error_frame
 
 
 async def accepted(events: AsyncIterator[EngineEvent]) -> AsyncIterator[EngineEvent]:
@@ -113,10 +102,6 @@ def text_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.Com
 StreamItem = wire.ChatCompletionChunk | wire.Completion | wire.ErrorResponse | QueueNotice
 
 
-def _error_body(failed: Failed) -> wire.ErrorResponse:
-    return wire.ErrorResponse(wire.ErrorBody(failed.message, "server_error", None, failed.code))
-
-
 async def _translate(
     events: AsyncIterator[EngineEvent],
     text: Callable[[str], StreamItem],
@@ -131,7 +116,7 @@ async def _translate(
         elif isinstance(event, Queued) and event.position > 0:
             yield QueueNotice(event.position)
         elif isinstance(event, Failed):
-            yield _error_body(event)
+            yield error_frame(event)
             return
         elif isinstance(event, Finished):
             yield final(event)

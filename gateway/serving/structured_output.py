@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from gateway.api.schemas import ResponseFormat, SamplingFields
+from gateway.wire import ResponseFormat, SamplingFields
 from gateway.engine.llama_backend import JSON_OBJECT_GRAMMAR, LlamaModel, json_schema_grammar
 from gateway.errors import InvalidRequest
 

@@ -10,7 +10,7 @@ import pytest
 from gateway.config import ModelConfig, ModelSource
 from gateway.engine.engine import Engine
 from gateway.engine.llama_backend import LlamaContext, LlamaModel, Sampler
-from gateway.engine.types import Failed, Finished, FinishReason, Queued, SamplingParams
+from gateway.engine.types import Failed, FailureKind, Finished, FinishReason, Queued, SamplingParams
 from gateway.serving.chat_template import ChatTemplate
 from gateway.serving.model_registry import engine_settings
 from tests.engine.driver import complete, run, submit
@@ -323,7 +323,7 @@ def test_a_burst_on_an_idle_engine_counts_only_what_truly_waits(gemma: LlamaMode
     refused = [o for o in burst if any(isinstance(e, Failed) for e in o.events)]
     assert len(refused) == 1 and refused[0] is burst[-1]  # 3 run + 9 wait; only the 13th is refused
     failed = refused[0].events[0]
-    assert isinstance(failed, Failed) and failed.status == 429
+    assert isinstance(failed, Failed) and failed.kind is FailureKind.QUEUE_FULL
     run(engine)
     assert all(o.finished.completion_tokens == 2 for o in burst[:12])
 

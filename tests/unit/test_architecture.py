@@ -41,13 +41,20 @@ def test_only_the_web_layer_imports_litestar() -> None:
             assert name.startswith("api/") or name == "cli.py", name
 
 
-def test_serving_uses_only_plain_wire_schemas_from_api() -> None:
+def test_serving_never_imports_the_web_layer() -> None:
     for name, imports in modules():
         if name.startswith("serving/"):
             from_api = {i for i in imports if i.startswith("gateway.api")}
-            assert from_api <= {"gateway.api", "gateway.api.schemas"}, f"{name} imports {from_api}"
-    schemas = imports_of(PACKAGE / "api" / "schemas.py")
-    assert not any(i.startswith("litestar") for i in schemas)
+            assert not from_api, f"{name} imports {from_api}"
+    wire = imports_of(PACKAGE / "wire.py")
+    assert not any(i.startswith(("litestar", "gateway.")) for i in wire)
+
+
+def test_the_web_layer_never_imports_the_engine() -> None:
+    for name, imports in modules():
+        if name.startswith("api/"):
+            bad = {i for i in imports if i.startswith("gateway.engine")}
+            assert not bad, f"{name} imports {bad}"
 
 
 def test_modules_stay_small() -> None:

@@ -1,6 +1,6 @@
 import msgspec
 
-from gateway.api.schemas import ChatCompletionRequest
+from gateway.wire import ChatCompletionRequest
 from gateway.serving.request_builder import session_key
 
 

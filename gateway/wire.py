@@ -1,7 +1,9 @@
 """OpenAI wire schemas as msgspec Structs: requests (unknown fields ignored) and responses.
 
 Responses keep defaults (OpenAI sends `finish_reason: null`, `refusal: null`); only stream deltas
-omit absent fields. No behaviour here: just the shapes.
+omit absent fields. No behaviour here but `error_response`, the one builder of OpenAI's error shape
+(for HTTP bodies and in-stream frames alike). Plain msgspec: the web layer and the serving layer
+both import it, and it imports neither.
 """
 
 from __future__ import annotations
@@ -182,3 +184,9 @@ class ErrorBody(msgspec.Struct):
 
 class ErrorResponse(msgspec.Struct):
     error: ErrorBody
+
+
+def error_response(message: str, type_: str, code: str | None = None,
+                   param: str | None = None) -> ErrorResponse:
+    """`{"error": {"message", "type", "param", "code"}}`."""
+    return ErrorResponse(ErrorBody(message, type_, param, code))

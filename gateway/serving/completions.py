@@ -1,0 +1,74 @@
+"""One chat or text completion, end to end: find the model, build and check the engine request (off
+the event loop: rendering and tokenizing a large prompt takes a while), pick a replica, wait for
+the engine to accept it, then hand back either a stream of wire chunks or the whole response.
+
+The web layer decodes the body, calls `complete` once and encodes what comes back; it knows nothing
+of engines. A non-streamed request is cancelled in its engine when `hung_up` resolves first (the
+client went away: litestar does not cancel a handler for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from gateway import wire
+from gateway.engine.async_client import generate
+from gateway.errors import ClientGone
+from gateway.serving import responses
+from gateway.serving.model_registry import ModelRegistry
+from gateway.serving.request_builder import build_chat_request, build_completion_request
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """The response is a stream of these items (chunks, queue notices, one error frame)."""
+
+    items: AsyncIterator[responses.StreamItem]
+
+
+async def complete(registry: ModelRegistry,
+                   body: wire.ChatCompletionRequest | wire.CompletionRequest,
+                   session_header: str | None, client: str,
+                   hung_up: Callable[[], Awaitable[None]]
+                   ) -> Streamed | wire.ChatCompletion | wire.Completion:
+    served = registry.get(body.model)
+    served.require_ready()
+    chat = isinstance(body, wire.ChatCompletionRequest)
+    if isinstance(body, wire.ChatCompletionRequest):
+        request = await asyncio.to_thread(build_chat_request, served, body, session_header, client)
+    else:
+        request = await asyncio.to_thread(build_completion_request, served, body, session_header,
+                                          client)
+    ids = responses.ResponseIds(model=served.id, prefix="chatcmpl" if chat else "cmpl")
+    events = await responses.accepted(generate(served.pick(request), request))
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        to_chunks = responses.chat_chunks if chat else responses.completion_chunks
+        return Streamed(to_chunks(ids, events, include_usage))
+    text, finished = await _unless(hung_up, responses.collect(events))
+    if chat:
+        return responses.chat_completion(ids, text, finished)
+    return responses.text_completion(ids, text, finished)
+
+
+async def _unless(hung_up: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:
+    """Await `work` unless `hung_up` resolves first: then it is cancelled (which cancels the
+    generation in its engine) and `ClientGone` is raised."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(hung_up())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise ClientGone("The client closed the connection before the response was ready")
