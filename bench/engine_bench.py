@@ -36,22 +36,20 @@ N_CTX = 2048
 
 async def one_stream(server: Server, tokens: int, repeats: int) -> float:
     rates = []
-    async with httpx.AsyncClient(timeout=600) as client:
-        await stream_completion(client, server, PROMPT, 8)  # warm up
-        for _ in range(repeats):
-            r = await stream_completion(client, server, PROMPT, tokens)
-            rates.append((r.tokens - 1) / (r.duration - r.ttft))
+    await stream_completion(server, PROMPT, 8)  # warm up
+    for _ in range(repeats):
+        r = await stream_completion(server, PROMPT, tokens)
+        rates.append((r.tokens - 1) / (r.duration - r.ttft))
     return median(rates)
 
 
 async def many_streams(server: Server, streams: int, tokens: int) -> tuple[float, float, float]:
-    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64)) as client:
-        await stream_completion(client, server, PROMPT, 4)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        results = await asyncio.gather(*(
-            stream_completion(client, server, f"{PROMPT} (story {i})", tokens) for i in range(streams)))
-        wall = loop.time() - start
+    await stream_completion(server, PROMPT, 4)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    results = await asyncio.gather(*(
+        stream_completion(server, f"{PROMPT} (story {i})", tokens) for i in range(streams)))
+    wall = loop.time() - start
     total = sum(r.tokens for r in results)
     ttfts = [r.ttft for r in results]
     return total / wall, median(ttfts), percentile(ttfts, 95)
@@ -78,13 +76,13 @@ async def conversation_usage(server: Server, n_conv: int, turns: int, reply_toke
     share_by_turn: list[list[float]] = [[] for _ in range(turns)]
     done = 0
 
-    async def talk(client: httpx.AsyncClient, i: int) -> None:
+    async def talk(i: int) -> None:
         nonlocal done
         topic = TOPICS[i % len(TOPICS)]
         history = SYSTEM.format(topic=topic)
         for turn in range(turns):
             history += f"Student: Tell me something new about {topic}, part {turn + 1}.\nTeacher:"
-            r = await stream_completion(client, server, history, reply_tokens,
+            r = await stream_completion(server, history, reply_tokens,
                                         {"prompt_cache_key": f"conv-{i}"})
             ttft_by_turn[turn].append(r.ttft)
             if r.cached_tokens is not None and r.prompt_tokens:
@@ -93,8 +91,7 @@ async def conversation_usage(server: Server, n_conv: int, turns: int, reply_toke
             done += 1
             bar.update(done / (n_conv * turns))
 
-    async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=64)) as client:
-        await asyncio.gather(*(talk(client, i) for i in range(n_conv)))
+    await asyncio.gather(*(talk(i) for i in range(n_conv)))
     return [median(t) for t in ttft_by_turn], [min(s) if s else float("nan") for s in share_by_turn]
 
 

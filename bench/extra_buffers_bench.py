@@ -72,8 +72,8 @@ def main() -> None:
         return
     bar = ProgressBar("extra buffer types on / off")
     results: dict[str, dict[str, float] | str] = {}
-    for i, (name, on) in enumerate((("on (llama.cpp default)", True), ("off", False))):
-        results[name] = in_child(path, on, args.threads, args.tokens)
+    for i, (name, extra_buffers) in enumerate((("on (llama.cpp default)", True), ("off", False))):
+        results[name] = in_child(path, extra_buffers, args.threads, args.tokens)
         bar.update((i + 1) / 2)
     rows = []
     on = results["on (llama.cpp default)"]

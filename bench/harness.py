@@ -109,11 +109,11 @@ class StreamResult:
     prompt_tokens: int | None
 
 
-async def stream_completion(client: httpx.AsyncClient, server: Server, prompt: str, max_tokens: int,
+async def stream_completion(server: Server, prompt: str, max_tokens: int,
                             extra: dict[str, object] | None = None) -> StreamResult:
     """Stream one completion over a bare socket. The client shares the machine (2 cores) with the
     server under test, so it does as little as it can while the stream runs: it looks for the
-    first text, and decodes the whole body once at the end. (`client` is kept for the callers.)"""
+    first text, and decodes the whole body once at the end."""
     body = msgspec.json.encode({
         "model": server.model, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
         "temperature": 0, "stream_options": {"include_usage": True}, **server.extra, **(extra or {})})

@@ -46,11 +46,10 @@ def two_model_gateway(path: Path, threads: int) -> Iterator[str]:
 
 
 async def decode_rates(base: str, models: list[str], tokens: int) -> list[float]:
-    async with httpx.AsyncClient(timeout=600) as client:
-        servers = [Server(m, base, m, {"ignore_eos": True}) for m in models]
-        for s in servers:
-            await stream_completion(client, s, PROMPT, 4)
-        results = await asyncio.gather(*(stream_completion(client, s, PROMPT, tokens) for s in servers))
+    servers = [Server(m, base, m, {"ignore_eos": True}) for m in models]
+    for s in servers:
+        await stream_completion(s, PROMPT, 4)
+    results = await asyncio.gather(*(stream_completion(s, PROMPT, tokens) for s in servers))
     return [(r.tokens - 1) / (r.duration - r.ttft) for r in results]
 
 

@@ -64,7 +64,7 @@ async def scenario(server: Server, bar: ProgressBar) -> Record:
 
     async def turn(client: httpx.AsyncClient, k: int, n: int) -> float:
         histories[k] += f"User: question {n} about bed {k}?\nAssistant:"
-        r = await stream_completion(client, server, histories[k], REPLY_TOKENS,
+        r = await stream_completion(server, histories[k], REPLY_TOKENS,
                                     {"prompt_cache_key": f"ongoing-{k}"})
         histories[k] += r.text + "\n"
         return r.ttft
@@ -84,7 +84,7 @@ async def scenario(server: Server, bar: ProgressBar) -> Record:
             await asyncio.sleep(THINK_S)
 
     async def newcomer(client: httpx.AsyncClient, i: int) -> None:
-        r = await stream_completion(client, server, long_prompt(i), NEW_REPLY_TOKENS)
+        r = await stream_completion(server, long_prompt(i), NEW_REPLY_TOKENS)
         record.new.append(r.ttft)
         if r.tokens > 0:
             record.new_completed += 1

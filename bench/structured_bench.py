@@ -33,14 +33,13 @@ N_CTX = 2048
 
 async def rate(server: Server, tokens: int, streams: int, extra: dict[str, object]) -> float:
     """Aggregate decode tok/s of `streams` streams at once (median of 3 runs)."""
-    async with httpx.AsyncClient(timeout=600) as client:
-        await stream_completion(client, server, PROMPT, 4, extra)  # warm up
-        rates = []
-        for _ in range(3):
-            results = await asyncio.gather(*(
-                stream_completion(client, server, PROMPT + " " * i, tokens, extra)
-                for i in range(streams)))
-            rates.append(sum((r.tokens - 1) / (r.duration - r.ttft) for r in results))
+    await stream_completion(server, PROMPT, 4, extra)  # warm up
+    rates = []
+    for _ in range(3):
+        results = await asyncio.gather(*(
+            stream_completion(server, PROMPT + " " * i, tokens, extra)
+            for i in range(streams)))
+        rates.append(sum((r.tokens - 1) / (r.duration - r.ttft) for r in results))
     return median(rates)
 
 

@@ -40,12 +40,6 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
-class Conflict(GatewayError):
-    status = 409
-    type = "invalid_request_error"
-    code = "session_busy"
-
-
 class ClientGone(GatewayError):
     """The client hung up; nobody reads this (499, nginx's 'client closed request')."""
 

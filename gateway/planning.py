@@ -116,5 +116,3 @@ def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu]
                          f"{gib(used[gpu.index]):>10} {gib(gpu.free_bytes - used[gpu.index]):>10}{note}")
     return "\n".join(lines)
 
-
-__all__ = ["PlacementError", "plan_config", "plan_table"]

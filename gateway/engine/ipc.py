@@ -43,7 +43,6 @@ class WarmingUp(msgspec.Struct, frozen=True, tag=True):
 
 class Ready(msgspec.Struct, frozen=True, tag=True):
     n_ctx_seq: int
-    identity: str
 
 
 class Event(msgspec.Struct, frozen=True, tag=True):

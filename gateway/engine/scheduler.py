@@ -60,7 +60,6 @@ class Plan:
 @dataclass(frozen=True)
 class Verdict:
     accepted: bool
-    position: int = 0  # 1-based place in the queue when accepted
     retry_after_s: int = 0  # when refused
 
 
@@ -84,7 +83,7 @@ class Scheduler:
         if not item.ongoing and not self._room_for_new(free_slots, item.client):
             return Verdict(False, retry_after_s=self._retry_after())
         self._queue.append(item)
-        return Verdict(True, position=self.position(item.request_id))
+        return Verdict(True)
 
     def _room_for_new(self, free_slots: int, client: str) -> bool:
         """Whether one more new conversation may join: it gets a slot at the next plan, or fewer
@@ -112,9 +111,6 @@ class Scheduler:
     def requeue(self, item: Waiting) -> None:
         """A paused request goes back to the front of its class (it keeps its arrival time)."""
         self._queue.insert(0, item)
-
-    def position(self, request_id: str) -> int:
-        return self.positions(now=None).get(request_id, 0)
 
     def positions(self, now: float | None) -> dict[str, int]:
         """Each waiting request's 1-based place in the order it would be admitted."""

@@ -98,7 +98,7 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
     writer.send(ipc.WarmingUp())
     engine.ctx.warm_up()  # ready means it can answer: a backend that cannot decode dies or raises here
     engine.start()
-    writer.send(ipc.Ready(engine.n_ctx_seq, model.identity))
+    writer.send(ipc.Ready(engine.n_ctx_seq))
 
     def sink_for(request_id: str) -> Sink:
         return lambda event: writer.send(ipc.Event(request_id, event))

@@ -86,7 +86,6 @@ class EngineProcess:
         self.pid: int | None = None
         self.failure: str | None = None  # why it is `failed`, or why it last died
         self.note: str | None = None  # e.g. that it healed itself by turning extra buffers off
-        self.ready = asyncio.Event()
         self._sinks: dict[str, Sink] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -146,7 +145,6 @@ class EngineProcess:
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
         self.state = ReplicaState.STOPPED
-        self.ready.clear()
         if self._writer is not None:
             self._writer.close()  # the engine sees EOF, stops, exits
         process = self._process
@@ -185,7 +183,6 @@ class EngineProcess:
                 return
             returncode = self._process.returncode if self._process is not None else None
             self.failure = self._reason(returncode, was_ready)
-            self.ready.clear()
             self._fail_in_flight(f"the engine process for `{self.spec.model_id}` stopped; "
                                  "it is being restarted", FailureKind.ENGINE_STOPPED, retry_after=2)
             if self._should_heal(returncode, was_ready):
@@ -306,7 +303,6 @@ class EngineProcess:
                 self.n_ctx_seq = message.n_ctx_seq
                 self.failure = None
                 self.state = ReplicaState.READY
-                self.ready.set()
 
     def _fail_in_flight(self, message: str, kind: FailureKind, retry_after: int) -> None:
         sinks, self._sinks = self._sinks, {}

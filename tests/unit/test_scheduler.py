@@ -128,9 +128,9 @@ def test_ongoing_prefill_goes_first_and_alone() -> None:
 def test_positions_follow_admission_order() -> None:
     s = make()
     s.offer(Waiting("new", False, 0.0))
-    verdict = s.offer(Waiting("chat", True, 1.0))
-    assert verdict.position == 1
-    assert s.positions(now=1.0) == {"chat": 1, "new": 2}
+    assert s.positions(now=0.5) == {"new": 1}
+    assert s.offer(Waiting("chat", True, 1.0)).accepted
+    assert s.positions(now=1.0) == {"chat": 1, "new": 2}  # the ongoing turn goes first
 
 
 events = st.lists(
