@@ -137,7 +137,10 @@ def test_requests_queue_and_never_interrupt_the_running_one(single_slot_server: 
 
     first = threading.Thread(target=stream, args=(0,))
     first.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30  # the first holds the only slot before the others come
+    while httpx.get(single_slot_server.base + "/health").json()["models"][MODEL]["running"] != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     others = [threading.Thread(target=stream, args=(i,)) for i in (1, 2)]
     for t in others:
         t.start()

@@ -261,11 +261,24 @@ def test_an_ongoing_turn_aborts_a_new_conversations_prefill_in_flight(
     """On the CPU llama.cpp stops a decode when asked; CUDA's backend has no abort callback and
     finishes it (llama.cpp sets the callback only on backends that export
     `ggml_backend_set_abort_callback`, which only ggml-cpu does). Either way the results hold."""
+    import threading
     import time
 
     engine = make_engine(gemma, n_ctx=2048, parallel=2)
     if not backend_honours_abort:
         engine.ctx.abort = lambda: None  # type: ignore[method-assign]  # as on CUDA: ignored
+    # no race with the clock: the newcomer's first prefill step waits, inside `decode`, until the
+    # ongoing turn was submitted, so that turn always arrives with the step in flight
+    armed, in_step, submitted = threading.Event(), threading.Event(), threading.Event()
+    real_decode = engine.ctx.decode
+
+    def decode() -> None:
+        if armed.is_set() and engine._new_prefill_in_flight and not submitted.is_set():
+            in_step.set()
+            assert submitted.wait(30)
+        real_decode()
+
+    engine.ctx.decode = decode  # type: ignore[method-assign]
     engine.start()
     try:
         chat = gemma.tokenize("Hello there my friend", True)
@@ -278,11 +291,10 @@ def test_an_ongoing_turn_aborts_a_new_conversations_prefill_in_flight(
             assert time.monotonic() < deadline
             time.sleep(0.01)
         newcomer = submit(engine, long_prompt, max_tokens=3)
-        while engine.load[0] == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
-        time.sleep(0.05)
+        armed.set()  # one of its ~20 prefill steps will wait
+        assert in_step.wait(30)
         ongoing = submit(engine, chat + gemma.tokenize(" again", False), max_tokens=3, session="chat")
+        submitted.set()
         while not (newcomer.events and isinstance(newcomer.events[-1], Finished)):
             assert time.monotonic() < deadline
             time.sleep(0.01)
