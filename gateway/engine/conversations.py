@@ -17,7 +17,9 @@ from gateway.engine.slots import Slot, SlotTable, common_prefix, unkeyed_prefix
 
 
 @dataclass
-class Placement:
+class SlotLease:
+    """A turn's slot, the conversation it holds, and how much of the prompt is already there."""
+
     slot: Slot
     key: str
     reused: int  # prompt tokens whose KV is already in the slot
@@ -50,7 +52,7 @@ class ConversationStore:
     def free_slots(self) -> int:
         return len(self.slots.idle())
 
-    def place(self, key: str | None, prompt: list[int], scope: str = "") -> Placement | None:
+    def place(self, key: str | None, prompt: list[int], scope: str = "") -> SlotLease | None:
         """Give this turn a slot holding as much of its prompt as can be had; None: wait."""
         slot: Slot | None
         if key is not None:
@@ -77,7 +79,7 @@ class ConversationStore:
         slot.session = key
         slot.busy = True
         slot.last_used = self.clock()
-        return Placement(slot, key, keep)
+        return SlotLease(slot, key, keep)
 
     def _claim(self, key: str) -> Slot | None:
         """A slot for conversation `key`, spilling an idle one if needed and restoring `key`'s state."""

@@ -61,7 +61,7 @@ class Engine:
     stats: EngineStats = field(default_factory=EngineStats)
     # called on the engine thread whenever (running, waiting) changes: routing and /health see
     # a request the moment it is admitted or ends, not on the next poll
-    on_load: Callable[[tuple[int, int]], None] | None = None
+    on_occupancy: Callable[[tuple[int, int]], None] | None = None
     decode_failpoint: str | None = None  # see `failpoints`: tests inject faults here
 
     def __post_init__(self) -> None:
@@ -84,7 +84,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._new_prefill_in_flight = False
-        self._reported_load = (0, 0)
+        self._reported_occupancy = (0, 0)
 
     # ---- called from any thread ------------------------------------------------------------
 
@@ -117,7 +117,7 @@ class Engine:
             self._thread.join(timeout=30)
 
     @property
-    def load(self) -> tuple[int, int]:
+    def occupancy(self) -> tuple[int, int]:
         """(running, waiting): a racy snapshot, for health and routing only."""
         return len(self._running), len(self._waiting)
 
@@ -128,7 +128,7 @@ class Engine:
             while not self._stopped:
                 try:
                     ran = self.step()
-                    self._report_load()
+                    self._report_occupancy()
                     if not ran:
                         self._wait_for_command()
                 except Exception:  # a bug must cost the requests in flight, never the engine
@@ -138,11 +138,11 @@ class Engine:
         finally:
             self._shutdown()
 
-    def _report_load(self) -> None:
-        current = self.load
-        if current != self._reported_load and self.on_load is not None:
-            self._reported_load = current
-            self.on_load(current)
+    def _report_occupancy(self) -> None:
+        current = self.occupancy
+        if current != self._reported_occupancy and self.on_occupancy is not None:
+            self._reported_occupancy = current
+            self.on_occupancy(current)
 
     def _wait_for_command(self) -> None:
         # with requests waiting, wake up in time to expire or age them
@@ -234,24 +234,24 @@ class Engine:
 
     def _start(self, pending: PendingTurn) -> bool:
         request = pending.request
-        placement = self.conversations.place(pending.session, request.prompt_tokens, request.scope)
-        if placement is None:
+        lease = self.conversations.place(pending.session, request.prompt_tokens, request.scope)
+        if lease is None:
             return False
         if pending.reported != 0:
             pending.reported = 0
             pending.sink(Queued(0))
         log.debug("start %s ongoing=%s waited=%.3fs reused=%d/%d", request.request_id[:8],
-                  pending.ongoing, self.clock() - pending.arrived, placement.reused,
+                  pending.ongoing, self.clock() - pending.arrived, lease.reused,
                   len(request.prompt_tokens))
         self._running.append(RunningTurn(
             pending=pending,
-            slot=placement.slot,
+            slot=lease.slot,
             sampler=Sampler(request.sampling, self.model, request.grammar),
             text=TextStream(request.stop),
-            prompt_left=request.prompt_tokens[placement.reused:],
-            cached_tokens=placement.reused,
+            prompt_left=request.prompt_tokens[lease.reused:],
+            cached_tokens=lease.reused,
         ))
-        self.stats.prompt_tokens_cached += placement.reused
+        self.stats.prompt_tokens_cached += lease.reused
         return True
 
     def _pause(self, seq: RunningTurn) -> None:

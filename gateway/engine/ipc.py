@@ -1,7 +1,8 @@
 """The wire between the gateway and an engine process: length-prefixed msgpack frames.
 
 Gateway -> engine: `Submit`, `Cancel`. Engine -> gateway: `Progress` while loading, `WarmingUp` once
-loaded, `Ready` once a warm-up decode worked, `Event` for each request's events, `Load` now and then (for routing and /health).
+loaded, `Ready` once a warm-up decode worked, `Event` for each request's events, `Occupancy` whenever
+what it runs and has waiting changes (for routing and /health).
 """
 
 from __future__ import annotations
@@ -50,13 +51,15 @@ class Event(msgspec.Struct, frozen=True, tag=True):
     event: EngineEvent
 
 
-class Load(msgspec.Struct, frozen=True, tag=True):
+class Occupancy(msgspec.Struct, frozen=True, tag=True):
+    """Requests the engine is running and has waiting, sent whenever that changes."""
+
     running: int
     waiting: int
 
 
 ToEngine = Submit | Cancel
-FromEngine = Progress | WarmingUp | Ready | Event | Load
+FromEngine = Progress | WarmingUp | Ready | Event | Occupancy
 
 _HEADER = struct.Struct("!I")
 _encoder = msgspec.msgpack.Encoder()

@@ -93,7 +93,7 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
     trigger(failpoints.action("engine.load"), spec.extra_buffers)
     model = LlamaModel(Path(spec.path), spec.n_gpu_layers, progress, spec.tensor_split or None,
                        extra_buffers=spec.extra_buffers)
-    engine = Engine(model, spec.settings, on_load=lambda load: writer.send(ipc.Load(*load)),
+    engine = Engine(model, spec.settings, on_occupancy=lambda now: writer.send(ipc.Occupancy(*now)),
                     decode_failpoint=failpoints.action("engine.decode"))
     writer.send(ipc.WarmingUp())
     engine.ctx.warm_up()  # ready means it can answer: a backend that cannot decode dies or raises here

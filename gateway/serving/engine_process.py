@@ -99,7 +99,7 @@ class EngineProcess:
         return len(self._sinks)
 
     @property
-    def load(self) -> tuple[int, int]:
+    def occupancy(self) -> tuple[int, int]:
         """(running, waiting) as the gateway knows it: every request it handed this engine and
         has not heard the end of, running as the engine last said, the rest waiting."""
         running = min(self.running, len(self._sinks))
@@ -294,7 +294,7 @@ class EngineProcess:
                     if isinstance(event, (Finished, Failed)):
                         del self._sinks[message.request_id]
                     sink(event)
-            elif isinstance(message, ipc.Load):
+            elif isinstance(message, ipc.Occupancy):
                 self.running = message.running
             elif isinstance(message, ipc.Progress):
                 self.on_progress(message.fraction)
@@ -311,7 +311,7 @@ class EngineProcess:
         self.running = 0
 
     def describe(self) -> dict[str, object]:
-        running, waiting = self.load
+        running, waiting = self.occupancy
         return {"state": self.state.value, "pid": self.pid, "running": running,
                 "waiting": waiting, "restarts": self.restarts, "error": self.failure,
                 "note": self.note, "extra_buffers": self.spec.extra_buffers}

@@ -79,7 +79,8 @@ class ServedModel:
         self.place_late = place_late
         self.progress = progress
         self.created = int(time.time())
-        self.vocab: LlamaModel | None = None
+        # the GGUF's vocabulary and metadata only (no weights): to render and tokenize prompts here
+        self.tokenizer: LlamaModel | None = None
         self.template: ChatTemplate | None = None
         self.replicas: list[EngineProcess] = []
         self.router = Router()
@@ -139,11 +140,11 @@ class ServedModel:
             if self.placement is None:
                 assert self.place_late is not None
                 self.placement = self.place_late(self.config, path)
-            if self.vocab is None:
-                self.vocab = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
-                source = self.vocab.chat_template or self.config.chat_template
+            if self.tokenizer is None:
+                self.tokenizer = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
+                source = self.tokenizer.chat_template or self.config.chat_template
                 if source:
-                    self.template = ChatTemplate(source, self.vocab.bos_text, self.vocab.eos_text)
+                    self.template = ChatTemplate(source, self.tokenizer.bos_text, self.tokenizer.eos_text)
         except Exception as exc:  # a missing file, a bad checksum, no network, no room on the GPUs
             self.error = str(exc)
             log.error("model %s cannot load: %s", self.id, exc)
@@ -197,7 +198,7 @@ class ServedModel:
                                 request.scope)
 
     def describe(self, show_processes: bool = False) -> dict[str, object]:
-        """State, failure, load and replicas; process ids only for `show_processes` (callers
+        """State, failure, occupancy and replicas; process ids only for `show_processes` (callers
         allowed on the admin routes)."""
         placed = self.placement.replicas if self.placement is not None else []
         replicas = [{**r.describe(), **(placed[i].describe() if i < len(placed) else {})}
@@ -208,8 +209,8 @@ class ServedModel:
         return {
             "state": self.state.value,
             "error": self.failure,
-            "running": sum(r.load[0] for r in self.replicas),
-            "waiting": sum(r.load[1] for r in self.replicas),
+            "running": sum(r.occupancy[0] for r in self.replicas),
+            "waiting": sum(r.occupancy[1] for r in self.replicas),
             "replicas": replicas,
         }
 

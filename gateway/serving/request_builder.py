@@ -89,7 +89,7 @@ def _finish_building(
             f"{prompt_param} resulted in {len(tokens)} tokens. Please reduce the length.",
             param=prompt_param,
         )
-    vocab = loaded.vocab
+    vocab = loaded.tokenizer
     assert vocab is not None  # a ready model has its vocabulary
     room = limit - len(tokens)
     return GenerationRequest(
@@ -156,7 +156,7 @@ def build_chat_request(
             f"Model `{loaded.id}` has no chat template; use /v1/completions or configure one",
             param="model",
         )
-    llama = loaded.vocab
+    llama = loaded.tokenizer
     assert llama is not None  # a ready model has its vocabulary
     try:
         tokens = chat_tokens(loaded.template, llama, messages)
@@ -177,7 +177,7 @@ def build_completion_request(
             raise InvalidRequest("Send one prompt per request: a string or a list of token ids",
                                  param="prompt")
         prompt = str(prompt[0])
-    vocab = loaded.vocab
+    vocab = loaded.tokenizer
     assert vocab is not None  # a ready model has its vocabulary
     fill_in = body.suffix is not None and (body.suffix != "" or vocab.fim_tokens is not None)
     if isinstance(prompt, str):
@@ -198,7 +198,7 @@ def build_completion_request(
 def _fill_in_the_middle(loaded: ServedModel, prefix: list[int], suffix: str) -> list[int]:
     """The prompt for text to insert between `prefix` and `suffix`, in the prefix-suffix-middle
     order FIM models are trained on (and llama-server sends): the model writes the middle."""
-    vocab = loaded.vocab
+    vocab = loaded.tokenizer
     assert vocab is not None
     if vocab.fim_tokens is None:
         raise InvalidRequest(

@@ -209,10 +209,10 @@ def test_cancel_frees_the_slot_at_once(gemma: LlamaModel) -> None:
     waiting = submit(engine, gemma.tokenize("short", True), max_tokens=3)
     engine.cancel("no-such-request")  # an unknown id changes nothing
     engine.step()
-    assert engine.load == (1, 1)
+    assert engine.occupancy == (1, 1)
     engine.cancel(doomed.request_id)
     engine.step()
-    assert engine.load == (1, 0)  # the waiting request took the freed slot in the same step
+    assert engine.occupancy == (1, 0)  # the waiting request took the freed slot in the same step
     run(engine)
     assert doomed.finished.reason.value == "cancelled"
     assert waiting.finished.completion_tokens == 3
