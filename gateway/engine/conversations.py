@@ -7,13 +7,13 @@ this turn run in, and how much of its prompt is already there?". Runs on the eng
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.engine.llama_backend import LlamaContext
 from gateway.engine.session_cache import SavedSession, SessionCache
-from gateway.engine.slots import Slot, SlotTable, common_prefix, unkeyed_prefix
+from gateway.engine.session_key import SessionKey, unkeyed, unkeyed_prefix
+from gateway.engine.slots import Slot, SlotTable, common_prefix
 
 
 @dataclass
@@ -36,7 +36,7 @@ class ConversationStore:
         self.spilled = 0
         self.restored = 0
 
-    def is_known(self, key: str | None, prompt: list[int], scope: str = "") -> bool:
+    def is_known(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> bool:
         """Whether this turn continues a conversation whose KV is resident or saved (an unkeyed
         one only among its client's, `scope`)."""
         if key is not None:
@@ -45,14 +45,14 @@ class ConversationStore:
         return (self.slots.best_continuation(prompt, prefix) is not None
                 or self.cache.best_continuation(prompt, prefix) is not None)
 
-    def is_busy(self, key: str | None) -> bool:
+    def is_busy(self, key: SessionKey | None) -> bool:
         slot = self.slots.by_session(key) if key is not None else None
         return slot is not None and slot.busy
 
     def free_slots(self) -> int:
         return len(self.slots.idle())
 
-    def place(self, key: str | None, prompt: list[int], scope: str = "") -> SlotLease | None:
+    def place(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> SlotLease | None:
         """Give this turn a slot holding as much of its prompt as can be had; None: wait."""
         slot: Slot | None
         if key is not None:
@@ -67,7 +67,7 @@ class ConversationStore:
             if slot is not None:
                 key = slot.session
             else:
-                key = self.cache.best_continuation(prompt, prefix) or f"{prefix}{uuid.uuid4().hex}"
+                key = self.cache.best_continuation(prompt, prefix) or unkeyed(scope)
                 slot = self._claim(key)
         if slot is None or key is None:
             return None
@@ -81,7 +81,7 @@ class ConversationStore:
         slot.last_used = self.clock()
         return SlotLease(slot, key, keep)
 
-    def _claim(self, key: str) -> Slot | None:
+    def _claim(self, key: SessionKey) -> Slot | None:
         """A slot for conversation `key`, spilling an idle one if needed and restoring `key`'s state."""
         slot = self.slots.vacant()
         if slot is None:

@@ -25,6 +25,7 @@ from gateway.engine.llama_backend import (
     Sampler,
 )
 from gateway.engine.scheduler import Policy, Scheduler, SchedulerSettings, Waiting
+from gateway.engine.session_key import SessionKey
 from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
 from gateway.engine.text_stream import TextStream
@@ -91,12 +92,12 @@ class Engine:
     def submit(self, request: GenerationRequest, sink: Sink) -> None:
         """Queue a request. Its first event says whether it was accepted: `Queued` (position 0: it
         starts now) or `Failed` (429 when the queue of new conversations is full)."""
-        key = f"k:{request.session_key}" if request.session_key else None
+        key = request.session_key
         self._commands.put(PendingTurn(request, sink, key))
         if self._new_prefill_in_flight and self._looks_ongoing(key, request):
             self.ctx.abort()  # latency first: don't make this turn wait for a new one's prefill
 
-    def _looks_ongoing(self, key: str | None, request: GenerationRequest) -> bool:
+    def _looks_ongoing(self, key: SessionKey | None, request: GenerationRequest) -> bool:
         """A guess from another thread (the engine decides for real): a wrong guess only costs
         the aborted step, which is redone."""
         try:

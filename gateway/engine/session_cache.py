@@ -21,12 +21,13 @@ from pathlib import Path
 
 import msgspec
 
-from gateway.engine.slots import UNKEYED, best_unkeyed
+from gateway.engine.session_key import UNKEYED, SessionKey
+from gateway.engine.slots import best_unkeyed
 
 
 @dataclass
 class SavedSession:
-    key: str
+    key: SessionKey
     model_identity: str
     tokens: list[int]
     state: bytes
@@ -34,7 +35,7 @@ class SavedSession:
 
 
 class _DiskHeader(msgspec.Struct):
-    key: str
+    key: SessionKey
     model_identity: str
     tokens: list[int]
     saved_at: float
@@ -53,7 +54,7 @@ class SessionCache:
     ) -> None:
         self.model_identity = model_identity
         self.budget_bytes = budget_bytes
-        self._ram: OrderedDict[str, SavedSession] = OrderedDict()
+        self._ram: OrderedDict[SessionKey, SavedSession] = OrderedDict()
         self._disk = (_DiskTier(Path(disk_dir).expanduser() / model_identity, model_identity,
                                 disk_budget_bytes)
                       if disk_dir and disk_budget_bytes > 0 else None)
@@ -67,7 +68,7 @@ class SessionCache:
     def __len__(self) -> int:
         return len(self._ram)
 
-    def __contains__(self, key: str) -> bool:
+    def __contains__(self, key: object) -> bool:
         return key in self._ram or (self._disk is not None and key in self._disk)
 
     def put(self, entry: SavedSession) -> bool:
@@ -85,7 +86,7 @@ class SessionCache:
         self.bytes_used += size
         return True
 
-    def take(self, key: str) -> SavedSession | None:
+    def take(self, key: SessionKey) -> SavedSession | None:
         """Remove and return the entry for `key`; only ever one of this model's."""
         entry = self._ram.get(key)
         if entry is not None:
@@ -96,7 +97,7 @@ class SessionCache:
             return entry
         return self._disk.take(key) if self._disk is not None else None
 
-    def best_continuation(self, prompt: list[int], prefix: str = UNKEYED) -> str | None:
+    def best_continuation(self, prompt: list[int], prefix: str = UNKEYED) -> SessionKey | None:
         """Key of the unkeyed saved conversation (RAM or disk) this prompt continues, if any,
         among those whose keys start with `prefix` (one client's)."""
         in_ram, shared_ram = best_unkeyed([(k, e.tokens) for k, e in self._ram.items()], prompt,
@@ -106,7 +107,7 @@ class SessionCache:
         on_disk, shared_disk = best_unkeyed(self._disk.index_items(), prompt, prefix)
         return on_disk if shared_disk > shared_ram else in_ram
 
-    def discard(self, key: str) -> None:
+    def discard(self, key: SessionKey) -> None:
         entry = self._ram.pop(key, None)
         if entry is not None:
             self.bytes_used -= len(entry.state)
@@ -131,20 +132,20 @@ class _DiskTier:
         self.budget_bytes = budget_bytes
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(directory, 0o700)
-        self._index: dict[str, _OnDisk] = {}
+        self._index: dict[SessionKey, _OnDisk] = {}
         for path in directory.glob("*.kv"):
             header = self._read_header(path)
             if header is None or header.model_identity != model_identity:
                 continue
             self._index[header.key] = _OnDisk(header.tokens, path.stat().st_size, header.saved_at)
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: SessionKey) -> Path:
         return self.directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".kv")
 
-    def __contains__(self, key: str) -> bool:
+    def __contains__(self, key: object) -> bool:
         return key in self._index
 
-    def index_items(self) -> list[tuple[str, list[int]]]:
+    def index_items(self) -> list[tuple[SessionKey, list[int]]]:
         return [(key, item.tokens) for key, item in self._index.items()]
 
     @property
@@ -175,7 +176,7 @@ class _DiskTier:
         self._index[entry.key] = _OnDisk(list(entry.tokens), size, entry.saved_at)
         return True
 
-    def take(self, key: str) -> SavedSession | None:
+    def take(self, key: SessionKey) -> SavedSession | None:
         if key not in self._index:
             return None
         path = self._path(key)
@@ -190,7 +191,7 @@ class _DiskTier:
         self.remove(key)
         return entry
 
-    def remove(self, key: str) -> None:
+    def remove(self, key: SessionKey) -> None:
         if self._index.pop(key, None) is not None:
             self._path(key).unlink(missing_ok=True)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.engine.session_key import UNKEYED, SessionKey
 
-UNKEYED = "~"  # prefix of the session keys the engine makes up for conversations sent without one
+
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -31,14 +32,8 @@ def continues(cached: list[int], prompt: list[int], shared: int) -> bool:
     return shared > 0 and (shared * 5 >= len(cached) * 4 or shared == len(prompt))
 
 
-def unkeyed_prefix(scope: str) -> str:
-    """The start of the made-up keys of one client's unkeyed conversations: an unkeyed prompt is
-    only ever matched with conversations of its own client."""
-    return f"{UNKEYED}{scope}\x1f"
-
-
-def best_unkeyed(candidates: list[tuple[str, list[int]]], prompt: list[int],
-                 prefix: str = UNKEYED) -> tuple[str | None, int]:
+def best_unkeyed(candidates: list[tuple[SessionKey, list[int]]], prompt: list[int],
+                 prefix: str = UNKEYED) -> tuple[SessionKey | None, int]:
     """The unkeyed conversation among (key, tokens) whose key starts with `prefix` (one client's)
     that `prompt` continues furthest."""
     best, best_shared = None, 0
@@ -55,7 +50,7 @@ def best_unkeyed(candidates: list[tuple[str, list[int]]], prompt: list[int],
 class Slot:
     seq: int
     tokens: list[int] = field(default_factory=list)
-    session: str | None = None
+    session: SessionKey | None = None
     busy: bool = False
     last_used: float = 0.0
 
@@ -64,7 +59,7 @@ class SlotTable:
     def __init__(self, n_slots: int) -> None:
         self.slots = [Slot(seq) for seq in range(n_slots)]
 
-    def by_session(self, session: str) -> Slot | None:
+    def by_session(self, session: SessionKey) -> Slot | None:
         return next((s for s in self.slots if s.session == session), None)
 
     def idle(self) -> list[Slot]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from gateway.engine.llama_backend import Sampler
 from gateway.engine.scheduler import Running
+from gateway.engine.session_key import SessionKey
 from gateway.engine.slots import Slot
 from gateway.engine.text_stream import TextStream
 from gateway.engine.types import GenerationRequest, Sink
@@ -17,7 +18,7 @@ from gateway.engine.types import GenerationRequest, Sink
 class PendingTurn:
     request: GenerationRequest
     sink: Sink
-    session: str | None  # "k:<client key>" when the client named its conversation
+    session: SessionKey | None  # the request's session key, when the client named its conversation
     arrived: float = 0.0
     ongoing: bool = False
     reported: int = -1  # the queue position last told to the client

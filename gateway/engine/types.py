@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import msgspec
 
+from gateway.engine.session_key import SessionKey
+
 
 class FinishReason(str, enum.Enum):
     STOP = "stop"
@@ -39,7 +41,7 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     stop: list[str] = []
     ignore_eos: bool = False
     min_tokens: int = 0
-    session_key: str | None = None  # the conversation, already scoped to its client
+    session_key: SessionKey | None = None  # `session_key.named(...)`: the conversation, in its client
     scope: str = ""  # the client (API key hash or address): unkeyed prefix reuse stays inside it
     grammar: str | None = None  # GBNF the output must follow (structured output), checked already
 

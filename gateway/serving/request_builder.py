@@ -15,6 +15,7 @@ from gateway.wire import (
     ContentPart,
     SamplingFields,
 )
+from gateway.engine.session_key import SessionKey, named
 from gateway.engine.types import GenerationRequest, SamplingParams
 from gateway.errors import ContextLengthExceeded, InvalidRequest
 from gateway.engine.llama_backend import LlamaModel
@@ -60,12 +61,12 @@ def _stop_strings(stop: str | list[str] | None) -> list[str]:
     return [stop] if isinstance(stop, str) else [s for s in stop if s]
 
 
-def session_key(body: SamplingFields, header: str | None, client: str = "") -> str | None:
+def session_key(body: SamplingFields, header: str | None, client: str = "") -> SessionKey | None:
     """The conversation a request belongs to: its client's `prompt_cache_key`, else X-Session-ID.
     Scoped to the client (API key, or address without keys): two clients naming the same key have
     two conversations. `user` labels an end user, not a conversation."""
     name = body.prompt_cache_key or header
-    return f"{client}\x1f{name}" if name else None
+    return named(client, name) if name else None
 
 
 def _finish_building(

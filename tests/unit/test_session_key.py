@@ -1,6 +1,7 @@
 import msgspec
 
 from gateway.wire import ChatCompletionRequest
+from gateway.engine.session_key import named
 from gateway.serving.request_builder import session_key
 
 
@@ -9,8 +10,8 @@ def body(**fields: object) -> ChatCompletionRequest:
 
 
 def test_prompt_cache_key_then_header_within_the_client() -> None:
-    assert session_key(body(prompt_cache_key="k", user="u"), "h", "key:a") == "key:a\x1fk"
-    assert session_key(body(user="u"), "h", "key:a") == "key:a\x1fh"
+    assert session_key(body(prompt_cache_key="k", user="u"), "h", "key:a") == named("key:a", "k")
+    assert session_key(body(user="u"), "h", "key:a") == named("key:a", "h")
 
 
 def test_user_is_a_label_not_a_conversation() -> None:
