@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import enum
 import logging
 import os
 import signal
@@ -29,19 +28,12 @@ import msgspec
 
 from gateway.engine import ipc
 from gateway.engine.types import Failed, FailureKind, Finished, GenerationRequest, Sink
+from gateway.serving.lifecycle import State, move
 
 log = logging.getLogger(__name__)
 
 HEALED_NOTE = "CPU backend crashed with extra buffer types; running without them"
 STDERR_LINES = 8
-
-
-class ReplicaState(str, enum.Enum):
-    LOADING = "loading"
-    READY = "ready"
-    RESTARTING = "restarting"
-    FAILED = "failed"
-    STOPPED = "stopped"
 
 
 def _die_with_parent() -> None:
@@ -79,7 +71,7 @@ class EngineProcess:
         self.stable_s = stable_s
         self.extra_buffers_policy = extra_buffers
         self.on_cpu = on_cpu
-        self.state = ReplicaState.LOADING
+        self.state = State.LOADING
         self.n_ctx_seq = spec.settings.n_ctx
         self.running = 0  # as the engine last reported it
         self.restarts = 0
@@ -108,8 +100,8 @@ class EngineProcess:
     # ---- the engine face ---------------------------------------------------------------------
 
     def submit(self, request: GenerationRequest, sink: Sink) -> None:
-        if self.state is not ReplicaState.READY or self._writer is None:
-            if self.state is ReplicaState.FAILED:
+        if self.state is not State.READY or self._writer is None:
+            if self.state is State.FAILED:
                 sink(Failed(f"model `{self.spec.model_id}` failed: {self.failure}",
                             FailureKind.MODEL_FAILED, retry_after=60))
             else:
@@ -134,17 +126,17 @@ class EngineProcess:
     def start(self) -> None:
         self._stopping = False
         self.failure = None
-        self.state = ReplicaState.LOADING
+        self.state = move(self.state, State.LOADING)
         self._task = asyncio.get_running_loop().create_task(self._supervise())
 
     def retry(self) -> None:
         """Start a `failed` replica afresh (the admin's load)."""
-        if self.state is ReplicaState.FAILED:
+        if self.state is State.FAILED:
             self.start()
 
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
-        self.state = ReplicaState.STOPPED
+        self.state = move(self.state, State.UNLOADED)
         if self._writer is not None:
             self._writer.close()  # the engine sees EOF, stops, exits
         process = self._process
@@ -190,16 +182,16 @@ class EngineProcess:
                 self.note = HEALED_NOTE
                 log.warning("engine for %s: %s (%s); starting it again without them",
                             self.spec.model_id, HEALED_NOTE, self.failure)
-                self.state = ReplicaState.RESTARTING
+                self.state = move(self.state, State.RESTARTING)
                 self.restarts += 1
                 continue
             failures = 1 if time.monotonic() - started > self.stable_s else failures + 1
             if failures >= self.max_failures:
-                self.state = ReplicaState.FAILED
+                self.state = move(self.state, State.FAILED)
                 log.error("engine for %s failed %d times in a row; giving up: %s",
                           self.spec.model_id, failures, self.failure)
                 return
-            self.state = ReplicaState.RESTARTING
+            self.state = move(self.state, State.RESTARTING)
             self.restarts += 1
             delay = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (failures - 1))
             log.warning("engine for %s %s; restarting in %.1f s", self.spec.model_id,
@@ -223,7 +215,7 @@ class EngineProcess:
         """Run the engine process until it ends; True if it got as far as ready."""
         self._stderr.clear()
         self._fatal = None
-        self.state = ReplicaState.LOADING if self.restarts == 0 else ReplicaState.RESTARTING
+        self.state = move(self.state, State.LOADING if self.restarts == 0 else State.RESTARTING)
         with tempfile.TemporaryDirectory(prefix="gateway-") as tmp:
             path = os.path.join(tmp, "engine.sock")
             self._process = await asyncio.create_subprocess_exec(
@@ -302,7 +294,7 @@ class EngineProcess:
                 was_ready = True
                 self.n_ctx_seq = message.n_ctx_seq
                 self.failure = None
-                self.state = ReplicaState.READY
+                self.state = move(self.state, State.READY)
 
     def _fail_in_flight(self, message: str, kind: FailureKind, retry_after: int) -> None:
         sinks, self._sinks = self._sinks, {}

@@ -9,7 +9,6 @@ Unknown names are a 404 `model_not_found`, never a fallback to another model.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
 import re
@@ -28,20 +27,13 @@ from gateway.model_source import resolve_model_path
 from gateway.placement import Placement
 from gateway.planning import Planner
 from gateway.serving.chat_template import ChatTemplate
-from gateway.serving.engine_process import EngineProcess, ReplicaState
+from gateway.serving.engine_process import EngineProcess
+from gateway.serving.lifecycle import State
 from gateway.serving.router import Router
 
 log = logging.getLogger(__name__)
 
 ProgressReport = Callable[[str, float], None]
-
-
-class ModelState(str, enum.Enum):
-    LOADING = "loading"
-    READY = "ready"
-    RESTARTING = "restarting"
-    FAILED = "failed"
-    UNLOADED = "unloaded"
 
 
 def engine_settings(model: ModelConfig, replica: int = 0) -> EngineSettings:
@@ -93,19 +85,19 @@ class ServedModel:
         return self.config.id
 
     @property
-    def state(self) -> ModelState:
+    def state(self) -> State:
         if self.error is not None:
-            return ModelState.FAILED
+            return State.FAILED
         if self._loading is None:
-            return ModelState.UNLOADED
+            return State.UNLOADED
         states = {r.state for r in self.replicas}
-        if ReplicaState.READY in states:
-            return ModelState.READY
-        if ReplicaState.RESTARTING in states:
-            return ModelState.RESTARTING
-        if states and states <= {ReplicaState.FAILED}:
-            return ModelState.FAILED
-        return ModelState.LOADING
+        if State.READY in states:
+            return State.READY
+        if State.RESTARTING in states:
+            return State.RESTARTING
+        if states and states <= {State.FAILED}:
+            return State.FAILED
+        return State.LOADING
 
     @property
     def failure(self) -> str | None:
@@ -113,11 +105,11 @@ class ServedModel:
         if self.error is not None:
             return self.error
         return next((r.failure for r in self.replicas
-                     if r.state is ReplicaState.FAILED and r.failure), None)
+                     if r.state is State.FAILED and r.failure), None)
 
     @property
     def n_ctx_seq(self) -> int:
-        ready = [r.n_ctx_seq for r in self.replicas if r.state is ReplicaState.READY]
+        ready = [r.n_ctx_seq for r in self.replicas if r.state is State.READY]
         return min(ready) if ready else self.config.n_ctx
 
     def load(self) -> None:
@@ -175,18 +167,18 @@ class ServedModel:
 
     def require_ready(self) -> list[EngineProcess]:
         """The ready replicas; a clear 503 when there are none."""
-        ready = [r for r in self.replicas if r.state is ReplicaState.READY]
+        ready = [r for r in self.replicas if r.state is State.READY]
         if ready:
             return ready
         state = self.state
-        if state is ModelState.FAILED:
+        if state is State.FAILED:
             raise Unavailable(f"Model `{self.id}` failed: {self.failure}. Fix it and POST "
                               f"/admin/models/{self.id}/load to try again", code="model_failed",
                               retry_after=60)
-        if state is ModelState.UNLOADED:
+        if state is State.UNLOADED:
             raise Unavailable(f"Model `{self.id}` is not loaded; POST /admin/models/{self.id}/load "
                               "loads it", code="model_unloaded", retry_after=60)
-        if state is ModelState.RESTARTING:
+        if state is State.RESTARTING:
             raise Unavailable(f"Model `{self.id}` is restarting after its engine stopped; retry "
                               "shortly", code="engine_restarting", retry_after=2)
         raise Unavailable(f"Model `{self.id}` is {state.value}; retry shortly",
@@ -252,8 +244,8 @@ class ModelRegistry:
         503 `unavailable` (failed, unloaded)."""
         wanted = [m for m in self.models if m.wanted]
         status = "ok"
-        if any(m.state is not ModelState.READY for m in wanted):
-            settling = (ModelState.LOADING, ModelState.RESTARTING)
+        if any(m.state is not State.READY for m in wanted):
+            settling = (State.LOADING, State.RESTARTING)
             status = "loading" if any(m.state in settling for m in wanted) else "unavailable"
         body: dict[str, object] = {
             "status": status,
