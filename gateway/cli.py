@@ -10,8 +10,8 @@ import sys
 
 from gateway.config import Config, ConfigError, load_config
 from gateway.model_source import ModelSourceError
-from gateway.placement import PlacementError, parse_inventory
-from gateway.planning import plan_config, plan_table, planner_for
+from gateway.placement.plan import PlacementError, parse_inventory
+from gateway.placement.planner import plan_config, plan_table, planner_for
 from gateway.progress import ProgressBar
 
 DEFAULT_CONFIG = "configs/default.toml"

@@ -24,8 +24,8 @@ from gateway.engine.scheduler import Policy
 from gateway.engine.types import FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
-from gateway.placement import Placement
-from gateway.planning import Planner
+from gateway.placement.plan import Placement
+from gateway.placement.planner import Planner
 from gateway.serving.chat_template import ChatTemplate
 from gateway.serving.engine_process import EngineProcess
 from gateway.serving.lifecycle import State
@@ -62,13 +62,12 @@ def engine_settings(model: ModelConfig, replica: int = 0) -> EngineSettings:
 
 
 class ServedModel:
-    def __init__(self, config: ModelConfig, cache_dir: str, placement: Placement | None,
-                 progress: ProgressReport,
-                 place_late: Callable[[ModelConfig, Path], Placement] | None = None) -> None:
+    def __init__(self, config: ModelConfig, cache_dir: str, planner: Planner,
+                 progress: ProgressReport) -> None:
         self.config = config
         self.cache_dir = cache_dir
-        self.placement = placement  # None until its file is here (a download at start)
-        self.place_late = place_late
+        self.planner = planner
+        self.placement: Placement | None = None  # where its replicas run, once its file is here
         self.progress = progress
         self.created = int(time.time())
         # the GGUF's vocabulary and metadata only (no weights): to render and tokenize prompts here
@@ -129,9 +128,7 @@ class ServedModel:
         try:
             path = await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
                                            lambda msg: log.info("%s", msg))
-            if self.placement is None:
-                assert self.place_late is not None
-                self.placement = self.place_late(self.config, path)
+            self.placement = self.planner.placement_for(self.config, path)
             if self.tokenizer is None:
                 self.tokenizer = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
                 source = self.tokenizer.chat_template or self.config.chat_template
@@ -218,8 +215,8 @@ class ModelRegistry:
     @classmethod
     def from_config(cls, config: Config, planner: Planner,
                     progress: ProgressReport = lambda _id, _f: None) -> ModelRegistry:
-        return cls([ServedModel(m, config.server.cache_dir, planner.placements.get(m.id), progress,
-                                planner.place_late) for m in config.models])
+        return cls([ServedModel(m, config.server.cache_dir, planner, progress)
+                    for m in config.models])
 
     def start(self) -> None:
         for served in self.models:

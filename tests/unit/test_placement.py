@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.placement import (
+from gateway.placement.plan import (
     GIB,
     Footprint,
     Gpu,
@@ -109,7 +109,7 @@ def test_with_a_gpu_present_a_small_model_goes_on_it() -> None:
 
 
 def test_a_late_model_is_placed_in_what_the_others_left() -> None:
-    from gateway.placement import remaining
+    from gateway.placement.plan import remaining
 
     rig = parse_inventory("2x12GiB")
     first = plan([ModelDemand("a", need(10.0)), ModelDemand("b", need(10.0))], rig)
@@ -126,7 +126,7 @@ def test_nvml_inventory_is_read_when_the_driver_answers(monkeypatch: pytest.Monk
     import types
 
     from gateway.config import decode_config
-    from gateway.gpu_inventory import discover
+    from gateway.placement.gpus import discover
 
     fake = types.ModuleType("pynvml")
     memory = types.SimpleNamespace(total=12 * GIB, free=11 * GIB)
@@ -152,8 +152,8 @@ def test_nvml_inventory_is_read_when_the_driver_answers(monkeypatch: pytest.Monk
 
 def test_plan_table_counts_a_user_split_once() -> None:
     from gateway.config import decode_config
-    from gateway.placement import GIB, Gpu, Placement, ReplicaPlacement
-    from gateway.planning import plan_table
+    from gateway.placement.plan import GIB, Gpu, Placement, ReplicaPlacement
+    from gateway.placement.planner import plan_table
 
     config = decode_config('[[models]]\nid = "m"\nsource = { path = "m.gguf" }\n'
                            'gpus = [0, 1]\ntensor_split = [3, 1]\n')

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.config import Config, ModelConfig
-from gateway.gpu_inventory import discover
-from gateway.model_info import footprint
+from gateway.placement.gpus import discover
+from gateway.placement.footprint import footprint
 from gateway.model_source import ModelSourceError, resolve_model_path
-from gateway.placement import (
+from gateway.placement.plan import (
     Gpu,
     ModelDemand,
     Placement,
@@ -62,8 +62,9 @@ class Planner:
         self.placements = plan(demands, self.gpus, frozenset(self.config.server.reserved_gpus))
         return self.placements
 
-    def place_late(self, model: ModelConfig, path: Path) -> Placement:
-        """Place a model whose file arrived after the start, in what the others left free."""
+    def placement_for(self, model: ModelConfig, path: Path) -> Placement:
+        """Where `model` runs: as planned at the start, or, for a model whose file arrived after
+        it, placed now in what the others left free."""
         if model.id in self.placements:
             return self.placements[model.id]
         left = remaining(self.gpus, list(self.placements.values()))

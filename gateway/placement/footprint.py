@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.placement import Footprint
+from gateway.placement.plan import Footprint
 
 MIB = 1 << 20
 

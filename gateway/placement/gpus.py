@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from gateway.config import Config
-from gateway.placement import GIB, Gpu
+from gateway.placement.plan import GIB, Gpu
 
 log = logging.getLogger(__name__)
 
