@@ -27,6 +27,7 @@ from bench.raw_ceiling import PROMPT
 from gateway.config import ModelConfig, ModelSource
 from gateway.engine.decode_check import decodes
 from gateway.engine.engine import Engine
+from gateway.engine.settings import ContextSettings
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.types import Finished, GenerationRequest, SamplingParams
 from gateway.progress import ProgressBar
@@ -67,8 +68,8 @@ async def http_latencies(base: str, n: int) -> list[float]:
 
 def in_process_latencies(path: Path, threads: int, n: int) -> list[float]:
     model = LlamaModel(path, extra_buffers=decodes(path, extra_buffers=True)[0])
-    config = ModelConfig(id="model", source=ModelSource(path=str(path)), n_ctx=1024, parallel=2,
-                         threads=threads)
+    config = ModelConfig(id="model", source=ModelSource(path=str(path)),
+                         context=ContextSettings(n_ctx=1024, parallel=2, threads=threads))
     engine = Engine(model, engine_settings(config))
     engine.start()
     tokens = model.tokenize("Hi", add_special=True)

@@ -115,9 +115,9 @@ def main() -> None:
     common = {"prefill_chunk": args.prefill_chunk, "reserved_slots": args.reserved_slots}
     servers = [
         ("gateway latency_first", lambda: gateway_server(path, args.threads, PARALLEL, N_CTX,
-                                                         scheduling="latency_first", **common)),
+                                                         policy="latency_first", **common)),
         ("gateway fifo", lambda: gateway_server(path, args.threads, PARALLEL, N_CTX,
-                                                scheduling="fifo", **common)),
+                                                policy="fifo", **common)),
     ]
     if not args.skip_peer:
         servers.append(("llama-cpp-python", lambda: llama_cpp_python_server(path, args.threads, N_CTX)))

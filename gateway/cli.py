@@ -30,7 +30,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     for m in config.models:
         source = m.source.path or (f"package:{m.source.package}" if m.source.package
                                    else f"hf:{m.source.hf}")
-        print(f"{m.id:<28} {','.join(m.aliases):<20} {source:<40} {m.n_ctx:>6} {m.parallel:>8}")
+        print(f"{m.id:<28} {','.join(m.aliases):<20} {source:<40} {m.context.n_ctx:>6} {m.context.parallel:>8}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

@@ -7,9 +7,12 @@ never touches models or the network; turning a source into a GGUF path is `model
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+from gateway.engine.scheduler import SchedulerSettings
+from gateway.engine.settings import ContextSettings, SessionCacheSettings
 
 
 class ConfigError(Exception):
@@ -38,26 +41,15 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     source: ModelSource
     aliases: list[str] = []
-    replicas: int = 1
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     gpus: Literal["auto"] | list[int] = "auto"
     tensor_split: list[float] = []
     load_at_start: bool = True
-    n_ctx: int = 4096
-    parallel: int = 4
-    threads: int = 0
-    n_batch: int = 512
-    prefill_chunk: int = 64
     n_gpu_layers: int = -1  # layers on the GPU when placed on one; -1: all
     chat_template: str | None = None
-    session_cache_mb: int = 512
-    session_cache_dir: str | None = None
-    session_disk_mb: int = 4096
-    scheduling: Literal["latency_first", "fifo"] = "latency_first"
-    max_queue: int = 64
-    queue_timeout_s: float = 120.0
-    max_wait_s: float = 10.0
-    reserved_slots: int = 0
-    max_queue_per_client: int = 16  # new conversations one client (API key or address) may queue
+    context: ContextSettings = ContextSettings()  # [models.context]
+    scheduling: SchedulerSettings = SchedulerSettings()  # [models.scheduling]
+    session_cache: SessionCacheSettings = SessionCacheSettings()  # [models.session_cache]
     # llama.cpp's extra CPU buffer types (AMX, repacked weights): "auto" uses them and, when the
     # engine dies by a signal before it is ready, starts it once more without them
     cpu_extra_buffers: Literal["auto"] | bool = "auto"
@@ -65,7 +57,7 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     # keys for the API (all but /health) and, separately, for /admin; each also from a file (one
     # per line) or an environment variable (comma-separated)
     api_keys: list[str] = []
@@ -76,10 +68,10 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     admin_keys_env: str | None = None
     allowed_hosts: list[str] = []  # host names the server answers to, besides localhost and IPs
     cors_origins: list[str] = []  # web origins allowed to call it from a browser
-    max_requests_per_client: int = 32  # in flight at once per API key (or address); 0: no limit
+    max_requests_per_client: Annotated[int, msgspec.Meta(ge=0)] = 32  # in flight at once per API key (or address); 0: no limit
     cache_dir: str = "~/.cache/gateway"
     reserved_gpus: list[int] = []  # kept free for other work (fine-tuning, games)
-    drain_timeout_s: float = 10.0
+    drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -123,31 +115,11 @@ def _check(config: Config, origin: str) -> None:
             raise ConfigError(
                 f"{origin}: `hf` is \"org/repo:file.gguf\" - at `{where}.source.hf`"
             )
-        for field, value, low in (
-            ("n_ctx", model.n_ctx, 16),
-            ("parallel", model.parallel, 1),
-            ("replicas", model.replicas, 1),
-            ("threads", model.threads, 0),
-            ("n_batch", model.n_batch, 1),
-            ("prefill_chunk", model.prefill_chunk, 1),
-            ("session_cache_mb", model.session_cache_mb, 0),
-            ("session_disk_mb", model.session_disk_mb, 0),
-            ("max_queue", model.max_queue, 0),
-            ("queue_timeout_s", model.queue_timeout_s, 0),
-            ("max_wait_s", model.max_wait_s, 0),
-            ("reserved_slots", model.reserved_slots, 0),
-            ("max_queue_per_client", model.max_queue_per_client, 0),
-        ):
-            if value < low:
-                raise ConfigError(f"{origin}: `{field}` must be >= {low} - at `{where}.{field}`")
-        if model.reserved_slots >= model.parallel:
-            raise ConfigError(
-                f"{origin}: `reserved_slots` must be below `parallel` - at `{where}.reserved_slots`"
-            )
+        if model.scheduling.reserved_slots >= model.context.parallel:
+            raise ConfigError(f"{origin}: `reserved_slots` must be below `context.parallel` - at "
+                              f"`{where}.scheduling.reserved_slots`")
         for name in (model.id, *model.aliases):
             if name in names:
                 raise ConfigError(f"{origin}: model name `{name}` is used twice - at `{where}`")
             names.add(name)
-    port = config.server.port
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{origin}: `port` must be in 0..65535 - at `$.server.port`")
+

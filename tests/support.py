@@ -15,6 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from gateway.engine.scheduler import SchedulerSettings
+from gateway.engine.settings import ContextSettings, SessionCacheSettings
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -22,23 +25,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+# each field goes to the table of the struct that declares it ([models.context], ...)
+_TABLES = {"context": ContextSettings, "scheduling": SchedulerSettings,
+           "session_cache": SessionCacheSettings}
+
+
 def model_block(model_id: str, path: Path, **fields: object) -> str:
-    lines = [
+    """A `[[models]]` entry; fields of the nested settings (`n_ctx`, `policy`, `ram_mb`, ...) are
+    written to their own tables."""
+    top = [
         "[[models]]",
         f'id = "{model_id}"',
         f'source = {{ path = "{path}" }}',
     ]
+    tables: dict[str, list[str]] = {name: [] for name in _TABLES}
     for key, value in fields.items():
-        if isinstance(value, bool):
-            lines.append(f"{key} = {str(value).lower()}")
-        elif isinstance(value, str):
-            lines.append(f'{key} = "{value}"')
-        elif isinstance(value, list):
-            items = ", ".join(f'"{v}"' for v in value)
-            lines.append(f"{key} = [{items}]")
-        else:
-            lines.append(f"{key} = {value}")
-    return "\n".join(lines) + "\n"
+        table = next((name for name, struct in _TABLES.items() if key in struct.__struct_fields__),
+                     None)
+        (tables[table] if table else top).append(f"{key} = {_toml(value)}")
+    for name, lines in tables.items():
+        if lines:
+            top += [f"[models.{name}]", *lines]
+    return "\n".join(top) + "\n"
 
 
 class RunningServer:

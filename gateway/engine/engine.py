@@ -24,7 +24,7 @@ from gateway.engine.llama_backend import (
     LlamaModel,
     Sampler,
 )
-from gateway.engine.scheduler import Policy, Scheduler, SchedulerSettings, Waiting
+from gateway.engine.scheduler import Policy, Scheduler, Waiting
 from gateway.engine.session_key import SessionKey
 from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
@@ -67,17 +67,17 @@ class Engine:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.ctx = LlamaContext(self.model, s.n_ctx, s.parallel, s.n_batch, s.threads,
+        c = s.context
+        self.ctx = LlamaContext(self.model, c.n_ctx, c.parallel, c.n_batch, c.threads,
                                 self.decode_failpoint)
         self.n_ctx_seq = self.ctx.n_ctx_seq
-        self.cache = SessionCache(self.model.identity, s.session_cache_bytes, s.session_cache_dir,
-                                  s.session_disk_bytes)
-        self.conversations = ConversationStore(self.ctx, self.model.identity, s.parallel,
+        self.cache = SessionCache(self.model.identity, s.session_cache.ram_bytes,
+                                  s.session_cache.dir, s.session_cache.disk_bytes)
+        self.conversations = ConversationStore(self.ctx, self.model.identity, c.parallel,
                                                self.cache, self.clock)
         self.scheduler = Scheduler(
-            SchedulerSettings(s.policy, s.max_queue, s.queue_timeout_s, s.max_wait_s, s.reserved_slots,
-                              s.max_queue_per_client),
-            s.parallel,
+            s.scheduling,
+            c.parallel,
         )
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._waiting: dict[str, PendingTurn] = {}
@@ -147,7 +147,7 @@ class Engine:
 
     def _wait_for_command(self) -> None:
         # with requests waiting, wake up in time to expire or age them
-        timeout = None if not self._waiting else min(self.settings.max_wait_s, 0.25)
+        timeout = None if not self._waiting else min(self.settings.scheduling.max_wait_s, 0.25)
         try:
             self._handle(self._commands.get(timeout=timeout))
         except queue.Empty:
@@ -211,7 +211,7 @@ class Engine:
         for request_id in plan.expire:
             pending = self._waiting.pop(request_id)
             pending.sink(Failed(f"The request waited in the queue longer than "
-                                f"{self.settings.queue_timeout_s:g} s", FailureKind.QUEUE_TIMEOUT))
+                                f"{self.settings.scheduling.queue_timeout_s:g} s", FailureKind.QUEUE_TIMEOUT))
         for request_id in plan.pause:
             self._pause(next(s for s in self._running if s.request.request_id == request_id))
         for request_id in plan.admit:
@@ -287,7 +287,7 @@ class Engine:
                 step[seq.slot.seq] = (seq, [seq.next_token])
         order = self.scheduler.prefill_order([views[request_id] for request_id in prefilling])
         budget = self.scheduler.prefill_budget(
-            batch.capacity - len(step), self.settings.prefill_chunk, decoding=bool(step),
+            batch.capacity - len(step), self.settings.context.prefill_chunk, decoding=bool(step),
             ongoing_first=bool(order) and prefilling[order[0]].pending.ongoing)
         for request_id in order:
             if budget <= 0:
@@ -316,7 +316,7 @@ class Engine:
             in_batch.append(seq)
         if batch.size == 0:
             return
-        self._new_prefill_in_flight = self.settings.policy is Policy.LATENCY_FIRST and any(
+        self._new_prefill_in_flight = self.settings.scheduling.policy is Policy.LATENCY_FIRST and any(
             s.generated == 0 and not s.pending.ongoing for s in in_batch)
         try:
             self.ctx.decode()

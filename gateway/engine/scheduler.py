@@ -17,6 +17,9 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import Annotated
+
+import msgspec
 
 
 class Policy(str, enum.Enum):
@@ -24,14 +27,17 @@ class Policy(str, enum.Enum):
     FIFO = "fifo"
 
 
-@dataclass(frozen=True)
-class SchedulerSettings:
+class SchedulerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model's `[models.scheduling]` table: declared here once, read by the config."""
+
     policy: Policy = Policy.LATENCY_FIRST
-    max_queue: int = 64
-    queue_timeout_s: float = 120.0
-    max_wait_s: float = 10.0
-    reserved_slots: int = 0
-    max_queue_per_client: int = 0  # new conversations one client may have waiting; 0: no limit
+    # new conversations truly waiting (no free slot); past it: 429. 0: none may wait
+    max_queue: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 64
+    queue_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 120.0  # then 503
+    max_wait_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 10.0  # aging: a new one goes first
+    reserved_slots: Annotated[int, msgspec.Meta(ge=0)] = 0  # slots new conversations may not take
+    # new conversations one client (API key or address) may have waiting; 0: no limit
+    max_queue_per_client: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 16
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,45 @@
-"""How one engine runs: the settings an engine process is started with (they cross the process
-boundary as part of its `WorkerSpec`)."""
+"""How one engine runs, one struct per concern, each declared once: the config nests the same
+structs (`[models.context]`, `[models.scheduling]`, `[models.session_cache]`), so their defaults and
+ranges live here and nowhere else, and engine tests and benches run with what users get. They
+cross the process boundary inside a `WorkerSpec`."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from gateway.engine.scheduler import Policy
+from gateway.engine.scheduler import SchedulerSettings
+
+
+class ContextSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The llama.cpp context: its size, its sequence slots, its batches, its threads."""
+
+    n_ctx: Annotated[int, msgspec.Meta(ge=16, le=1 << 24)] = 4096  # tokens per conversation
+    parallel: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4  # sequence slots decoded together
+    n_batch: Annotated[int, msgspec.Meta(ge=1, le=1 << 16)] = 512  # tokens per llama_decode
+    # prompt tokens per step while other sequences stream: short steps, smooth streams
+    prefill_chunk: Annotated[int, msgspec.Meta(ge=1, le=1 << 16)] = 64
+    threads: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0  # 0: one per core
+
+
+class SessionCacheSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where idle conversations go when their slot is needed."""
+
+    ram_mb: Annotated[float, msgspec.Meta(ge=0)] = 512  # host RAM, a hard limit
+    dir: str | None = None  # optional: spill further to disk (a room per model file and replica)
+    disk_mb: Annotated[float, msgspec.Meta(ge=0)] = 4096
+
+    @property
+    def ram_bytes(self) -> int:
+        return int(self.ram_mb * (1 << 20))
+
+    @property
+    def disk_bytes(self) -> int:
+        return int(self.disk_mb * (1 << 20))
 
 
 class EngineSettings(msgspec.Struct, frozen=True):
-    """How one engine runs. No defaults here: the config (`ModelConfig`) is their one source, so
-    engine tests and benches run with the settings users get."""
-
-    n_ctx: int
-    parallel: int
-    n_batch: int
-    prefill_chunk: int
-    threads: int
-    session_cache_bytes: int
-    session_cache_dir: str | None  # already namespaced for this model replica
-    session_disk_bytes: int
-    policy: Policy
-    max_queue: int
-    queue_timeout_s: float
-    max_wait_s: float
-    reserved_slots: int
-    max_queue_per_client: int
+    context: ContextSettings = ContextSettings()
+    scheduling: SchedulerSettings = SchedulerSettings()
+    session_cache: SessionCacheSettings = SessionCacheSettings()  # its dir: this replica's room

@@ -24,7 +24,8 @@ from gateway.placement.plan import (
 def demand_for(model: ModelConfig, path: Path) -> ModelDemand:
     return ModelDemand(
         model_id=model.id,
-        footprint=footprint(path, model.n_ctx, model.parallel, model.n_batch),
+        footprint=footprint(path, model.context.n_ctx, model.context.parallel,
+                            model.context.n_batch),
         replicas=model.replicas,
         gpus=None if model.gpus == "auto" else list(model.gpus),
         tensor_split=list(model.tensor_split),

@@ -72,7 +72,7 @@ class EngineProcess:
         self.extra_buffers_policy = extra_buffers
         self.on_cpu = on_cpu
         self.state = State.LOADING
-        self.n_ctx_seq = spec.settings.n_ctx
+        self.n_ctx_seq = spec.settings.context.n_ctx
         self.running = 0  # as the engine last reported it
         self.restarts = 0
         self.pid: int | None = None

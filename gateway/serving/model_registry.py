@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
 from gateway.config import Config, ModelConfig
 from gateway.engine.settings import EngineSettings
 from gateway.engine.ipc import WorkerSpec
 from gateway.engine.llama_backend import LlamaModel
-from gateway.engine.scheduler import Policy
 from gateway.engine.types import FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
@@ -37,28 +38,14 @@ ProgressReport = Callable[[str, float], None]
 
 
 def engine_settings(model: ModelConfig, replica: int = 0) -> EngineSettings:
-    """The engine's settings for one replica of `model`: the config is their only source."""
-    cache_dir = None
-    if model.session_cache_dir is not None:  # each model replica saves into a room of its own
+    """The engine's settings for one replica of `model`: the config's own structs, the session
+    cache's directory narrowed to this replica's room."""
+    cache = model.session_cache
+    if cache.dir is not None:  # each model replica saves into a room of its own
         # a model id never names a path: only its safe characters, never leading dots
         room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id).lstrip(".") + f"-replica{replica}"
-        cache_dir = os.path.join(os.path.expanduser(model.session_cache_dir), room)
-    return EngineSettings(
-        n_ctx=model.n_ctx,
-        parallel=model.parallel,
-        n_batch=model.n_batch,
-        prefill_chunk=model.prefill_chunk,
-        threads=model.threads,
-        session_cache_bytes=model.session_cache_mb << 20,
-        session_cache_dir=cache_dir,
-        session_disk_bytes=model.session_disk_mb << 20,
-        policy=Policy(model.scheduling),
-        max_queue=model.max_queue,
-        queue_timeout_s=model.queue_timeout_s,
-        max_wait_s=model.max_wait_s,
-        reserved_slots=model.reserved_slots,
-        max_queue_per_client=model.max_queue_per_client,
-    )
+        cache = msgspec.structs.replace(cache, dir=os.path.join(os.path.expanduser(cache.dir), room))
+    return EngineSettings(model.context, model.scheduling, cache)
 
 
 class ServedModel:
@@ -109,7 +96,7 @@ class ServedModel:
     @property
     def n_ctx_seq(self) -> int:
         ready = [r.n_ctx_seq for r in self.replicas if r.state is State.READY]
-        return min(ready) if ready else self.config.n_ctx
+        return min(ready) if ready else self.config.context.n_ctx
 
     def load(self) -> None:
         """Start loading, unless it is loading or loaded already; a failed model (or replica)

@@ -86,7 +86,7 @@ def test_generated_completion_bodies_never_get_a_5xx(server: RunningServer, body
 def soak_server(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[RunningServer]:
     # no spilled conversations kept: what the engine holds after the soak is what leaked
-    config = model_block(MODEL, gemma_path, n_ctx=512, parallel=4, threads=2, session_cache_mb=0,
+    config = model_block(MODEL, gemma_path, n_ctx=512, parallel=4, threads=2, ram_mb=0,
                          max_queue=64, max_queue_per_client=0)  # all 32 clients share one address
     with running_server(config, tmp_path_factory.mktemp("soak")) as server:
         yield server

@@ -60,7 +60,7 @@ def first_text_order(server: RunningServer) -> list[str]:
 @pytest.fixture(scope="module")
 def latency_first(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with server_with(gemma_path, tmp_path_factory.mktemp("lf"), parallel=2,
-                     scheduling="latency_first") as server:
+                     policy="latency_first") as server:
         yield server
 
 
@@ -69,7 +69,7 @@ def test_ongoing_turn_is_served_before_earlier_new_conversations(latency_first: 
 
 
 def test_fifo_policy_serves_in_arrival_order(gemma_path: Path, tmp_path: Path) -> None:
-    with server_with(gemma_path, tmp_path, parallel=2, scheduling="fifo") as server:
+    with server_with(gemma_path, tmp_path, parallel=2, policy="fifo") as server:
         assert first_text_order(server) == ["new0", "new1", "ongoing"]
 
 

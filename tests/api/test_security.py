@@ -141,9 +141,10 @@ def test_files_the_gateway_writes_are_private(gemma_path: Path) -> None:
 
 def test_a_model_id_never_names_a_path(tmp_path: Path) -> None:
     from gateway.config import ModelConfig, ModelSource
+    from gateway.engine.settings import SessionCacheSettings
     from gateway.serving.model_registry import engine_settings
 
     config = ModelConfig(id="../../etc/evil", source=ModelSource(path="m.gguf"),
-                         session_cache_dir=str(tmp_path))
-    room = Path(engine_settings(config).session_cache_dir or "")
+                         session_cache=SessionCacheSettings(dir=str(tmp_path)))
+    room = Path(engine_settings(config).session_cache.dir or "")
     assert room.parent == tmp_path and not room.name.startswith(".") and "/" not in room.name

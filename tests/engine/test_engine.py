@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import msgspec
 import pytest
 
-from gateway.config import ModelConfig, ModelSource
+from gateway.engine.scheduler import SchedulerSettings
+from gateway.engine.settings import ContextSettings, EngineSettings, SessionCacheSettings
 from gateway.engine.engine import Engine
 from gateway.engine.llama_backend import LlamaContext, LlamaModel, Sampler
 from gateway.engine.types import Failed, FailureKind, Finished, FinishReason, Queued, SamplingParams
 from gateway.serving.chat_template import ChatTemplate
-from gateway.serving.model_registry import engine_settings
 from tests.engine.driver import complete, run, submit
 
 
 def make_engine(model: LlamaModel, **settings: object) -> Engine:
-    """An engine with the settings a config gives (its defaults), but for those named (config
-    fields, or engine fields such as `session_cache_bytes`)."""
+    """An engine with the settings a config gives (their defaults), but for those named: fields of
+    the context, scheduling or session cache settings, each sent to the struct declaring it."""
     named = {"n_ctx": 512, "parallel": 2, "threads": 2, **settings}
-    in_config = {k: v for k, v in named.items() if k in ModelConfig.__struct_fields__}
-    config = ModelConfig(id="gemma", source=ModelSource(path="unused"), **in_config)  # type: ignore[arg-type]
-    engine_only = {k: v for k, v in named.items() if k not in in_config}
-    return Engine(model, msgspec.structs.replace(engine_settings(config), **engine_only))
+    parts = {}
+    for part, struct in (("context", ContextSettings), ("scheduling", SchedulerSettings),
+                         ("session_cache", SessionCacheSettings)):
+        parts[part] = struct(**{k: v for k, v in named.items() if k in struct.__struct_fields__})
+    unknown = set(named) - {k for p in parts.values() for k in p.__struct_fields__}
+    assert not unknown, unknown
+    return Engine(model, EngineSettings(**parts))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ def test_restored_conversation_continues_exactly_as_one_that_stayed(gemma: Llama
 
 def test_five_conversations_on_two_slots_all_hit_cache_within_budget(gemma: LlamaModel, chat) -> None:
     budget = 24 << 20
-    engine = make_engine(gemma, parallel=2, session_cache_bytes=budget)
+    engine = make_engine(gemma, parallel=2, ram_mb=budget / (1 << 20))
     questions = [f"Tell me fact number {i} about the moon." for i in range(5)]
     firsts = []
     for q in questions:
@@ -105,7 +107,7 @@ def test_budget_is_a_hard_limit(gemma: LlamaModel, chat) -> None:
         sizes.append(len(engine.ctx.save_sequence(0)))
     one = max(sizes)
     budget = one + one // 2  # room for one saved conversation, not two
-    engine = make_engine(gemma, parallel=1, session_cache_bytes=budget)
+    engine = make_engine(gemma, parallel=1, ram_mb=budget / (1 << 20))
     for i in range(4):
         complete(engine, chat(f"Question {i}: why is the sky blue?"), max_tokens=6)
         assert engine.cache.bytes_used <= budget
@@ -342,8 +344,7 @@ def test_a_burst_on_an_idle_engine_counts_only_what_truly_waits(gemma: LlamaMode
 
 def test_with_no_ram_budget_conversations_spill_to_disk_and_come_back(gemma: LlamaModel, chat,
                                                                       tmp_path) -> None:
-    engine = make_engine(gemma, parallel=1, session_cache_bytes=0, session_cache_dir=str(tmp_path),
-                         session_disk_bytes=256 << 20)
+    engine = make_engine(gemma, parallel=1, ram_mb=0, dir=str(tmp_path), disk_mb=256)
     first = complete(engine, chat("Name a colour."), max_tokens=6)
     complete(engine, chat("Name a fruit."), max_tokens=6)  # takes the only slot: the first spills
     assert engine.conversations.spilled == 1 and list(tmp_path.rglob("*.kv"))

