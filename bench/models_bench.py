@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import Server, _process, embedded_model_path, median, print_table, stream_completion
+from bench.harness import Server, _process, free_port, embedded_model_path, median, print_table, stream_completion
 from bench.raw_ceiling import PROMPT
 from gateway.config import ModelConfig, ModelSource
 from gateway.engine.decode_check import decodes
@@ -32,7 +32,7 @@ from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.types import Finished, GenerationRequest, SamplingParams
 from gateway.progress import ProgressBar
 from gateway.serving.model_registry import engine_settings
-from tests.support import free_port, model_block
+from gateway.config import model_entry as model_block
 
 
 @contextmanager

@@ -123,3 +123,37 @@ def _check(config: Config, origin: str) -> None:
                 raise ConfigError(f"{origin}: model name `{name}` is used twice - at `{where}`")
             names.add(name)
 
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+# each field goes to the table of the struct that declares it ([models.context], ...)
+_TABLES = {"context": ContextSettings, "scheduling": SchedulerSettings,
+           "session_cache": SessionCacheSettings}
+
+
+def model_entry(model_id: str, path: str | Path, **fields: object) -> str:
+    """A `[[models]]` entry as TOML, for programs that write configs (benchmarks, tests): top-level
+    fields as given, fields of the nested settings (`n_ctx`, `policy`, `ram_mb`, ...) in their own
+    tables."""
+    top = [
+        "[[models]]",
+        f'id = "{model_id}"',
+        f'source = {{ path = "{path}" }}',
+    ]
+    tables: dict[str, list[str]] = {name: [] for name in _TABLES}
+    for key, value in fields.items():
+        table = next((name for name, struct in _TABLES.items() if key in struct.__struct_fields__),
+                     None)
+        (tables[table] if table else top).append(f"{key} = {_toml(value)}")
+    for name, lines in tables.items():
+        if lines:
+            top += [f"[models.{name}]", *lines]
+    return "\n".join(top) + "\n"

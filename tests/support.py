@@ -15,48 +15,13 @@ from pathlib import Path
 
 import httpx
 
-from gateway.engine.scheduler import SchedulerSettings
-from gateway.engine.settings import ContextSettings, SessionCacheSettings
+from gateway.config import model_entry as model_block  # noqa: F401  (tests import it from here)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return str(value)
-
-
-# each field goes to the table of the struct that declares it ([models.context], ...)
-_TABLES = {"context": ContextSettings, "scheduling": SchedulerSettings,
-           "session_cache": SessionCacheSettings}
-
-
-def model_block(model_id: str, path: Path, **fields: object) -> str:
-    """A `[[models]]` entry; fields of the nested settings (`n_ctx`, `policy`, `ram_mb`, ...) are
-    written to their own tables."""
-    top = [
-        "[[models]]",
-        f'id = "{model_id}"',
-        f'source = {{ path = "{path}" }}',
-    ]
-    tables: dict[str, list[str]] = {name: [] for name in _TABLES}
-    for key, value in fields.items():
-        table = next((name for name, struct in _TABLES.items() if key in struct.__struct_fields__),
-                     None)
-        (tables[table] if table else top).append(f"{key} = {_toml(value)}")
-    for name, lines in tables.items():
-        if lines:
-            top += [f"[models.{name}]", *lines]
-    return "\n".join(top) + "\n"
 
 
 class RunningServer:
