@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 from gateway.engine.llama_backend import LlamaContext
 from gateway.engine.session_cache import SavedSession, SessionCache
-from gateway.engine.session_key import SessionKey, unkeyed, unkeyed_prefix
+from gateway.engine.session_key import SessionKey, client_of, unkeyed, unkeyed_prefix
 from gateway.engine.slots import Slot, SlotTable, common_prefix
+
+
+MIN_SHARED_PREFIX = 32  # tokens: below this, copying KV is not worth it
 
 
 @dataclass
@@ -35,6 +38,7 @@ class ConversationStore:
         self.clock = clock
         self.spilled = 0
         self.restored = 0
+        self.shared_prefixes = 0  # conversations started from another's prefix
 
     def is_known(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> bool:
         """Whether this turn continues a conversation whose KV is resident or saved (an unkeyed
@@ -60,7 +64,7 @@ class ConversationStore:
             if slot is not None and slot.busy:
                 return None  # the same conversation is mid-turn: this turn waits for it
             if slot is None:
-                slot = self._claim(key)
+                slot = self._claim(key, prompt)
         else:
             prefix = unkeyed_prefix(scope)
             slot = self.slots.best_continuation(prompt, prefix)
@@ -68,7 +72,7 @@ class ConversationStore:
                 key = slot.session
             else:
                 key = self.cache.best_continuation(prompt, prefix) or unkeyed(scope)
-                slot = self._claim(key)
+                slot = self._claim(key, prompt)
         if slot is None or key is None:
             return None
         keep = min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
@@ -81,8 +85,10 @@ class ConversationStore:
         slot.last_used = self.clock()
         return SlotLease(slot, key, keep)
 
-    def _claim(self, key: SessionKey) -> Slot | None:
-        """A slot for conversation `key`, spilling an idle one if needed and restoring `key`'s state."""
+    def _claim(self, key: SessionKey, prompt: list[int]) -> Slot | None:
+        """A slot for conversation `key`, spilling an idle one if needed and restoring `key`'s state;
+        a conversation with nothing saved starts from the longest prefix of its prompt that
+        another conversation of the same client holds (a shared system prompt), copied."""
         slot = self.slots.vacant()
         if slot is None:
             return None
@@ -94,7 +100,37 @@ class ConversationStore:
                 self.restored += 1
             else:
                 self.ctx.forget(slot.seq)
+        else:
+            self._share_prefix(slot, client_of(key), prompt)
         return slot
+
+    def _share_prefix(self, slot: Slot, client: str, prompt: list[int]) -> None:
+        """Give an empty slot the KV of the longest prefix of `prompt` that one of `client`'s
+        conversations holds, resident (copied from its slot) or saved in RAM (restored), cut
+        to what they share. The other conversation keeps its own. Worth it only past
+        `MIN_SHARED_PREFIX` tokens."""
+        best, best_shared = None, MIN_SHARED_PREFIX - 1
+        for other in self.slots.slots:
+            if other is slot or other.session is None or client_of(other.session) != client:
+                continue
+            shared = min(common_prefix(other.tokens, prompt), len(prompt) - 1)
+            if shared > best_shared:
+                best, best_shared = other, shared
+        if best is not None:
+            self.ctx.copy_sequence(best.seq, slot.seq)
+        else:
+            saved = self.cache.longest_prefix(prompt, client, MIN_SHARED_PREFIX)
+            if saved is None:
+                return
+            best_shared = min(common_prefix(saved.tokens, prompt), len(prompt) - 1)
+            if not self.ctx.restore_sequence(slot.seq, saved.state):
+                self.ctx.forget(slot.seq)
+                return
+        if self.ctx.forget(slot.seq, best_shared):
+            slot.tokens = list(prompt[:best_shared])
+            self.shared_prefixes += 1
+        else:  # llama.cpp could not cut it there: start empty
+            self.ctx.forget(slot.seq)
 
     def _spill(self, slot: Slot) -> None:
         """Move an idle slot's conversation out to the session cache and empty the slot."""

@@ -294,6 +294,12 @@ class LlamaContext:
         """Drop a sequence's KV from position `start` on; False if llama.cpp cannot cut it there."""
         return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq, start, -1))
 
+    def copy_sequence(self, source: int, target: int) -> None:
+        """Make `target` hold all of `source`'s KV (the caller cuts it to what it needs).
+        Sequences live in separate streams here, which llama.cpp copies only whole."""
+        llama_cpp.llama_memory_seq_rm(self.memory, target, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+
     def save_sequence(self, seq: int) -> bytes:
         size = llama_cpp.llama_state_seq_get_size(self.ptr, seq)
         buf = (ctypes.c_uint8 * size)()

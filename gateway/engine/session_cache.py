@@ -21,8 +21,8 @@ from pathlib import Path
 
 import msgspec
 
-from gateway.engine.session_key import UNKEYED, SessionKey
-from gateway.engine.slots import best_unkeyed
+from gateway.engine.session_key import UNKEYED, SessionKey, client_of
+from gateway.engine.slots import best_unkeyed, common_prefix
 
 
 @dataclass
@@ -106,6 +106,18 @@ class SessionCache:
             return in_ram
         on_disk, shared_disk = best_unkeyed(self._disk.index_items(), prompt, prefix)
         return on_disk if shared_disk > shared_ram else in_ram
+
+    def longest_prefix(self, prompt: list[int], client: str, at_least: int) -> SavedSession | None:
+        """The RAM entry of `client`'s that shares the longest prefix with `prompt` (at least
+        `at_least` tokens), left in place: its state is copied, not taken."""
+        best, best_shared = None, at_least - 1
+        for entry in self._ram.values():
+            if client_of(entry.key) != client:
+                continue
+            shared = common_prefix(entry.tokens, prompt)
+            if shared > best_shared:
+                best, best_shared = entry, shared
+        return best
 
     def discard(self, key: SessionKey) -> None:
         entry = self._ram.pop(key, None)

@@ -29,3 +29,9 @@ def unkeyed_prefix(client: str) -> str:
 
 def unkeyed(client: str) -> SessionKey:
     return SessionKey(unkeyed_prefix(client) + uuid.uuid4().hex)
+
+
+def client_of(key: str) -> str:
+    """The client whose conversation `key` is."""
+    rest = key[len(NAMED):] if key.startswith(NAMED) else key[len(UNKEYED):]
+    return rest.split(_SEPARATOR, 1)[0]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.engine.scheduler import SchedulerSettings
+from gateway.engine.session_key import named
 from gateway.engine.settings import ContextSettings, EngineSettings, SessionCacheSettings
 from gateway.engine.engine import Engine
 from gateway.engine.llama_backend import LlamaContext, LlamaModel, Sampler
@@ -351,3 +352,46 @@ def test_with_no_ram_budget_conversations_spill_to_disk_and_come_back(gemma: Lla
     back = complete(engine, chat("Name a colour.", first.text, "Another?"), max_tokens=4)
     assert back.finished.cached_tokens >= len(chat("Name a colour."))
     assert engine.conversations.restored == 1
+
+
+def test_a_new_conversation_starts_from_a_system_prompt_another_holds(gemma: LlamaModel) -> None:
+    # a system prompt whose continuation is clear-cut, so outputs can be compared token for token
+    system = gemma.tokenize(", ".join(str(i) for i in range(1, 120)) + ",", True)
+    engine = make_engine(gemma, n_ctx=1024, parallel=2)
+    first = complete(engine, system + gemma.tokenize(" 120, 121,", False), max_tokens=4,
+                     session=named("client-a", "chat-1"))
+    computed = engine.stats.prompt_tokens_computed
+    second_prompt = system + gemma.tokenize(" 120, 121, 122,", False)
+    second = complete(engine, second_prompt, max_tokens=4, session=named("client-a", "chat-2"))
+    assert engine.conversations.shared_prefixes == 1
+    assert second.finished.cached_tokens >= len(system)  # copied, not recomputed
+    assert engine.stats.prompt_tokens_computed - computed == len(second_prompt) - \
+        second.finished.cached_tokens
+    alone = complete(make_engine(gemma, n_ctx=1024, parallel=2), second_prompt, max_tokens=4)
+    assert second.text == alone.text
+    # the first conversation kept its own KV: its next turn reuses all of it
+    again = complete(engine, system + gemma.tokenize(" 120, 121,", False) + [0], max_tokens=1,
+                     session=named("client-a", "chat-1"))
+    assert again.finished.cached_tokens >= len(system) + 4
+    assert first.finished.completion_tokens == 4
+
+
+def test_another_clients_system_prompt_is_never_shared(gemma: LlamaModel) -> None:
+    system = gemma.tokenize(", ".join(str(i) for i in range(1, 120)) + ",", True)
+    engine = make_engine(gemma, n_ctx=1024, parallel=2)
+    complete(engine, system, max_tokens=2, session=named("client-a", "x"))
+    theirs = complete(engine, system, max_tokens=2, session=named("client-b", "x"))
+    assert theirs.finished.cached_tokens == 0 and engine.conversations.shared_prefixes == 0
+
+
+def test_a_system_prompt_saved_in_ram_is_restored_and_cut(gemma: LlamaModel) -> None:
+    system = gemma.tokenize(", ".join(str(i) for i in range(1, 120)) + ",", True)
+    engine = make_engine(gemma, n_ctx=1024, parallel=1)  # one slot: the first must spill first
+    complete(engine, system + gemma.tokenize(" 120,", False), max_tokens=3,
+             session=named("client-a", "one"))
+    second_prompt = system + gemma.tokenize(" 120, 121, 122,", False)
+    second = complete(engine, second_prompt, max_tokens=4, session=named("client-a", "two"))
+    assert engine.conversations.spilled == 1 and engine.conversations.shared_prefixes == 1
+    assert second.finished.cached_tokens >= len(system)
+    alone = complete(make_engine(gemma, n_ctx=1024, parallel=1), second_prompt, max_tokens=4)
+    assert second.text == alone.text
