@@ -17,19 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.engine.conversations import ConversationStore
-from gateway.engine.llama_backend import (
-    DecodeAborted,
-    GrammarStuck,
-    LlamaContext,
-    LlamaModel,
-    Sampler,
-)
+from gateway.engine.llama_backend import DecodeAborted, GrammarStuck, LlamaContext, LlamaModel, Sampler
 from gateway.engine.scheduler import Policy, Scheduler, Waiting
 from gateway.engine.session_key import SessionKey
 from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
 from gateway.engine.text_stream import TextStream
-from gateway.engine.turns import Cancel, Command, PendingTurn, RunningTurn, Stop
+from gateway.engine.turns import Cancel, Command, EngineStats, PendingTurn, RunningTurn, Stop
 from gateway.engine.types import (
     Failed,
     FailureKind,
@@ -42,16 +36,6 @@ from gateway.engine.types import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EngineStats:
-    prompt_tokens_computed: int = 0
-    prompt_tokens_cached: int = 0
-    tokens_generated: int = 0
-    decode_calls: int = 0
-    paused: int = 0
-    aborted_steps: int = 0
 
 
 @dataclass
@@ -191,8 +175,10 @@ class Engine:
         self._waiting[request_id] = pending
 
     def _cancel(self, request_id: str) -> None:
-        if self._waiting.pop(request_id, None) is not None:
+        pending = self._waiting.pop(request_id, None)
+        if pending is not None:
             self.scheduler.remove(request_id)
+            self._drop(pending)
             return
         for seq in self._running:
             if seq.request.request_id == request_id:
@@ -210,8 +196,10 @@ class Engine:
                                    [s.view() for s in self._running], blocked)
         for request_id in plan.expire:
             pending = self._waiting.pop(request_id)
+            self._drop(pending)
             pending.sink(Failed(f"The request waited in the queue longer than "
-                                f"{self.settings.scheduling.queue_timeout_s:g} s", FailureKind.QUEUE_TIMEOUT))
+                                f"{self.settings.scheduling.queue_timeout_s:g} s",
+                                FailureKind.QUEUE_TIMEOUT))
         for request_id in plan.pause:
             self._pause(next(s for s in self._running if s.request.request_id == request_id))
         for request_id in plan.admit:
@@ -234,6 +222,8 @@ class Engine:
                 pending.sink(Queued(position))
 
     def _start(self, pending: PendingTurn) -> bool:
+        if pending.resume is not None:
+            return self._resume(pending)
         request = pending.request
         lease = self.conversations.place(pending.session, request.prompt_tokens, request.scope)
         if lease is None:
@@ -255,14 +245,43 @@ class Engine:
         self.stats.prompt_tokens_cached += lease.reused
         return True
 
+    def _resume(self, pending: PendingTurn) -> bool:
+        """Put a preempted turn back in a slot: its conversation's KV restored (or recomputed
+        when it could not be kept), then it feeds the token it had drawn and goes on."""
+        seq = pending.resume
+        assert seq is not None and pending.resume_tokens is not None
+        tokens = [*pending.resume_tokens, seq.next_token]
+        lease = self.conversations.place(pending.resume_key, tokens, pending.request.scope)
+        if lease is None:
+            return False
+        seq.slot = lease.slot
+        seq.prompt_left = tokens[lease.reused:]
+        pending.resume = pending.resume_key = pending.resume_tokens = None
+        self._running.append(seq)
+        self.stats.resumed += 1
+        return True
+
+    def _drop(self, pending: PendingTurn) -> None:
+        """A waiting turn that will not run (cancelled, expired, shut down) lets go of what a
+        preempted one still holds."""
+        if pending.resume is not None:
+            pending.resume.sampler.free()
+            pending.resume = None
+
     def _pause(self, seq: RunningTurn) -> None:
-        """Stop a new conversation's prefill so an ongoing turn can have its slot. What it computed
-        stays in the slot (spilled to the session cache if the slot is taken) and is reused when
-        it is admitted again."""
+        """Preempt a new conversation so an ongoing turn can have its slot. What it computed stays
+        in the slot (spilled to the session cache when the slot is taken) and is reused when it
+        is admitted again; one already answering keeps its sampler and text state and resumes
+        exactly where it stopped."""
         self._running.remove(seq)
-        seq.sampler.free()
-        self.conversations.release(seq.slot, evict_first=True)
         pending = seq.pending
+        if seq.generated > 0:
+            pending.resume = seq
+            pending.resume_key = seq.slot.session
+            pending.resume_tokens = list(seq.slot.tokens)
+        else:
+            seq.sampler.free()
+        self.conversations.release(seq.slot, evict_first=True)
         self._waiting[pending.request.request_id] = pending
         self.scheduler.requeue(Waiting(pending.request.request_id, pending.ongoing, pending.arrived,
                                        pending.request.scope))
@@ -274,28 +293,18 @@ class Engine:
         batch = self.ctx.batch
         batch.clear()
         step: dict[int, tuple[RunningTurn, list[int]]] = {}  # slot -> (turn, its tokens this step)
-        prefilling: dict[str, RunningTurn] = {}
-        views = {s.request.request_id: s.view() for s in self._running}
-        sit_out = self.scheduler.sit_out(list(views.values()))
+        counts = self.scheduler.step_tokens([s.view() for s in self._running], batch.capacity,
+                                            self.settings.context.prefill_chunk)
         for seq in self._running:
             seq.logits_index = -1
-            if seq.request.request_id in sit_out:
+            count = counts.get(seq.request.request_id, 0)
+            if count == 0:
                 continue
-            if seq.prompt_left:
-                prefilling[seq.request.request_id] = seq
-            else:
+            if not seq.prompt_left:
                 step[seq.slot.seq] = (seq, [seq.next_token])
-        order = self.scheduler.prefill_order([views[request_id] for request_id in prefilling])
-        budget = self.scheduler.prefill_budget(
-            batch.capacity - len(step), self.settings.context.prefill_chunk, decoding=bool(step),
-            ongoing_first=bool(order) and prefilling[order[0]].pending.ongoing)
-        for request_id in order:
-            if budget <= 0:
-                break
-            seq = prefilling[request_id]
-            chunk = seq.prompt_left[:budget]
+                continue
+            chunk = seq.prompt_left[:count]
             seq.prompt_left = seq.prompt_left[len(chunk):]
-            budget -= len(chunk)
             step[seq.slot.seq] = (seq, chunk)
             self.stats.prompt_tokens_computed += len(chunk)
         # in slot order: llama.cpp then splits a batch of several sequences into the fewest
@@ -399,6 +408,7 @@ class Engine:
         for seq in list(self._running):
             self._fail(seq, "the engine is shutting down", FailureKind.SHUTTING_DOWN)
         for pending in self._waiting.values():
+            self._drop(pending)
             pending.sink(Failed("the engine is shutting down", FailureKind.SHUTTING_DOWN))
         self._waiting.clear()
         self.ctx.close()

@@ -4,8 +4,10 @@ Pure: no llama.cpp, no I/O, the clock is an argument. The engine tells it facts 
 runs, how many slots are free) and carries out its `Plan`.
 
 `latency_first`: a turn of a conversation the engine already knows (*ongoing*) goes before any *new*
-conversation; new ones may not take the last `reserved_slots` free slots; a new conversation still
-prefilling can be paused to give its slot to an ongoing turn; ongoing prefill runs before new prefill.
+conversation. New ones may take every free slot, but `reserved_slots` of them are only borrowed:
+when an ongoing turn finds no free slot, a new conversation gives its slot back (preempted: one still
+prefilling, else the newest borrower, whose KV is saved and which resumes where it stopped). Each
+step feeds every decoding sequence's next token and shares a prompt budget, ongoing prompts first.
 A new conversation waiting longer than `max_wait_s` is treated as ongoing (aging), so none starves.
 `fifo`: arrival order, no reservation, no pausing (what llama-server and Ollama do).
 Both bound the queue of new conversations (`max_queue`) and expire requests that waited longer than
@@ -54,6 +56,7 @@ class Running:
     ongoing: bool
     prefilling: bool  # has not produced its first token
     arrived: float
+    prompt_left: int = 0  # tokens still to feed before it samples (its prompt, or a resume)
 
 
 @dataclass(frozen=True)
@@ -94,13 +97,9 @@ class Scheduler:
     def _room_for_new(self, free_slots: int, client: str) -> bool:
         """Whether one more new conversation may join: it gets a slot at the next plan, or fewer
         than `max_queue` new ones truly wait and fewer than `max_queue_per_client` of its
-        client's. Ongoing turns take free slots first, and under latency_first new ones leave the
-        reserved slots alone."""
+        client's. Ongoing turns take free slots first."""
         new = self.new_waiting()
-        for_new = free_slots - (len(self._queue) - new)
-        if self.settings.policy is Policy.LATENCY_FIRST:
-            for_new -= self.settings.reserved_slots
-        for_new = max(0, for_new)
+        for_new = max(0, free_slots - (len(self._queue) - new))
         if new < for_new:
             return True
         per_client = self.settings.max_queue_per_client
@@ -147,21 +146,23 @@ class Scheduler:
                 plan.expire.append(w.request_id)
                 self._queue.remove(w)
         latency_first = self.settings.policy is Policy.LATENCY_FIRST
-        pausable = sorted(
-            (r for r in running if latency_first and r.prefilling and not r.ongoing),
-            key=lambda r: r.arrived, reverse=True,  # the newest arrival gives way first
-        )
+        new = [r for r in running if not r.ongoing] if latency_first else []
+        newest_first = sorted(new, key=lambda r: r.arrived, reverse=True)
+        # new conversations beyond this many hold reserved slots: borrowed, to give back
+        quota = self.slots - self.settings.reserved_slots
         free = free_slots
         for w in self._ordered(now):
             if w.request_id in blocked:
                 continue
-            urgent = w.ongoing or self._aged(w, now)
-            if latency_first and not urgent:
-                if free <= self.settings.reserved_slots:
-                    continue  # the last free slots wait for ongoing turns
-            elif free == 0 and w.ongoing and pausable:  # aged newcomers don't pause each other
-                plan.pause.append(pausable.pop(0).request_id)
-                free += 1
+            if free == 0 and w.ongoing and newest_first:  # aged newcomers don't preempt
+                # a new conversation gives its slot back: one still prefilling, else a borrower
+                victim = next((r for r in newest_first if r.prefilling), None)
+                if victim is None and len(newest_first) > quota:
+                    victim = newest_first[0]
+                if victim is not None:
+                    newest_first.remove(victim)
+                    plan.pause.append(victim.request_id)
+                    free += 1
             if free == 0:
                 if self.settings.policy is Policy.FIFO:
                     break  # strict arrival order: nobody overtakes the head
@@ -171,30 +172,26 @@ class Scheduler:
             free -= 1
         return plan
 
-    def prefill_order(self, prefilling: list[Running]) -> list[str]:
-        """Which prefills get this step's token budget, in order. Under latency_first, while an
-        ongoing turn is prefilling, new conversations' prefill waits: the step stays short and the
-        ongoing turn's first token comes sooner."""
-        by_arrival = sorted(prefilling, key=lambda r: r.arrived)
-        if self.settings.policy is Policy.FIFO:
-            return [r.request_id for r in by_arrival]
-        ongoing = [r.request_id for r in by_arrival if r.ongoing]
-        return ongoing or [r.request_id for r in by_arrival]
-
-    def prefill_budget(self, room: int, chunk: int, decoding: bool, ongoing_first: bool) -> int:
-        """Prompt tokens this step may prefill. A chunk while streams decode, so they never freeze.
-        Under latency_first a new conversation's prefill is always chunked, even when nothing else
-        runs: an ongoing turn may arrive at any moment and should not wait behind a long step."""
-        if ongoing_first or (not decoding and self.settings.policy is Policy.FIFO):
-            return room if not decoding else min(room, chunk)
-        return min(room, chunk)
-
-    def sit_out(self, running: list[Running]) -> frozenset[str]:
-        """Sequences that skip this step. Under latency_first, while an ongoing turn is prefilling,
-        new conversations wait one step (decode included): the step that gives the ongoing turn its
-        first token is as short as it would be on an idle server."""
-        if self.settings.policy is Policy.FIFO:
-            return frozenset()
-        if not any(r.ongoing and r.prefilling for r in running):
-            return frozenset()
-        return frozenset(r.request_id for r in running if not r.ongoing)
+    def step_tokens(self, running: list[Running], capacity: int, chunk: int) -> dict[str, int]:
+        """The step: how many tokens each running sequence feeds to this `llama_decode` (absent:
+        none). Every decoding sequence feeds its next token, every step: streams never stall.
+        Prompts share a budget of `chunk` tokens (the whole batch when nothing decodes and
+        nothing new is being prefilled under latency_first, or under fifo): ongoing turns'
+        first (latency_first), then the others in arrival order, so a new conversation's
+        prompt moves on in every step instead of waiting for ongoing turns to end."""
+        plan = {r.request_id: 1 for r in running if r.prompt_left == 0}
+        room = capacity - len(plan)
+        prefilling = sorted((r for r in running if r.prompt_left > 0), key=lambda r: r.arrived)
+        if self.settings.policy is Policy.LATENCY_FIRST:
+            prefilling.sort(key=lambda r: not r.ongoing)  # stable: arrival order within each
+            only_ongoing = all(r.ongoing for r in prefilling)
+        else:
+            only_ongoing = True
+        budget = room if not plan and only_ongoing else min(room, chunk)
+        for r in prefilling:
+            if budget <= 0:
+                break
+            take = min(r.prompt_left, budget)
+            plan[r.request_id] = take
+            budget -= take
+        return plan

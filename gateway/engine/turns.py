@@ -22,6 +22,10 @@ class PendingTurn:
     arrived: float = 0.0
     ongoing: bool = False
     reported: int = -1  # the queue position last told to the client
+    # a turn preempted mid-answer: its running state, to resume exactly where it stopped
+    resume: RunningTurn | None = None
+    resume_key: SessionKey | None = None  # the conversation its KV was saved under
+    resume_tokens: list[int] | None = None  # the tokens that KV covers
 
 
 @dataclass
@@ -42,7 +46,21 @@ class RunningTurn:
 
     def view(self) -> Running:
         return Running(self.request.request_id, self.pending.ongoing,
-                       prefilling=self.generated == 0, arrived=self.pending.arrived)
+                       prefilling=self.generated == 0, arrived=self.pending.arrived,
+                       prompt_left=len(self.prompt_left))
+
+
+@dataclass
+class EngineStats:
+    """What the engine did, counted (tests and benchmarks read it)."""
+
+    prompt_tokens_computed: int = 0
+    prompt_tokens_cached: int = 0
+    tokens_generated: int = 0
+    decode_calls: int = 0
+    paused: int = 0  # preempted (prefilling or answering) to give an ongoing turn its slot
+    resumed: int = 0  # preempted while answering, then resumed where it stopped
+    aborted_steps: int = 0
 
 
 @dataclass

@@ -333,14 +333,15 @@ def test_a_grammar_with_no_way_forward_fails_only_its_own_sequence(gemma: LlamaM
 def test_a_burst_on_an_idle_engine_counts_only_what_truly_waits(gemma: LlamaModel) -> None:
     engine = make_engine(gemma, parallel=4, reserved_slots=1, max_queue=9)
     prompt = gemma.tokenize("Count with me:", True)
-    burst = [submit(engine, prompt, max_tokens=2) for _ in range(13)]
-    engine.step()  # all 13 offered in one go, before any has a slot
+    burst = [submit(engine, prompt, max_tokens=2) for _ in range(14)]
+    engine.step()  # all 14 offered in one go, before any has a slot
     refused = [o for o in burst if any(isinstance(e, Failed) for e in o.events)]
-    assert len(refused) == 1 and refused[0] is burst[-1]  # 3 run + 9 wait; only the 13th is refused
+    # 4 run (the reserved slot is borrowed) + 9 wait; only the 14th is refused
+    assert len(refused) == 1 and refused[0] is burst[-1]
     failed = refused[0].events[0]
     assert isinstance(failed, Failed) and failed.kind is FailureKind.QUEUE_FULL
     run(engine)
-    assert all(o.finished.completion_tokens == 2 for o in burst[:12])
+    assert all(o.finished.completion_tokens == 2 for o in burst[:13])
 
 
 def test_with_no_ram_budget_conversations_spill_to_disk_and_come_back(gemma: LlamaModel, chat,
@@ -395,3 +396,29 @@ def test_a_system_prompt_saved_in_ram_is_restored_and_cut(gemma: LlamaModel) -> 
     assert second.finished.cached_tokens >= len(system)
     alone = complete(make_engine(gemma, n_ctx=1024, parallel=1), second_prompt, max_tokens=4)
     assert second.text == alone.text
+
+
+def test_a_borrower_is_preempted_for_an_ongoing_turn_and_resumes_token_identical(
+        gemma: LlamaModel) -> None:
+    counting = gemma.tokenize(", ".join(str(i) for i in range(1, 60)) + ",", True)
+    engine = make_engine(gemma, n_ctx=1024, parallel=2, reserved_slots=1)
+    chat = complete(engine, gemma.tokenize("Hello there, my friend.", True), max_tokens=3,
+                    session=named("c", "chat"))
+    first = submit(engine, counting, max_tokens=24)
+    borrower = submit(engine, counting + gemma.tokenize(" 60,", False), max_tokens=24)
+    for _ in range(40):  # until both answer: the second holds the reserved slot
+        if borrower.text:
+            break
+        engine.step()
+    assert engine.occupancy == (2, 0) and borrower.text
+    follow_up = gemma.tokenize("Hello there, my friend.", True) + [0]
+    ongoing = submit(engine, follow_up, max_tokens=3, session=named("c", "chat"))
+    engine.step()  # the ongoing turn gets the borrowed slot within one step
+    assert engine.stats.paused == 1 and engine.occupancy == (2, 1)
+    assert not any(isinstance(e, Finished) for e in borrower.events)
+    run(engine)
+    assert ongoing.finished.cached_tokens > 0 and engine.stats.resumed == 1
+    alone = complete(make_engine(gemma, n_ctx=1024, parallel=2), counting + gemma.tokenize(
+        " 60,", False), max_tokens=24)
+    assert borrower.text == alone.text and borrower.finished.completion_tokens == 24
+    assert first.finished.completion_tokens == 24 and chat.finished.completion_tokens == 3

@@ -29,13 +29,32 @@ def test_fifo_keeps_arrival_order() -> None:
     assert s.plan(now=1.0, free_slots=1, running=[]).admit == ["new0"]
 
 
-def test_reserved_slots_are_kept_for_ongoing_turns() -> None:
-    s = make(reserved_slots=1)
+def test_reserved_slots_are_borrowed_and_given_back() -> None:
+    s = make(reserved_slots=1, slots=2)
     s.offer(Waiting("new0", ongoing=False, arrived=0.0))
-    s.offer(Waiting("new1", ongoing=False, arrived=0.0))
-    assert s.plan(now=0.0, free_slots=2, running=[]).admit == ["new0"]  # the last free slot is kept
-    s.offer(Waiting("chat", ongoing=True, arrived=1.0))
-    assert s.plan(now=1.0, free_slots=1, running=[]).admit == ["chat"]
+    s.offer(Waiting("new1", ongoing=False, arrived=0.5))
+    assert s.plan(now=1.0, free_slots=2, running=[]).admit == ["new0", "new1"]  # no slot idles
+    answering = [Running("new0", False, False, 0.0), Running("new1", False, False, 0.5)]
+    s.offer(Waiting("chat", ongoing=True, arrived=2.0))
+    plan = s.plan(now=2.0, free_slots=0, running=answering)
+    assert plan.pause == ["new1"] and plan.admit == ["chat"]  # the borrower gives it back
+
+
+def test_without_a_reservation_answers_are_not_preempted() -> None:
+    s = make(reserved_slots=0, slots=2)
+    answering = [Running("new0", False, False, 0.0), Running("new1", False, False, 0.5)]
+    s.offer(Waiting("chat", ongoing=True, arrived=2.0))
+    plan = s.plan(now=2.0, free_slots=0, running=answering)
+    assert plan.pause == [] and plan.admit == []
+    prefilling = [Running("new0", False, False, 0.0), Running("new1", False, True, 0.5)]
+    assert s.plan(now=2.0, free_slots=0, running=prefilling).pause == ["new1"]
+
+
+def test_a_running_ongoing_turn_is_never_preempted() -> None:
+    s = make(reserved_slots=1, slots=2)
+    running = [Running("chat-a", True, True, 0.0), Running("chat-b", True, False, 0.5)]
+    s.offer(Waiting("chat-c", ongoing=True, arrived=2.0))
+    assert s.plan(now=2.0, free_slots=0, running=running).pause == []
 
 
 def test_full_queue_refuses_new_conversations_with_retry_after() -> None:
@@ -49,10 +68,10 @@ def test_full_queue_refuses_new_conversations_with_retry_after() -> None:
 
 def test_the_queue_limit_counts_only_requests_that_truly_wait() -> None:
     s = make(max_queue=2, reserved_slots=1)
-    # an idle server with 4 slots: 3 for new conversations, then 2 may wait
-    verdicts = [s.offer(Waiting(f"n{i}", False, 0.0), free_slots=4).accepted for i in range(6)]
-    assert verdicts == [True] * 5 + [False]
-    assert s.plan(now=0.0, free_slots=4, running=[]).admit == ["n0", "n1", "n2"]
+    # an idle server with 4 slots (the reserved one borrowable), then 2 may wait
+    verdicts = [s.offer(Waiting(f"n{i}", False, 0.0), free_slots=4).accepted for i in range(7)]
+    assert verdicts == [True] * 6 + [False]
+    assert s.plan(now=0.0, free_slots=4, running=[]).admit == ["n0", "n1", "n2", "n3"]
 
 
 def test_ongoing_turns_waiting_take_free_slots_first() -> None:
@@ -117,12 +136,41 @@ def test_blocked_requests_keep_their_place() -> None:
     assert s.plan(now=2.0, free_slots=1, running=[]).admit == ["second-turn"]
 
 
-def test_ongoing_prefill_goes_first_and_alone() -> None:
+def test_a_step_feeds_every_decoder_and_shares_the_prompt_budget() -> None:
     s = make()
-    running = [Running("new", False, True, 0.0), Running("chat", True, True, 1.0)]
-    assert s.prefill_order(running) == ["chat"]
-    assert s.prefill_order([Running("new", False, True, 0.0)]) == ["new"]
-    assert make(Policy.FIFO).prefill_order(running) == ["new", "chat"]
+    running = [Running("new", False, True, 0.0, prompt_left=300),
+               Running("chat", True, True, 1.0, prompt_left=40),
+               Running("answering", False, False, 0.5)]
+    # the ongoing prompt first, the new one takes the rest of the budget: it moves on every step
+    assert s.step_tokens(running, capacity=512, chunk=64) == {"answering": 1, "chat": 40, "new": 24}
+    assert make(Policy.FIFO).step_tokens(running, 512, 64) == {"answering": 1, "new": 64}
+    # only an ongoing prompt and nothing decoding: the whole batch, the fastest first token
+    assert s.step_tokens([running[1]], 512, 16) == {"chat": 40}
+    alone = [Running("new", False, True, 0.0, prompt_left=300)]
+    assert s.step_tokens(alone, 512, 64) == {"new": 64}  # an ongoing turn may come at any time
+
+
+step_views = st.lists(st.tuples(st.booleans(), st.integers(0, 400), st.floats(0, 10)),
+                      min_size=0, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(step_views, st.sampled_from(list(Policy)), st.integers(1, 128), st.integers(8, 512))
+def test_step_budget_properties(views: list[tuple[bool, int, float]], policy: Policy, chunk: int,
+                                capacity: int) -> None:
+    """Never more than the batch holds, never more prompt than the budget allows, every decoder
+    fed every step, never more of a prompt than is left."""
+    running = [Running(f"r{i}", ongoing, prompt_left > 0, arrived, prompt_left)
+               for i, (ongoing, prompt_left, arrived) in enumerate(views)][:capacity]
+    plan = make(policy).step_tokens(running, capacity, chunk)
+    assert sum(plan.values()) <= capacity
+    decoding = [r for r in running if r.prompt_left == 0]
+    assert all(plan[r.request_id] == 1 for r in decoding)
+    prompt = sum(n for rid, n in plan.items() if rid not in {r.request_id for r in decoding})
+    new_prefill = any(not r.ongoing and r.prompt_left for r in running)
+    if decoding or (policy is Policy.LATENCY_FIRST and new_prefill):
+        assert prompt <= chunk
+    assert all(plan.get(r.request_id, 0) <= r.prompt_left for r in running if r.prompt_left)
 
 
 def test_positions_follow_admission_order() -> None:
@@ -155,9 +203,11 @@ def test_properties_over_random_bursts(burst: list[tuple[bool, float, bool]], po
     admitted: set[str] = set()
     expired: set[str] = set()
     offered: set[str] = set()
+    kinds: dict[str, bool] = {}
     for i, (ongoing, gap, cancel) in enumerate(burst):
         now += gap
         rid = f"r{i}"
+        kinds[rid] = ongoing
         verdict = s.offer(Waiting(rid, ongoing, now))
         if verdict.accepted:
             offered.add(rid)
@@ -170,8 +220,10 @@ def test_properties_over_random_bursts(burst: list[tuple[bool, float, bool]], po
                 running.pop(r, None)
                 finish_at.pop(r)
             plan = s.plan(now, slots - len(running), list(running.values()))
-            for r in plan.pause:
-                assert running[r].prefilling and not running[r].ongoing
+            for r in plan.pause:  # a new conversation: still prefilling, or a borrower
+                assert not running[r].ongoing
+                new_running = sum(not v.ongoing for v in running.values())
+                assert running[r].prefilling or new_running > slots - reserved
                 item = running.pop(r)
                 finish_at.pop(r)
                 s.requeue(Waiting(r, item.ongoing, item.arrived))
@@ -180,7 +232,7 @@ def test_properties_over_random_bursts(burst: list[tuple[bool, float, bool]], po
             for r in plan.admit:
                 assert r not in admitted
                 admitted.add(r)
-                running[r] = Running(r, False, prefilling=False, arrived=now)
+                running[r] = Running(r, kinds[r], prefilling=False, arrived=now)
                 finish_at[r] = now + 0.5
             expired.update(plan.expire)
             now += 0.1
@@ -193,7 +245,7 @@ def test_properties_over_random_bursts(burst: list[tuple[bool, float, bool]], po
         plan = s.plan(now, slots - len(running), list(running.values()))
         for r in plan.admit:
             admitted.add(r)
-            running[r] = Running(r, False, False, now)
+            running[r] = Running(r, kinds[r], False, now)
             finish_at[r] = now + 0.5
         expired.update(plan.expire)
     assert not s.waiting
