@@ -96,6 +96,34 @@ def gateway_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
 
 
 @contextmanager
+def shipped_gateway(config: Path = Path("configs/default.toml")) -> Iterator[Server]:
+    """`gateway serve` on the shipped config, as a user starts it (the embedded model)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
+    with _process(cmd, f"http://127.0.0.1:{port}/health"):
+        yield Server("gateway", f"http://127.0.0.1:{port}/v1", "gemma-3-270m", {"ignore_eos": True})
+
+
+def llama_server_binary() -> Path:
+    """llama.cpp's own server, built once from the pinned llama-cpp-python's llama.cpp (see
+    ../shared/peers/llama-server.sh; NATIVE=0 where the native build faults on AMX in a VM)."""
+    script = Path(__file__).resolve().parents[2] / "shared" / "peers" / "llama-server.sh"
+    env = {**os.environ, "NATIVE": os.environ.get("NATIVE", "0")}
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, check=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def llama_server(model_path: Path, threads: int, parallel: int, n_ctx: int) -> Iterator[Server]:
+    port = free_port()
+    cmd = [str(llama_server_binary()), "-m", str(model_path), "-c", str(n_ctx * parallel),
+           "-np", str(parallel), "-t", str(threads), "--no-jinja", "--chat-template", "gemma",
+           "--host", "127.0.0.1", "--port", str(port)]
+    with _process(cmd, f"http://127.0.0.1:{port}/health"):
+        yield Server("llama-server", f"http://127.0.0.1:{port}/v1", "gemma", {"ignore_eos": True})
+
+
+@contextmanager
 def llama_cpp_python_server(model_path: Path, threads: int, n_ctx: int) -> Iterator[Server]:
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--n_ctx", str(n_ctx),

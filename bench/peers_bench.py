@@ -1,0 +1,115 @@
+"""Issue 11 benchmark: the shipped gateway against llama.cpp's own server, side by side in one run,
+with the raw llama.cpp ceiling. Same model (the embedded Gemma 3 270M), same threads, 4 slots of
+4096 tokens each; the gateway runs `configs/default.toml` as users get it; llama-server runs with
+`-np 4 --no-jinja --chat-template gemma` (see ../shared/peers/llama-server.sh).
+
+Scenarios: one stream; 8 concurrent streams; 8 conversations x 6 turns; 2 ongoing conversations
+during a burst of 6 new ~350-token prompts; 8 new keyed conversations sharing an 800-token system
+prompt. Prints one table with the ratios the issue sets targets for.
+
+    python -m bench.peers_bench [--threads 2] [--tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bench.engine_bench import conversation_usage, many_streams, one_stream
+from bench.harness import (
+    Server,
+    embedded_model_path,
+    llama_server,
+    median,
+    percentile,
+    print_table,
+    shipped_gateway,
+    stream_completion,
+)
+from bench.raw_ceiling import decode_rate
+from bench.scheduling_bench import scenario
+from gateway.engine.decode_check import decodes
+from gateway.progress import ProgressBar
+
+PARALLEL = 4
+N_CTX = 4096
+RULES = " ".join(f"Rule {j}: keep every function short, typed and tested." for j in range(70))
+SHARED_SYSTEM = f"You are the coding assistant of a small team. Follow these rules.\n{RULES}\n"
+
+
+async def shared_system_prompt(server: Server, n: int = 8, reply: int = 16
+                               ) -> tuple[float, float, int]:
+    """n keyed conversations opening with the same ~800-token system prompt, one after another:
+    (TTFT of the first, TTFT p50 of the later ones, the fewest cached tokens among the later)."""
+    ttfts, cached = [], []
+    for i in range(n):
+        prompt = f"{SHARED_SYSTEM}User {i}: how should I name test number {i}?\nAssistant:"
+        r = await stream_completion(server, prompt, reply, {"prompt_cache_key": f"shared-{i}"})
+        ttfts.append(r.ttft)
+        cached.append(r.cached_tokens or 0)
+    return ttfts[0], median(ttfts[1:]), min(cached[1:])
+
+
+def measure(server: Server, tokens: int, name: str) -> dict[str, float]:
+    bar = ProgressBar(f"{name}")
+    out: dict[str, float] = {}
+    out["one"] = asyncio.run(one_stream(server, tokens, repeats=3))
+    bar.update(0.15)
+    out["eight"], _, _ = asyncio.run(many_streams(server, 8, tokens))
+    bar.update(0.3)
+    ttfts, _ = asyncio.run(conversation_usage(server, 8, 6, 32, ProgressBar(f"{name}: 8x6")))
+    out["turn6"] = ttfts[-1]
+    bar.update(0.6)
+    record = asyncio.run(scenario(server, ProgressBar(f"{name}: burst")))
+    out["idle_p50"] = median(record.idle)
+    out["burst_p95"] = percentile(record.burst, 95) if record.burst else float("nan")
+    out["new_p50"] = median(record.new)
+    bar.update(0.85)
+    out["shared_first"], out["shared_p50"], shared_cached = asyncio.run(
+        shared_system_prompt(server))
+    out["shared_cached"] = float(shared_cached)
+    bar.update(1.0)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=64)
+    args = parser.parse_args()
+    path = embedded_model_path()
+    raw_bar = ProgressBar("raw ceiling")
+    raw_one = decode_rate(path, 1, args.tokens, args.threads, N_CTX,
+                          extra_buffers=decodes(path, extra_buffers=True)[0])
+    raw_bar.update(1.0)
+    results: dict[str, dict[str, float]] = {}
+    with shipped_gateway() as server:
+        results["gateway"] = measure(server, args.tokens, "gateway (configs/default.toml)")
+    with llama_server(path, args.threads, PARALLEL, N_CTX) as server:
+        results["llama-server"] = measure(server, args.tokens, "llama-server -np 4")
+    g, p = results["gateway"], results["llama-server"]
+    rows = [
+        ["one stream tok/s", f"{g['one']:.1f}", f"{p['one']:.1f}",
+         f"{g['one'] / raw_one:.0%} of raw ({raw_one:.1f})", ">= 97% of raw"],
+        ["8 streams aggregate tok/s", f"{g['eight']:.1f}", f"{p['eight']:.1f}",
+         f"{g['eight'] / p['eight']:.2f}x", ">= 1.0x"],
+        ["8x6 conversations: TTFT turn 6 s", f"{g['turn6']:.3f}", f"{p['turn6']:.3f}",
+         f"{g['turn6'] / p['turn6']:.2f}x", "<= 0.6x"],
+        ["burst: ongoing TTFT p95 / idle p50", f"{g['burst_p95'] / g['idle_p50']:.1f}x",
+         f"{p['burst_p95'] / p['idle_p50']:.1f}x", f"{g['burst_p95']:.3f} / {g['idle_p50']:.3f} s",
+         "<= 2x"],
+        ["burst: new-conversation TTFT p50 s", f"{g['new_p50']:.2f}", f"{p['new_p50']:.2f}",
+         f"{g['new_p50'] / p['new_p50']:.2f}x", "<= 1.0x"],
+        ["shared system prompt: later TTFT p50 s", f"{g['shared_p50']:.3f}", f"{p['shared_p50']:.3f}",
+         f"{g['shared_p50'] / p['shared_p50']:.2f}x", "<= 1.0x"],
+        ["shared system prompt: cached tokens (min)", f"{g['shared_cached']:.0f}",
+         f"{p['shared_cached']:.0f}", "-", "> 0"],
+    ]
+    print_table(f"gateway vs llama-server (Gemma 3 270M Q4_K_M, {args.threads} threads, "
+                f"{args.tokens} tokens per stream)",
+                ["figure", "gateway", "llama-server", "ratio", "target"], rows)
+
+
+if __name__ == "__main__":
+    main()
