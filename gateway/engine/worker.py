@@ -96,8 +96,7 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
     engine = Engine(model, spec.settings, on_occupancy=lambda now: writer.send(ipc.Occupancy(*now)),
                     decode_failpoint=failpoints.action("engine.decode"))
     writer.send(ipc.WarmingUp())
-    engine.ctx.warm_up()  # ready means it can answer: a backend that cannot decode dies or raises here
-    engine.start()
+    engine.start()  # warms up first: a backend that cannot decode dies or raises here, never Ready
     writer.send(ipc.Ready(engine.n_ctx_seq))
 
     def sink_for(request_id: str) -> Sink:
