@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from bench.engine_bench import conversation_usage, many_streams, one_stream
 from bench.harness import (
@@ -77,6 +78,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--config", type=Path, default=Path("configs/default.toml"),
+                        help="the gateway's config (default: the shipped one)")
+    parser.add_argument("--gateway-only", action="store_true",
+                        help="measure the gateway alone (to tune a config; no ratios)")
     args = parser.parse_args()
     path = embedded_model_path()
     raw_bar = ProgressBar("raw ceiling")
@@ -84,8 +89,11 @@ def main() -> None:
                           extra_buffers=decodes(path, extra_buffers=True)[0])
     raw_bar.update(1.0)
     results: dict[str, dict[str, float]] = {}
-    with shipped_gateway() as server:
-        results["gateway"] = measure(server, args.tokens, "gateway (configs/default.toml)")
+    with shipped_gateway(args.config) as server:
+        results["gateway"] = measure(server, args.tokens, f"gateway ({args.config})")
+    if args.gateway_only:
+        print({k: round(v, 3) for k, v in results["gateway"].items()})
+        return
     with llama_server(path, args.threads, PARALLEL, N_CTX) as server:
         results["llama-server"] = measure(server, args.tokens, "llama-server -np 4")
     g, p = results["gateway"], results["llama-server"]

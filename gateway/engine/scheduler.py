@@ -176,17 +176,17 @@ class Scheduler:
         """The step: how many tokens each running sequence feeds to this `llama_decode` (absent:
         none). Every decoding sequence feeds its next token, every step: streams never stall.
         Prompts share a budget of `chunk` tokens (the whole batch when nothing decodes and
-        nothing new is being prefilled under latency_first, or under fifo): ongoing turns'
-        first (latency_first), then the others in arrival order, so a new conversation's
-        prompt moves on in every step instead of waiting for ongoing turns to end."""
+        nothing new is being prefilled under latency_first, or under fifo), in arrival order, so
+        a new conversation's prompt moves on in every step; under latency_first a step that
+        prefills an ongoing turn prefills nothing else."""
         plan = {r.request_id: 1 for r in running if r.prompt_left == 0}
         room = capacity - len(plan)
         prefilling = sorted((r for r in running if r.prompt_left > 0), key=lambda r: r.arrived)
-        if self.settings.policy is Policy.LATENCY_FIRST:
-            prefilling.sort(key=lambda r: not r.ongoing)  # stable: arrival order within each
-            only_ongoing = all(r.ongoing for r in prefilling)
-        else:
-            only_ongoing = True
+        if self.settings.policy is Policy.LATENCY_FIRST and any(r.ongoing for r in prefilling):
+            # a step that gives an ongoing turn its first token carries no new prompt: it stays
+            # as short as on an idle server (new conversations still decode in it)
+            prefilling = [r for r in prefilling if r.ongoing]
+        only_ongoing = self.settings.policy is Policy.FIFO or all(r.ongoing for r in prefilling)
         budget = room if not plan and only_ongoing else min(room, chunk)
         for r in prefilling:
             if budget <= 0:

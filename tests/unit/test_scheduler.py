@@ -141,8 +141,10 @@ def test_a_step_feeds_every_decoder_and_shares_the_prompt_budget() -> None:
     running = [Running("new", False, True, 0.0, prompt_left=300),
                Running("chat", True, True, 1.0, prompt_left=40),
                Running("answering", False, False, 0.5)]
-    # the ongoing prompt first, the new one takes the rest of the budget: it moves on every step
-    assert s.step_tokens(running, capacity=512, chunk=64) == {"answering": 1, "chat": 40, "new": 24}
+    # the ongoing prompt alone (a short step for its first token), the answers go on
+    assert s.step_tokens(running, capacity=512, chunk=64) == {"answering": 1, "chat": 40}
+    # then the new prompt moves on, every step
+    assert s.step_tokens([running[0], running[2]], 512, 64) == {"answering": 1, "new": 64}
     assert make(Policy.FIFO).step_tokens(running, 512, 64) == {"answering": 1, "new": 64}
     # only an ongoing prompt and nothing decoding: the whole batch, the fastest first token
     assert s.step_tokens([running[1]], 512, 16) == {"chat": 40}
@@ -167,9 +169,12 @@ def test_step_budget_properties(views: list[tuple[bool, int, float]], policy: Po
     decoding = [r for r in running if r.prompt_left == 0]
     assert all(plan[r.request_id] == 1 for r in decoding)
     prompt = sum(n for rid, n in plan.items() if rid not in {r.request_id for r in decoding})
+    ongoing_prefill = any(r.ongoing and r.prompt_left for r in running)
     new_prefill = any(not r.ongoing and r.prompt_left for r in running)
-    if decoding or (policy is Policy.LATENCY_FIRST and new_prefill):
+    if decoding or (policy is Policy.LATENCY_FIRST and new_prefill and not ongoing_prefill):
         assert prompt <= chunk
+    if policy is Policy.LATENCY_FIRST and ongoing_prefill:  # new prompts wait that step
+        assert not any(plan.get(r.request_id) for r in running if not r.ongoing and r.prompt_left)
     assert all(plan.get(r.request_id, 0) <= r.prompt_left for r in running if r.prompt_left)
 
 
