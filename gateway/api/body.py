@@ -35,7 +35,10 @@ def decode_body(body: bytes, type_: type[T]) -> T:
     try:
         return decoder.decode(body)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
-        param = locate(_untyped.decode(body), type_)
+        try:
+            param = locate(_untyped.decode(body), type_)
+        except (msgspec.DecodeError, RecursionError):  # bad JSON further on than the bad value
+            param = ""
         raise InvalidRequest(f"Invalid request: {exc}", param=param or None) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None

@@ -1,10 +1,9 @@
 """The engine: continuous batching over the sequence slots of one llama.cpp context.
 
-One thread owns the context. Other threads talk to it through `submit` and `cancel`, which only put
-commands on a queue; events go back through each request's sink. Each `step` lets the scheduler plan
-(expire, pause, admit), places admitted turns in slots (reusing or restoring their conversation's
-KV), then runs one `llama_decode` in which every decoding sequence contributes its next token and
-prefilling sequences contribute a chunk of their prompt, then samples.
+One thread owns the context; others only put commands on a queue (`submit`, `cancel`), and events go
+back through each request's sink. Each `step` carries out the scheduler's plan (expire, preempt,
+admit; then how many tokens each sequence feeds), places turns in slots (reusing, restoring or
+sharing KV), runs one `llama_decode`, and samples.
 """
 
 from __future__ import annotations
@@ -59,10 +58,7 @@ class Engine:
                                   s.session_cache.dir, s.session_cache.disk_bytes)
         self.conversations = ConversationStore(self.ctx, self.model.identity, c.parallel,
                                                self.cache, self.clock)
-        self.scheduler = Scheduler(
-            s.scheduling,
-            c.parallel,
-        )
+        self.scheduler = Scheduler(s.scheduling, c.parallel)
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._waiting: dict[str, PendingTurn] = {}
         self._running: list[RunningTurn] = []
@@ -76,14 +72,12 @@ class Engine:
     def submit(self, request: GenerationRequest, sink: Sink) -> None:
         """Queue a request. Its first event says whether it was accepted: `Queued` (position 0: it
         starts now) or `Failed` (429 when the queue of new conversations is full)."""
-        key = request.session_key
-        self._commands.put(PendingTurn(request, sink, key))
-        if self._new_prefill_in_flight and self._looks_ongoing(key, request):
+        self._commands.put(PendingTurn(request, sink, request.session_key))
+        if self._new_prefill_in_flight and self._looks_ongoing(request.session_key, request):
             self.ctx.abort()  # latency first: don't make this turn wait for a new one's prefill
 
     def _looks_ongoing(self, key: SessionKey | None, request: GenerationRequest) -> bool:
-        """A guess from another thread (the engine decides for real): a wrong guess only costs
-        the aborted step, which is redone."""
+        """A guess from another thread (the engine decides): a wrong one costs a redone step."""
         try:
             return self.conversations.is_known(key, request.prompt_tokens, request.scope)
         except RuntimeError:  # the engine changed a table under us
@@ -93,10 +87,9 @@ class Engine:
         self._commands.put(Cancel(request_id))
 
     def start(self) -> None:
-        """Start the engine thread, which first runs the warm-up decode (`LlamaContext.warm_up`);
-        return once it worked, or raise what it raised. Every decode runs on that one thread:
-        llama.cpp's OpenMP workers are per calling thread, and a second thread decoding beside
-        the first one's spinning team ran about a third slower (27 vs 42 tok/s here)."""
+        """Start the engine thread, which first runs the warm-up decode; return once it worked, or
+        raise what it raised. Every decode runs on that one thread: llama.cpp's OpenMP workers
+        belong to the calling thread, and a second decoding thread ran a third slower."""
         warmed = threading.Event()
         failure: list[BaseException] = []
 
@@ -105,10 +98,9 @@ class Engine:
                 self.ctx.warm_up()
             except BaseException as exc:  # handed to the caller
                 failure.append(exc)
-                return
-            finally:
-                warmed.set()
-            self._run()
+            warmed.set()
+            if not failure:
+                self._run()
 
         self._thread = threading.Thread(target=warm_up_then_run, name="engine", daemon=True)
         self._thread.start()
@@ -198,7 +190,7 @@ class Engine:
         pending = self._waiting.pop(request_id, None)
         if pending is not None:
             self.scheduler.remove(request_id)
-            self._drop(pending)
+            pending.drop()
             return
         for seq in self._running:
             if seq.request.request_id == request_id:
@@ -216,7 +208,7 @@ class Engine:
                                    [s.view() for s in self._running], blocked)
         for request_id in plan.expire:
             pending = self._waiting.pop(request_id)
-            self._drop(pending)
+            pending.drop()
             pending.sink(Failed(f"The request waited in the queue longer than "
                                 f"{self.settings.scheduling.queue_timeout_s:g} s",
                                 FailureKind.QUEUE_TIMEOUT))
@@ -266,8 +258,7 @@ class Engine:
         return True
 
     def _resume(self, pending: PendingTurn) -> bool:
-        """Put a preempted turn back in a slot: its conversation's KV restored (or recomputed
-        when it could not be kept), then it feeds the token it had drawn and goes on."""
+        """A preempted turn back in a slot (its KV restored), feeding the token it had drawn."""
         seq = pending.resume
         assert seq is not None and pending.resume_tokens is not None
         tokens = [*pending.resume_tokens, seq.next_token]
@@ -281,18 +272,9 @@ class Engine:
         self.stats.resumed += 1
         return True
 
-    def _drop(self, pending: PendingTurn) -> None:
-        """A waiting turn that will not run (cancelled, expired, shut down) lets go of what a
-        preempted one still holds."""
-        if pending.resume is not None:
-            pending.resume.sampler.free()
-            pending.resume = None
-
     def _pause(self, seq: RunningTurn) -> None:
-        """Preempt a new conversation so an ongoing turn can have its slot. What it computed stays
-        in the slot (spilled to the session cache when the slot is taken) and is reused when it
-        is admitted again; one already answering keeps its sampler and text state and resumes
-        exactly where it stopped."""
+        """Preempt a new conversation for an ongoing turn. Its KV stays in the slot (spilled when
+        the slot is taken); one already answering keeps its state and resumes where it stopped."""
         self._running.remove(seq)
         pending = seq.pending
         if seq.generated > 0:
@@ -313,6 +295,7 @@ class Engine:
         batch = self.ctx.batch
         batch.clear()
         step: dict[int, tuple[RunningTurn, list[int]]] = {}  # slot -> (turn, its tokens this step)
+        from_prompt: set[int] = set()  # slots feeding a prompt chunk (not a drawn token)
         counts = self.scheduler.step_tokens([s.view() for s in self._running], batch.capacity,
                                             self.settings.context.prefill_chunk)
         for seq in self._running:
@@ -326,6 +309,7 @@ class Engine:
             chunk = seq.prompt_left[:count]
             seq.prompt_left = seq.prompt_left[len(chunk):]
             step[seq.slot.seq] = (seq, chunk)
+            from_prompt.add(seq.slot.seq)
             self.stats.prompt_tokens_computed += len(chunk)
         # in slot order: llama.cpp then splits a batch of several sequences into the fewest
         # micro-batches (out of order, it can take one per sequence and run far slower)
@@ -350,7 +334,7 @@ class Engine:
         try:
             self.ctx.decode()
         except DecodeAborted:
-            self._undo_step(in_batch, before)
+            self._undo_step(in_batch, before, from_prompt)
             return
         except RuntimeError as exc:
             log.error("decode failed: %s", exc)
@@ -364,15 +348,16 @@ class Engine:
             if seq.logits_index >= 0:
                 self._sample(seq)
 
-    def _undo_step(self, in_batch: list[RunningTurn], before: dict[int, int]) -> None:
-        """An aborted step leaves each sequence as it was before it: its KV cut back, its prompt
-        chunk to prefill again (a decoding sequence feeds the same next token again)."""
+    def _undo_step(self, in_batch: list[RunningTurn], before: dict[int, int],
+                   from_prompt: set[int]) -> None:
+        """An aborted step leaves each sequence as it was before it: its KV cut back, a prompt
+        chunk (`from_prompt` slots) to feed again, else the same next token fed again."""
         for seq in in_batch:
             start = before[seq.slot.seq]
             added = seq.slot.tokens[start:]
             self.ctx.forget(seq.slot.seq, start)
             del seq.slot.tokens[start:]
-            if seq.generated == 0:
+            if seq.slot.seq in from_prompt:
                 seq.prompt_left = added + seq.prompt_left
                 self.stats.prompt_tokens_computed -= len(added)
         self.stats.aborted_steps += 1
@@ -428,7 +413,7 @@ class Engine:
         for seq in list(self._running):
             self._fail(seq, "the engine is shutting down", FailureKind.SHUTTING_DOWN)
         for pending in self._waiting.values():
-            self._drop(pending)
+            pending.drop()
             pending.sink(Failed("the engine is shutting down", FailureKind.SHUTTING_DOWN))
         self._waiting.clear()
         self.ctx.close()

@@ -1,5 +1,5 @@
 """The engine thread's records of a turn: waiting (`PendingTurn`) and running (`RunningTurn`),
-and the commands other threads send it. Plain state, no behaviour beyond views for the scheduler."""
+and the commands other threads send it. Plain state, no behaviour beyond views and release."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ class PendingTurn:
     resume: RunningTurn | None = None
     resume_key: SessionKey | None = None  # the conversation its KV was saved under
     resume_tokens: list[int] | None = None  # the tokens that KV covers
+
+    def drop(self) -> None:
+        """It will not run (cancelled, expired, shut down): let go of what a preempted turn holds."""
+        if self.resume is not None:
+            self.resume.sampler.free()
+            self.resume = None
 
 
 @dataclass

@@ -34,3 +34,9 @@ def test_the_param_is_where_the_body_failed(body: dict, param: str) -> None:
         decode_body(json.dumps(body).encode(), ChatCompletionRequest)
     assert info.value.param == param
     assert "Expected" in info.value.message or "missing" in info.value.message
+
+
+def test_a_bad_value_before_bad_json_is_still_a_400() -> None:
+    body = b'{"model": "m", "messages": [], "max_tokens": 0, "temperature": Infinity}'
+    with pytest.raises(InvalidRequest):
+        decode_body(body, ChatCompletionRequest)
