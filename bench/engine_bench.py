@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-import httpx
 
 from bench.harness import (
     Server,

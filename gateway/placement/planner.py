@@ -13,7 +13,6 @@ from gateway.placement.plan import (
     Gpu,
     ModelDemand,
     Placement,
-    PlacementError,
     cpu_placement,
     gib,
     plan,
