@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from gateway.engine.conversations import ConversationStore
 from gateway.engine.llama_backend import DecodeAborted, GrammarStuck, LlamaContext, LlamaModel, Sampler
 from gateway.engine.scheduler import Policy, Scheduler, Waiting
-from gateway.engine.session_key import SessionKey
 from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
 from gateway.engine.text_stream import TextStream
@@ -73,13 +72,14 @@ class Engine:
         """Queue a request. Its first event says whether it was accepted: `Queued` (position 0: it
         starts now) or `Failed` (429 when the queue of new conversations is full)."""
         self._commands.put(PendingTurn(request, sink, request.session_key))
-        if self._new_prefill_in_flight and self._looks_ongoing(request.session_key, request):
+        if self._new_prefill_in_flight and self._looks_ongoing(request):
             self.ctx.abort()  # latency first: don't make this turn wait for a new one's prefill
 
-    def _looks_ongoing(self, key: SessionKey | None, request: GenerationRequest) -> bool:
+    def _looks_ongoing(self, request: GenerationRequest) -> bool:
         """A guess from another thread (the engine decides): a wrong one costs a redone step."""
         try:
-            return self.conversations.is_known(key, request.prompt_tokens, request.scope)
+            return self.conversations.is_known(request.session_key, request.prompt_tokens,
+                                               request.scope)
         except RuntimeError:  # the engine changed a table under us
             return False
 

@@ -64,6 +64,18 @@ def stream_lines(server: RunningServer, model: str, max_tokens: int, out: list[s
                 out.append(line)
 
 
+def stream_under_way(server: RunningServer, model: str, max_tokens: int, lines: list[str],
+                     at_least: int) -> threading.Thread:
+    """A streamed completion in the background, returned once `at_least` lines have arrived."""
+    thread = threading.Thread(target=stream_lines, args=(server, model, max_tokens, lines))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(lines) < at_least:
+        assert time.monotonic() < deadline, "the stream did not get under way"
+        time.sleep(0.01)
+    return thread
+
+
 def test_both_models_listed_with_state_and_placement(two: RunningServer) -> None:
     data = httpx.get(two.v1 + "/models").json()["data"]
     assert [m["id"] for m in data] == [GEMMA, TINY]
@@ -102,13 +114,8 @@ def test_kill_9_of_one_engine_fails_its_stream_cleanly_and_it_comes_back(two: Ru
     restarts = model_status(two, GEMMA)["replicas"][0]["restarts"]
     gemma_lines: list[str] = []
     tiny_lines: list[str] = []
-    gemma_stream = threading.Thread(target=stream_lines, args=(two, GEMMA, 400, gemma_lines))
+    gemma_stream = stream_under_way(two, GEMMA, 400, gemma_lines, at_least=5)
     tiny_stream = threading.Thread(target=stream_lines, args=(two, TINY, 1000, tiny_lines))
-    gemma_stream.start()
-    deadline = time.monotonic() + 30
-    while len(gemma_lines) < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
     tiny_stream.start()
     os.kill(victim, signal.SIGKILL)
     gemma_stream.join(60)
@@ -154,10 +161,7 @@ def test_sigterm_drains_and_leaves_no_engine_behind(gemma_path: Path, tiny_path:
     with running_server(two_models_config(gemma_path, tiny_path), tmp_path) as server:
         pids = [engine_pid(server, GEMMA), engine_pid(server, TINY)]
         lines: list[str] = []
-        stream = threading.Thread(target=stream_lines, args=(server, GEMMA, 40, lines))
-        stream.start()
-        while len(lines) < 3:
-            time.sleep(0.01)
+        stream = stream_under_way(server, GEMMA, 40, lines, at_least=3)
         server.process.send_signal(signal.SIGTERM)
         stream.join(60)
         server.process.wait(30)
@@ -286,12 +290,7 @@ def test_a_stream_past_the_drain_timeout_ends_with_an_error_frame(gemma_path: Pa
                                                              parallel=1, threads=1)
     with running_server(config, tmp_path) as server:
         lines: list[str] = []
-        stream = threading.Thread(target=stream_lines, args=(server, GEMMA, 1500, lines))
-        stream.start()
-        deadline = time.monotonic() + 30
-        while len(lines) < 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        stream = stream_under_way(server, GEMMA, 1500, lines, at_least=3)
         stopped_at = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         stream.join(30)
