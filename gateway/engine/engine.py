@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from gateway.engine.conversations import ConversationStore
 from gateway.engine.llama_backend import DecodeAborted, GrammarStuck, LlamaContext, LlamaModel, Sampler
-from gateway.engine.scheduler import Policy, Scheduler, Waiting
+from gateway.engine.scheduler import Policy, Scheduler
 from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
 from gateway.engine.text_stream import TextStream
@@ -57,9 +57,8 @@ class Engine:
                                   s.session_cache.dir, s.session_cache.disk_bytes)
         self.conversations = ConversationStore(self.ctx, self.model.identity, c.parallel,
                                                self.cache, self.clock)
-        self.scheduler = Scheduler(s.scheduling, c.parallel)
+        self.scheduler: Scheduler[PendingTurn] = Scheduler(s.scheduling, c.parallel)  # who waits
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
-        self._waiting: dict[str, PendingTurn] = {}
         self._running: list[RunningTurn] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -116,7 +115,7 @@ class Engine:
     @property
     def occupancy(self) -> tuple[int, int]:
         """(running, waiting): a racy snapshot, for health and routing only."""
-        return len(self._running), len(self._waiting)
+        return len(self._running), len(self.scheduler)
 
     # ---- the engine thread -----------------------------------------------------------------
 
@@ -143,7 +142,7 @@ class Engine:
 
     def _wait_for_command(self) -> None:
         # with requests waiting, wake up in time to expire or age them
-        timeout = None if not self._waiting else min(self.settings.scheduling.max_wait_s, 0.25)
+        timeout = None if not len(self.scheduler) else min(self.settings.scheduling.max_wait_s, 0.25)
         try:
             self._handle(self._commands.get(timeout=timeout))
         except queue.Empty:
@@ -176,20 +175,14 @@ class Engine:
         pending.arrived = self.clock()
         pending.ongoing = self.conversations.is_known(pending.session, pending.request.prompt_tokens,
                                                       pending.request.scope)
-        request_id = pending.request.request_id
-        verdict = self.scheduler.offer(
-            Waiting(request_id, pending.ongoing, pending.arrived, pending.request.scope),
-            free_slots=self.conversations.free_slots())
+        verdict = self.scheduler.offer(pending, free_slots=self.conversations.free_slots())
         if not verdict.accepted:
             pending.sink(Failed("Too many new conversations are waiting for this model; retry later",
                                 FailureKind.QUEUE_FULL, retry_after=verdict.retry_after_s))
-            return
-        self._waiting[request_id] = pending
 
     def _cancel(self, request_id: str) -> None:
-        pending = self._waiting.pop(request_id, None)
+        pending = self.scheduler.remove(request_id)
         if pending is not None:
-            self.scheduler.remove(request_id)
             pending.drop()
             return
         for seq in self._running:
@@ -200,35 +193,31 @@ class Engine:
     # ---- scheduling ----------------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        if not self._waiting:
+        if not len(self.scheduler):
             return
-        blocked = frozenset(rid for rid, p in self._waiting.items()
+        blocked = frozenset(p.request_id for p in self.scheduler.waiting
                             if self.conversations.is_busy(p.session))
         plan = self.scheduler.plan(self.clock(), self.conversations.free_slots(),
                                    [s.view() for s in self._running], blocked)
-        for request_id in plan.expire:
-            pending = self._waiting.pop(request_id)
+        for pending in plan.expired:
             pending.drop()
             pending.sink(Failed(f"The request waited in the queue longer than "
                                 f"{self.settings.scheduling.queue_timeout_s:g} s",
                                 FailureKind.QUEUE_TIMEOUT))
         for request_id in plan.pause:
             self._pause(next(s for s in self._running if s.request.request_id == request_id))
-        for request_id in plan.admit:
-            pending = self._waiting.pop(request_id)
+        for pending in plan.admitted:
             try:
                 started = self._start(pending)
             except Exception:
-                log.exception("could not start request %s", request_id)
+                log.exception("could not start request %s", pending.request_id)
                 pending.sink(Failed("internal error while starting the request"))  # INTERNAL
                 continue
             if not started:  # no slot after all: back to the queue, in its place
-                self._waiting[request_id] = pending
-                self.scheduler.requeue(Waiting(request_id, pending.ongoing, pending.arrived,
-                                               pending.request.scope))
+                self.scheduler.requeue(pending)
         positions = self.scheduler.positions(self.clock())
-        for request_id, pending in self._waiting.items():
-            position = positions.get(request_id, pending.reported)
+        for pending in self.scheduler.waiting:
+            position = positions.get(pending.request_id, pending.reported)
             if position != pending.reported:
                 pending.reported = position
                 pending.sink(Queued(position))
@@ -284,9 +273,7 @@ class Engine:
         else:
             seq.sampler.free()
         self.conversations.release(seq.slot, evict_first=True)
-        self._waiting[pending.request.request_id] = pending
-        self.scheduler.requeue(Waiting(pending.request.request_id, pending.ongoing, pending.arrived,
-                                       pending.request.scope))
+        self.scheduler.requeue(pending)
         self.stats.paused += 1
 
     # ---- the batch step ----------------------------------------------------------------------
@@ -412,8 +399,7 @@ class Engine:
     def _shutdown(self) -> None:
         for seq in list(self._running):
             self._fail(seq, "the engine is shutting down", FailureKind.SHUTTING_DOWN)
-        for pending in self._waiting.values():
+        for pending in self.scheduler.drain():
             pending.drop()
             pending.sink(Failed("the engine is shutting down", FailureKind.SHUTTING_DOWN))
-        self._waiting.clear()
         self.ctx.close()

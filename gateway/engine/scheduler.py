@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -42,8 +42,27 @@ class SchedulerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     max_queue_per_client: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 16
 
 
+class WaitingTurn(Protocol):
+    """What the scheduler reads of a waiting request. The engine's own record of a waiting turn
+    is what the queue holds: there is no second copy to keep in step."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def ongoing(self) -> bool: ...
+    @property
+    def arrived(self) -> float: ...
+    @property
+    def client(self) -> str: ...
+
+
+W = TypeVar("W", bound=WaitingTurn)
+
+
 @dataclass(frozen=True)
 class Waiting:
+    """A bare waiting request (tests and benchmarks; the engine queues its `PendingTurn`s)."""
+
     request_id: str
     ongoing: bool
     arrived: float
@@ -60,10 +79,21 @@ class Running:
 
 
 @dataclass(frozen=True)
-class Plan:
-    expire: list[str] = field(default_factory=list)
+class Plan(Generic[W]):
+    """A step's decisions, in the order the engine carries them out: drop the expired, preempt
+    (`pause`, running request ids), then start the admitted (taken off the queue)."""
+
+    expired: list[W] = field(default_factory=list)
     pause: list[str] = field(default_factory=list)
-    admit: list[str] = field(default_factory=list)
+    admitted: list[W] = field(default_factory=list)
+
+    @property
+    def expire(self) -> list[str]:
+        return [w.request_id for w in self.expired]
+
+    @property
+    def admit(self) -> list[str]:
+        return [w.request_id for w in self.admitted]
 
 
 @dataclass(frozen=True)
@@ -72,20 +102,25 @@ class Verdict:
     retry_after_s: int = 0  # when refused
 
 
-class Scheduler:
+class Scheduler(Generic[W]):
+    """Owns the queue of waiting requests (the one record of who waits, in arrival order)."""
+
     def __init__(self, settings: SchedulerSettings, slots: int) -> None:
         self.settings = settings
         self.slots = slots
-        self._queue: list[Waiting] = []
+        self._queue: list[W] = []
 
     @property
-    def waiting(self) -> list[Waiting]:
+    def waiting(self) -> list[W]:
         return list(self._queue)
+
+    def __len__(self) -> int:
+        return len(self._queue)
 
     def new_waiting(self) -> int:
         return sum(1 for w in self._queue if not w.ongoing)
 
-    def offer(self, item: Waiting, free_slots: int = 0) -> Verdict:
+    def offer(self, item: W, free_slots: int = 0) -> Verdict:
         """A request arrives while `free_slots` slots are idle. A new conversation is refused when
         it would have to wait and `max_queue` new conversations already truly wait: those the
         free slots will take at the next plan do not count (0 means none may wait at all)."""
@@ -108,12 +143,19 @@ class Scheduler:
             return False
         return new - for_new < self.settings.max_queue
 
-    def remove(self, request_id: str) -> bool:
-        before = len(self._queue)
-        self._queue = [w for w in self._queue if w.request_id != request_id]
-        return len(self._queue) != before
+    def remove(self, request_id: str) -> W | None:
+        """Take a request off the queue (cancelled); None when it does not wait."""
+        item = next((w for w in self._queue if w.request_id == request_id), None)
+        if item is not None:
+            self._queue.remove(item)
+        return item
 
-    def requeue(self, item: Waiting) -> None:
+    def drain(self) -> list[W]:
+        """Everything waiting, taken off the queue (shutting down)."""
+        items, self._queue = self._queue, []
+        return items
+
+    def requeue(self, item: W) -> None:
         """A paused request goes back to the front of its class (it keeps its arrival time)."""
         self._queue.insert(0, item)
 
@@ -126,24 +168,24 @@ class Scheduler:
         per_slot = self.new_waiting() / max(1, self.slots)
         return max(1, math.ceil(min(self.settings.queue_timeout_s, per_slot * 5)))
 
-    def _aged(self, w: Waiting, now: float | None) -> bool:
+    def _aged(self, w: W, now: float | None) -> bool:
         return now is not None and now - w.arrived >= self.settings.max_wait_s
 
-    def _ordered(self, now: float | None) -> list[Waiting]:
+    def _ordered(self, now: float | None) -> list[W]:
         if self.settings.policy is Policy.FIFO:
             return sorted(self._queue, key=lambda w: w.arrived)
         # ongoing (and aged new) first, each group in arrival order
         return sorted(self._queue, key=lambda w: (not (w.ongoing or self._aged(w, now)), w.arrived))
 
     def plan(self, now: float, free_slots: int, running: list[Running],
-             blocked: frozenset[str] = frozenset()) -> Plan:
+             blocked: frozenset[str] = frozenset()) -> Plan[W]:
         """Decide this step. `blocked` waiting requests cannot start yet (their conversation is
         mid-turn); they keep their place."""
-        plan = Plan()
+        plan: Plan[W] = Plan()
         timeout = self.settings.queue_timeout_s
         for w in list(self._queue):
             if now - w.arrived >= timeout:
-                plan.expire.append(w.request_id)
+                plan.expired.append(w)
                 self._queue.remove(w)
         latency_first = self.settings.policy is Policy.LATENCY_FIRST
         new = [r for r in running if not r.ongoing] if latency_first else []
@@ -167,7 +209,7 @@ class Scheduler:
                 if self.settings.policy is Policy.FIFO:
                     break  # strict arrival order: nobody overtakes the head
                 continue
-            plan.admit.append(w.request_id)
+            plan.admitted.append(w)
             self._queue.remove(w)
             free -= 1
         return plan

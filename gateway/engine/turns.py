@@ -27,6 +27,14 @@ class PendingTurn:
     resume_key: SessionKey | None = None  # the conversation its KV was saved under
     resume_tokens: list[int] | None = None  # the tokens that KV covers
 
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def client(self) -> str:  # whose queue share it counts against
+        return self.request.scope
+
     def drop(self) -> None:
         """It will not run (cancelled, expired, shut down): let go of what a preempted turn holds."""
         if self.resume is not None:
