@@ -39,6 +39,7 @@ class ConversationStore:
         self.spilled = 0
         self.restored = 0
         self.shared_prefixes = 0  # conversations started from another's prefix
+        self.written_back = 0  # idle conversations copied to the session cache ahead of a spill
 
     def is_known(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> bool:
         """Whether this turn continues a conversation whose KV is resident or saved (an unkeyed
@@ -80,6 +81,9 @@ class ConversationStore:
             keep = 0  # llama.cpp could not cut this sequence there: recompute it whole
             self.ctx.forget(slot.seq)
         del slot.tokens[keep:]
+        if slot.written_back:  # the turn changes this KV: the copy would go stale
+            self.cache.discard(key)
+            slot.written_back = False
         slot.session = key
         slot.busy = True
         slot.last_used = self.clock()
@@ -132,9 +136,34 @@ class ConversationStore:
         else:  # llama.cpp could not cut it there: start empty
             self.ctx.forget(slot.seq)
 
+    def write_back(self) -> bool:
+        """Idle time: when every slot holds a conversation and the next new one would have to
+        spill one (saving its KV while the newcomer waits: about 20 ms per 1,500 tokens here),
+        save the least recently used idle one to the session cache now, if RAM holds it without
+        pushing anything out. Its spill then only forgets it. False: nothing (more) to do."""
+        idle = self.slots.idle()
+        if any(not s.tokens or s.written_back for s in idle):
+            return False  # a newcomer already has a slot to take at no cost
+        candidates = [s for s in idle if s.session is not None]
+        if not candidates:
+            return False
+        slot = min(candidates, key=lambda s: s.last_used)
+        if not self.cache.has_room(self.ctx.sequence_state_size(slot.seq)):
+            return False
+        assert slot.session is not None
+        state = self.ctx.save_sequence(slot.seq)
+        entry = SavedSession(slot.session, self.model_identity, list(slot.tokens), state,
+                             self.clock())
+        slot.written_back = self.cache.put(entry)
+        self.written_back += slot.written_back
+        return False  # one is enough
+
     def _spill(self, slot: Slot) -> None:
-        """Move an idle slot's conversation out to the session cache and empty the slot."""
-        if slot.tokens and slot.session is not None and self.cache.enabled:
+        """Move an idle slot's conversation out to the session cache and empty the slot (a copy
+        written back while idle is already there)."""
+        if slot.written_back:
+            self.spilled += 1
+        elif slot.tokens and slot.session is not None and self.cache.enabled:
             state = self.ctx.save_sequence(slot.seq)
             entry = SavedSession(slot.session, self.model_identity, list(slot.tokens), state,
                                  self.clock())
@@ -143,6 +172,7 @@ class ConversationStore:
         self.ctx.forget(slot.seq)
         slot.tokens = []
         slot.session = None
+        slot.written_back = False
 
     def release(self, slot: Slot, evict_first: bool = False) -> None:
         """The turn in this slot is over (or paused); its KV stays for the next turn."""
@@ -152,6 +182,9 @@ class ConversationStore:
     def discard(self, slot: Slot) -> None:
         """The slot's KV can't be trusted (a failed decode): drop it."""
         self.ctx.forget(slot.seq)
+        if slot.written_back and slot.session is not None:
+            self.cache.discard(slot.session)
         slot.tokens = []
         slot.session = None
         slot.busy = False
+        slot.written_back = False

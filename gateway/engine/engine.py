@@ -64,6 +64,7 @@ class Engine:
         self._stopped = False
         self._new_prefill_in_flight = False
         self._reported_occupancy = (0, 0)
+        self._write_back_pending = False  # an idle conversation may need writing back
 
     # ---- called from any thread ------------------------------------------------------------
 
@@ -141,8 +142,12 @@ class Engine:
             self.on_occupancy(current)
 
     def _wait_for_command(self) -> None:
-        # with requests waiting, wake up in time to expire or age them
+        # with requests waiting, wake up in time to expire or age them; idle, first make sure
+        # the next newcomer will not wait for a spill
         timeout = None if not len(self.scheduler) else min(self.settings.scheduling.max_wait_s, 0.25)
+        if timeout is None and self._write_back_pending:
+            self._write_back_pending = self.conversations.write_back()
+            return
         try:
             self._handle(self._commands.get(timeout=timeout))
         except queue.Empty:
@@ -164,6 +169,7 @@ class Engine:
         return True
 
     def _handle(self, command: Command) -> None:
+        self._write_back_pending = True
         if isinstance(command, PendingTurn):
             self._offer(command)
         elif isinstance(command, Cancel):

@@ -300,6 +300,9 @@ class LlamaContext:
         llama_cpp.llama_memory_seq_rm(self.memory, target, -1, -1)
         llama_cpp.llama_memory_seq_cp(self.memory, source, target, -1, -1)
 
+    def sequence_state_size(self, seq: int) -> int:
+        return int(llama_cpp.llama_state_seq_get_size(self.ptr, seq))
+
     def save_sequence(self, seq: int) -> bytes:
         size = llama_cpp.llama_state_seq_get_size(self.ptr, seq)
         buf = (ctypes.c_uint8 * size)()

@@ -86,6 +86,10 @@ class SessionCache:
         self.bytes_used += size
         return True
 
+    def has_room(self, size: int) -> bool:
+        """Whether RAM holds `size` more bytes without pushing anything out."""
+        return self.bytes_used + size <= self.budget_bytes
+
     def take(self, key: SessionKey) -> SavedSession | None:
         """Remove and return the entry for `key`; only ever one of this model's."""
         entry = self._ram.get(key)
@@ -187,6 +191,10 @@ class _DiskTier:
         os.replace(tmp, path)
         self._index[entry.key] = _OnDisk(list(entry.tokens), size, entry.saved_at)
         return True
+
+    def has_room(self, size: int) -> bool:
+        """Whether RAM holds `size` more bytes without pushing anything out."""
+        return self.bytes_used + size <= self.budget_bytes
 
     def take(self, key: SessionKey) -> SavedSession | None:
         if key not in self._index:

@@ -53,6 +53,7 @@ class Slot:
     session: SessionKey | None = None
     busy: bool = False
     last_used: float = 0.0
+    written_back: bool = False  # the session cache holds a copy of exactly this KV
 
 
 class SlotTable:
@@ -72,9 +73,10 @@ class SlotTable:
         return idle[key] if key is not None else None
 
     def vacant(self) -> Slot | None:
-        """An idle slot to give a new conversation: an empty one first, else the least recently used."""
+        """An idle slot to give a new conversation: an empty one first, then one whose KV is
+        already saved elsewhere, else the least recently used."""
         idle = self.idle()
         empty = [s for s in idle if not s.tokens]
         if empty:
             return empty[0]
-        return min(idle, key=lambda s: s.last_used) if idle else None
+        return min(idle, key=lambda s: (not s.written_back, s.last_used)) if idle else None
