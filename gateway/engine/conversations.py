@@ -140,7 +140,7 @@ class ConversationStore:
         """Idle time: when every slot holds a conversation and the next new one would have to
         spill one (saving its KV while the newcomer waits: about 20 ms per 1,500 tokens here),
         save the least recently used idle one to the session cache now, if RAM holds it without
-        pushing anything out. Its spill then only forgets it. False: nothing (more) to do."""
+        pushing anything out. Its spill then only forgets it. False: nothing was saved."""
         idle = self.slots.idle()
         if any(not s.tokens or s.written_back for s in idle):
             return False  # a newcomer already has a slot to take at no cost
@@ -156,7 +156,7 @@ class ConversationStore:
                              self.clock())
         slot.written_back = self.cache.put(entry)
         self.written_back += slot.written_back
-        return False  # one is enough
+        return slot.written_back
 
     def _spill(self, slot: Slot) -> None:
         """Move an idle slot's conversation out to the session cache and empty the slot (a copy

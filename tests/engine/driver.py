@@ -6,9 +6,25 @@ import itertools
 from dataclasses import dataclass, field
 
 from gateway.engine.engine import Engine
+from gateway.engine.llama_backend import LlamaModel
+from gateway.engine.scheduler import SchedulerSettings
+from gateway.engine.settings import ContextSettings, EngineSettings, SessionCacheSettings
 from gateway.engine.types import EngineEvent, Finished, GenerationRequest, SamplingParams, TextDelta
 
 _ids = itertools.count()
+
+
+def make_engine(model: LlamaModel, **settings: object) -> Engine:
+    """An engine with the settings a config gives (their defaults), but for those named: fields of
+    the context, scheduling or session cache settings, each sent to the struct declaring it."""
+    named = {"n_ctx": 512, "parallel": 2, "threads": 2, **settings}
+    parts = {}
+    for part, struct in (("context", ContextSettings), ("scheduling", SchedulerSettings),
+                         ("session_cache", SessionCacheSettings)):
+        parts[part] = struct(**{k: v for k, v in named.items() if k in struct.__struct_fields__})
+    unknown = set(named) - {k for p in parts.values() for k in p.__struct_fields__}
+    assert not unknown, unknown
+    return Engine(model, EngineSettings(**parts))  # type: ignore[arg-type]
 
 
 @dataclass

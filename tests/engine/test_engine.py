@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 
-from gateway.engine.scheduler import SchedulerSettings
 from gateway.engine.session_key import named
-from gateway.engine.settings import ContextSettings, EngineSettings, SessionCacheSettings
-from gateway.engine.engine import Engine
 from gateway.engine.llama_backend import LlamaContext, LlamaModel, Sampler
 from gateway.engine.types import Failed, FailureKind, Finished, FinishReason, Queued, SamplingParams
-from gateway.serving.chat_template import ChatTemplate
-from tests.engine.driver import complete, run, submit
-
-
-def make_engine(model: LlamaModel, **settings: object) -> Engine:
-    """An engine with the settings a config gives (their defaults), but for those named: fields of
-    the context, scheduling or session cache settings, each sent to the struct declaring it."""
-    named = {"n_ctx": 512, "parallel": 2, "threads": 2, **settings}
-    parts = {}
-    for part, struct in (("context", ContextSettings), ("scheduling", SchedulerSettings),
-                         ("session_cache", SessionCacheSettings)):
-        parts[part] = struct(**{k: v for k, v in named.items() if k in struct.__struct_fields__})
-    unknown = set(named) - {k for p in parts.values() for k in p.__struct_fields__}
-    assert not unknown, unknown
-    return Engine(model, EngineSettings(**parts))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def chat(gemma: LlamaModel) -> Iterator[object]:
-    template = ChatTemplate("gemma", gemma.bos_text, gemma.eos_text)
-
-    def tokens(*turns: str) -> list[int]:
-        messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": t}
-                    for i, t in enumerate(turns)]
-        return gemma.tokenize(template.render(messages), add_special=False)
-
-    yield tokens
+from tests.engine.driver import complete, make_engine, run, submit
 
 
 def test_second_turn_computes_only_its_new_tokens(gemma: LlamaModel, chat) -> None:
