@@ -41,14 +41,27 @@ class ConversationStore:
         self.shared_prefixes = 0  # conversations started from another's prefix
         self.written_back = 0  # idle conversations copied to the session cache ahead of a spill
 
-    def is_known(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> bool:
-        """Whether this turn continues a conversation whose KV is resident or saved (an unkeyed
-        one only among its client's, `scope`)."""
+    def known_prefix(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> int | None:
+        """How many of this turn's prompt tokens the engine holds for its conversation, resident
+        or saved; None when the conversation is new (an unkeyed one is looked for only among its
+        client's, `scope`)."""
+        tokens: list[int] | None
         if key is not None:
-            return self.slots.by_session(key) is not None or key in self.cache
-        prefix = unkeyed_prefix(scope)
-        return (self.slots.best_continuation(prompt, prefix) is not None
-                or self.cache.best_continuation(prompt, prefix) is not None)
+            slot = self.slots.by_session(key)
+            tokens = slot.tokens if slot is not None else self.cache.tokens_of(key)
+        else:
+            prefix = unkeyed_prefix(scope)
+            slot = self.slots.best_continuation(prompt, prefix)
+            if slot is not None:
+                tokens = slot.tokens
+            else:
+                saved = self.cache.best_continuation(prompt, prefix)
+                tokens = self.cache.tokens_of(saved) if saved is not None else None
+        return None if tokens is None else common_prefix(tokens, prompt)
+
+    def is_known(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> bool:
+        """Whether this turn continues a conversation whose KV is resident or saved."""
+        return self.known_prefix(key, prompt, scope) is not None
 
     def is_busy(self, key: SessionKey | None) -> bool:
         slot = self.slots.by_session(key) if key is not None else None

@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.engine import batch_step
 from gateway.engine.conversations import ConversationStore
 from gateway.engine.llama_backend import DecodeAborted, GrammarStuck, LlamaContext, LlamaModel, Sampler
 from gateway.engine.scheduler import Policy, Scheduler
 from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
+from gateway.engine.step_cost import StepCost
 from gateway.engine.text_stream import TextStream
-from gateway.engine.turns import Cancel, Command, EngineStats, PendingTurn, RunningTurn, Stop
+from gateway.engine.turns import Cancel, Command, EngineStats, InFlight, PendingTurn, RunningTurn, Stop
 from gateway.engine.types import (
     Failed,
     FailureKind,
@@ -62,7 +64,8 @@ class Engine:
         self._running: list[RunningTurn] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
-        self._new_prefill_in_flight = False
+        self._in_flight: InFlight | None = None  # the step being decoded, while abortable
+        self.step_cost = StepCost()
         self._reported_occupancy = (0, 0)
         self._write_back_pending = False  # an idle conversation may need writing back
 
@@ -72,16 +75,23 @@ class Engine:
         """Queue a request. Its first event says whether it was accepted: `Queued` (position 0: it
         starts now) or `Failed` (429 when the queue of new conversations is full)."""
         self._commands.put(PendingTurn(request, sink, request.session_key))
-        if self._new_prefill_in_flight and self._looks_ongoing(request):
-            self.ctx.abort()  # latency first: don't make this turn wait for a new one's prefill
+        flight = self._in_flight
+        if flight is not None:
+            new_tokens = self._ongoing_new_tokens(request)
+            if new_tokens is not None and flight.keeps_waiting(
+                    self.clock(), self.step_cost.predict(new_tokens, 1)):
+                self.ctx.abort()  # redone with this turn in it
 
-    def _looks_ongoing(self, request: GenerationRequest) -> bool:
-        """A guess from another thread (the engine decides): a wrong one costs a redone step."""
+    def _ongoing_new_tokens(self, request: GenerationRequest) -> int | None:
+        """A guess from another thread (the engine decides): how many prompt tokens this turn of
+        an ongoing conversation brings; None for a new conversation. A wrong guess costs at
+        most a redone step."""
         try:
-            return self.conversations.is_known(request.session_key, request.prompt_tokens,
-                                               request.scope)
-        except RuntimeError:  # the engine changed a table under us
-            return False
+            known = self.conversations.known_prefix(request.session_key, request.prompt_tokens,
+                                                    request.scope)
+        except (RuntimeError, IndexError):  # the engine changed a table under us
+            return None
+        return None if known is None else len(request.prompt_tokens) - known
 
     def cancel(self, request_id: str) -> None:
         self._commands.put(Cancel(request_id))
@@ -285,75 +295,32 @@ class Engine:
     # ---- the batch step ----------------------------------------------------------------------
 
     def _decode_once(self) -> None:
-        batch = self.ctx.batch
-        batch.clear()
-        step: dict[int, tuple[RunningTurn, list[int]]] = {}  # slot -> (turn, its tokens this step)
-        from_prompt: set[int] = set()  # slots feeding a prompt chunk (not a drawn token)
-        counts = self.scheduler.step_tokens([s.view() for s in self._running], batch.capacity,
+        counts = self.scheduler.step_tokens([s.view() for s in self._running], self.ctx.batch.capacity,
                                             self.settings.context.prefill_chunk)
-        for seq in self._running:
-            seq.logits_index = -1
-            count = counts.get(seq.request.request_id, 0)
-            if count == 0:
-                continue
-            if not seq.prompt_left:
-                step[seq.slot.seq] = (seq, [seq.next_token])
-                continue
-            chunk = seq.prompt_left[:count]
-            seq.prompt_left = seq.prompt_left[len(chunk):]
-            step[seq.slot.seq] = (seq, chunk)
-            from_prompt.add(seq.slot.seq)
-            self.stats.prompt_tokens_computed += len(chunk)
-        # in slot order: llama.cpp then splits a batch of several sequences into the fewest
-        # micro-batches (out of order, it can take one per sequence and run far slower)
-        in_batch: list[RunningTurn] = []
-        before: dict[int, int] = {}  # slot -> tokens it held before this step
-        for slot_seq in sorted(step):
-            seq, now = step[slot_seq]
-            tokens = seq.slot.tokens
-            before[slot_seq] = len(tokens)
-            wants_logits = not seq.prompt_left
-            for i, token in enumerate(now):
-                last = wants_logits and i == len(now) - 1
-                index = batch.add(token, len(tokens), slot_seq, last)
-                tokens.append(token)
-                if last:
-                    seq.logits_index = index
-            in_batch.append(seq)
-        if batch.size == 0:
+        step = batch_step.fill(self.ctx.batch, self._running, counts, self.stats)
+        if not step.turns:
             return
-        self._new_prefill_in_flight = self.settings.scheduling.policy is Policy.LATENCY_FIRST and any(
-            s.generated == 0 and not s.pending.ongoing for s in in_batch)
+        started = self.clock()
+        if self.settings.scheduling.policy is Policy.LATENCY_FIRST and not step.ongoing_prompt:
+            self._in_flight = InFlight(started, self.step_cost.predict(step.tokens, step.outputs),
+                                       step.new_prompt)
         try:
             self.ctx.decode()
         except DecodeAborted:
-            self._undo_step(in_batch, before, from_prompt)
+            batch_step.undo(step, self.ctx, self.stats)
             return
         except RuntimeError as exc:
             log.error("decode failed: %s", exc)
-            for seq in in_batch:
+            for seq in step.turns:
                 self._fail(seq, f"the model failed to decode: {exc}", FailureKind.DECODE_FAILED)
             return
         finally:
-            self._new_prefill_in_flight = False
+            self._in_flight = None
+        self.step_cost.record(step.tokens, step.outputs, self.clock() - started)
         self.stats.decode_calls += 1
-        for seq in in_batch:
+        for seq in step.turns:
             if seq.logits_index >= 0:
                 self._sample(seq)
-
-    def _undo_step(self, in_batch: list[RunningTurn], before: dict[int, int],
-                   from_prompt: set[int]) -> None:
-        """An aborted step leaves each sequence as it was before it: its KV cut back, a prompt
-        chunk (`from_prompt` slots) to feed again, else the same next token fed again."""
-        for seq in in_batch:
-            start = before[seq.slot.seq]
-            added = seq.slot.tokens[start:]
-            self.ctx.forget(seq.slot.seq, start)
-            del seq.slot.tokens[start:]
-            if seq.slot.seq in from_prompt:
-                seq.prompt_left = added + seq.prompt_left
-                self.stats.prompt_tokens_computed -= len(added)
-        self.stats.aborted_steps += 1
 
     def _sample(self, seq: RunningTurn) -> None:
         request = seq.request

@@ -76,6 +76,7 @@ class Running:
     prefilling: bool  # has not produced its first token
     arrived: float
     prompt_left: int = 0  # tokens still to feed before it samples (its prompt, or a resume)
+    sat_out: bool = False  # it was left out of the last step
 
 
 @dataclass(frozen=True)
@@ -216,17 +217,20 @@ class Scheduler(Generic[W]):
 
     def step_tokens(self, running: list[Running], capacity: int, chunk: int) -> dict[str, int]:
         """The step: how many tokens each running sequence feeds to this `llama_decode` (absent:
-        none). Every decoding sequence feeds its next token, every step: streams never stall.
-        Prompts share a budget of `chunk` tokens (the whole batch when nothing decodes and
-        nothing new is being prefilled under latency_first, or under fifo), in arrival order, so
-        a new conversation's prompt moves on in every step; under latency_first a step that
-        prefills an ongoing turn prefills nothing else."""
-        plan = {r.request_id: 1 for r in running if r.prompt_left == 0}
-        room = capacity - len(plan)
+        it sits out). Prompts share a budget of `chunk` tokens (the whole batch when nothing
+        decodes and nothing new is being prefilled under latency_first, or under fifo), in
+        arrival order, so a new conversation's prompt moves on in every step, and every
+        decoding sequence feeds its next token: streams never stall. Under latency_first, a step
+        that gives an ongoing turn its first token is kept as short as on an idle server: no new
+        prompt in it, and new conversations' decoders sit it out, unless they sat out the step
+        before (none sits out twice in a row)."""
         prefilling = sorted((r for r in running if r.prompt_left > 0), key=lambda r: r.arrived)
-        if self.settings.policy is Policy.LATENCY_FIRST and any(r.ongoing for r in prefilling):
-            # a step that gives an ongoing turn its first token carries no new prompt: it stays
-            # as short as on an idle server (new conversations still decode in it)
+        ongoing_first = (self.settings.policy is Policy.LATENCY_FIRST
+                         and any(r.ongoing for r in prefilling))
+        plan = {r.request_id: 1 for r in running
+                if r.prompt_left == 0 and (r.ongoing or r.sat_out or not ongoing_first)}
+        room = capacity - len(plan)
+        if ongoing_first:
             prefilling = [r for r in prefilling if r.ongoing]
         only_ongoing = self.settings.policy is Policy.FIFO or all(r.ongoing for r in prefilling)
         budget = room if not plan and only_ongoing else min(room, chunk)

@@ -101,6 +101,13 @@ class SessionCache:
             return entry
         return self._disk.take(key) if self._disk is not None else None
 
+    def tokens_of(self, key: SessionKey) -> list[int] | None:
+        """The tokens a saved conversation's KV covers; None when nothing is saved for `key`."""
+        entry = self._ram.get(key)
+        if entry is not None:
+            return entry.tokens
+        return self._disk.tokens_of(key) if self._disk is not None else None
+
     def best_continuation(self, prompt: list[int], prefix: str = UNKEYED) -> SessionKey | None:
         """Key of the unkeyed saved conversation (RAM or disk) this prompt continues, if any,
         among those whose keys start with `prefix` (one client's)."""
@@ -160,6 +167,10 @@ class _DiskTier:
 
     def __contains__(self, key: object) -> bool:
         return key in self._index
+
+    def tokens_of(self, key: SessionKey) -> list[int] | None:
+        item = self._index.get(key)
+        return item.tokens if item is not None else None
 
     def index_items(self) -> list[tuple[SessionKey, list[int]]]:
         return [(key, item.tokens) for key, item in self._index.items()]

@@ -53,6 +53,7 @@ class RunningTurn:
     generated: int = 0
     next_token: int = -1
     logits_index: int = -1
+    sat_out: bool = False  # it was left out of the last step
 
     @property
     def request(self) -> GenerationRequest:
@@ -61,7 +62,25 @@ class RunningTurn:
     def view(self) -> Running:
         return Running(self.request.request_id, self.pending.ongoing,
                        prefilling=self.generated == 0, arrived=self.pending.arrived,
-                       prompt_left=len(self.prompt_left))
+                       prompt_left=len(self.prompt_left), sat_out=self.sat_out)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The step being decoded, as an arriving ongoing turn sees it (it carries no ongoing prompt:
+    such a step is never aborted)."""
+
+    started: float
+    predicted_s: float | None  # how long it should take (None: not learned yet)
+    new_prompt: bool  # it carries a new conversation's prompt chunk
+
+    def keeps_waiting(self, now: float, own_step_s: float | None) -> bool:
+        """Whether finishing this step first would break an arriving ongoing turn's TTFT target
+        (twice its own step, as on an idle engine): it would wait longer than that step takes.
+        Until the costs are learned: when it prefills a new conversation."""
+        if self.predicted_s is None or own_step_s is None:
+            return self.new_prompt
+        return self.started + self.predicted_s - now > own_step_s
 
 
 @dataclass

@@ -246,7 +246,8 @@ def test_an_ongoing_turn_aborts_a_new_conversations_prefill_in_flight(
     real_decode = engine.ctx.decode
 
     def decode() -> None:
-        if armed.is_set() and engine._new_prefill_in_flight and not submitted.is_set():
+        flight = engine._in_flight
+        if armed.is_set() and flight is not None and flight.new_prompt and not submitted.is_set():
             in_step.set()
             assert submitted.wait(30)
         real_decode()

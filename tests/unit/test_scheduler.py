@@ -141,8 +141,13 @@ def test_a_step_feeds_every_decoder_and_shares_the_prompt_budget() -> None:
     running = [Running("new", False, True, 0.0, prompt_left=300),
                Running("chat", True, True, 1.0, prompt_left=40),
                Running("answering", False, False, 0.5)]
-    # the ongoing prompt alone (a short step for its first token), the answers go on
-    assert s.step_tokens(running, capacity=512, chunk=64) == {"answering": 1, "chat": 40}
+    # the ongoing prompt alone: a step as short as on an idle server for its first token
+    assert s.step_tokens(running, capacity=512, chunk=64) == {"chat": 40}
+    # a new conversation's answer sits out no two steps in a row; an ongoing one never does
+    waited = Running("answering", False, False, 0.5, sat_out=True)
+    assert s.step_tokens([running[0], running[1], waited], 512, 64) == {"answering": 1, "chat": 40}
+    other_chat = Running("other-chat", True, False, 0.2)
+    assert s.step_tokens([running[1], other_chat], 512, 64) == {"other-chat": 1, "chat": 40}
     # then the new prompt moves on, every step
     assert s.step_tokens([running[0], running[2]], 512, 64) == {"answering": 1, "new": 64}
     assert make(Policy.FIFO).step_tokens(running, 512, 64) == {"answering": 1, "new": 64}
@@ -161,17 +166,23 @@ step_views = st.lists(st.tuples(st.booleans(), st.integers(0, 400), st.floats(0,
 def test_step_budget_properties(views: list[tuple[bool, int, float]], policy: Policy, chunk: int,
                                 capacity: int) -> None:
     """Never more than the batch holds, never more prompt than the budget allows, every decoder
-    fed every step, never more of a prompt than is left."""
-    running = [Running(f"r{i}", ongoing, prompt_left > 0, arrived, prompt_left)
+    fed every step (but a new conversation's, in a step giving an ongoing turn its first token,
+    never twice in a row), never more of a prompt than is left."""
+    running = [Running(f"r{i}", ongoing, prompt_left > 0, arrived, prompt_left,
+                       sat_out=prompt_left == 0 and i % 2 == 0)
                for i, (ongoing, prompt_left, arrived) in enumerate(views)][:capacity]
     plan = make(policy).step_tokens(running, capacity, chunk)
     assert sum(plan.values()) <= capacity
     decoding = [r for r in running if r.prompt_left == 0]
-    assert all(plan[r.request_id] == 1 for r in decoding)
-    prompt = sum(n for rid, n in plan.items() if rid not in {r.request_id for r in decoding})
     ongoing_prefill = any(r.ongoing and r.prompt_left for r in running)
+    for r in decoding:
+        may_sit_out = (policy is Policy.LATENCY_FIRST and ongoing_prefill and not r.ongoing
+                       and not r.sat_out)
+        assert plan.get(r.request_id) == 1 or (may_sit_out and r.request_id not in plan)
+    fed = [r for r in decoding if r.request_id in plan]
+    prompt = sum(n for rid, n in plan.items() if rid not in {r.request_id for r in decoding})
     new_prefill = any(not r.ongoing and r.prompt_left for r in running)
-    if decoding or (policy is Policy.LATENCY_FIRST and new_prefill and not ongoing_prefill):
+    if fed or (policy is Policy.LATENCY_FIRST and new_prefill and not ongoing_prefill):
         assert prompt <= chunk
     if policy is Policy.LATENCY_FIRST and ongoing_prefill:  # new prompts wait that step
         assert not any(plan.get(r.request_id) for r in running if not r.ongoing and r.prompt_left)

@@ -1,0 +1,78 @@
+"""One batch step's tokens: filling the llama.cpp batch from the scheduler's token counts, and
+undoing a step that was aborted. Runs on the engine thread; knows nothing of the scheduling policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.engine.llama_backend import LlamaContext, TokenBatch
+from gateway.engine.turns import EngineStats, RunningTurn
+
+
+@dataclass
+class StepBatch:
+    turns: list[RunningTurn] = field(default_factory=list)  # in the batch, in slot order
+    before: dict[int, int] = field(default_factory=dict)  # slot -> tokens it held before the step
+    from_prompt: set[int] = field(default_factory=set)  # slots feeding a prompt chunk
+    tokens: int = 0
+    outputs: int = 0  # logits rows: the sequences that sample after this step
+    ongoing_prompt: bool = False  # it gives an ongoing turn its first token
+    new_prompt: bool = False  # it carries a new conversation's prompt
+
+
+def fill(batch: TokenBatch, running: list[RunningTurn], counts: dict[str, int],
+         stats: EngineStats) -> StepBatch:
+    """Put each running turn's share of this step (`counts`: request id -> tokens) in the batch:
+    a prompt chunk, or the token it drew last. Each turn not in `counts` sits out."""
+    batch.clear()
+    step = StepBatch()
+    chosen: dict[int, tuple[RunningTurn, list[int]]] = {}
+    for seq in running:
+        seq.logits_index = -1
+        count = counts.get(seq.request.request_id, 0)
+        seq.sat_out = count == 0
+        if count == 0:
+            continue
+        if not seq.prompt_left:
+            chosen[seq.slot.seq] = (seq, [seq.next_token])
+            continue
+        chunk = seq.prompt_left[:count]
+        seq.prompt_left = seq.prompt_left[len(chunk):]
+        chosen[seq.slot.seq] = (seq, chunk)
+        step.from_prompt.add(seq.slot.seq)
+        if seq.generated == 0:
+            step.ongoing_prompt |= seq.pending.ongoing
+            step.new_prompt |= not seq.pending.ongoing
+        stats.prompt_tokens_computed += len(chunk)
+    # in slot order: llama.cpp then splits a batch of several sequences into the fewest
+    # micro-batches (out of order, it can take one per sequence and run far slower)
+    for slot_seq in sorted(chosen):
+        seq, now = chosen[slot_seq]
+        tokens = seq.slot.tokens
+        step.before[slot_seq] = len(tokens)
+        wants_logits = not seq.prompt_left
+        for i, token in enumerate(now):
+            last = wants_logits and i == len(now) - 1
+            index = batch.add(token, len(tokens), slot_seq, last)
+            tokens.append(token)
+            if last:
+                seq.logits_index = index
+                step.outputs += 1
+        step.turns.append(seq)
+    step.tokens = batch.size
+    return step
+
+
+def undo(step: StepBatch, ctx: LlamaContext, stats: EngineStats) -> None:
+    """An aborted step leaves each sequence as it was before it: its KV cut back, a prompt chunk
+    to feed again, else the same next token fed again."""
+    for seq in step.turns:
+        start = step.before[seq.slot.seq]
+        added = seq.slot.tokens[start:]
+        ctx.forget(seq.slot.seq, start)
+        del seq.slot.tokens[start:]
+        if seq.slot.seq in step.from_prompt:
+            seq.prompt_left = added + seq.prompt_left
+            stats.prompt_tokens_computed -= len(added)
+    stats.aborted_steps += 1
