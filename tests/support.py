@@ -116,6 +116,7 @@ class BackgroundStream(threading.Thread):
         self.body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
                      "ignore_eos": True, "temperature": 0, **extra}
         self.first_text_at: float | None = None
+        self.text_times: list[float] = []  # when each chunk with text arrived
         self.status: int | None = None
         self.lines: list[str] = []
         self.leave = threading.Event()  # set it to hang up: the test decides when a slot frees
@@ -128,6 +129,8 @@ class BackgroundStream(threading.Thread):
                 if self.leave.is_set():
                     return
                 self.lines.append(line)
-                if self.first_text_at is None and line.startswith("data: {"):
+                if line.startswith("data: {"):
                     if any(c.get("text") for c in json.loads(line[6:]).get("choices", [])):
-                        self.first_text_at = time.monotonic()
+                        self.text_times.append(time.monotonic())
+                        if self.first_text_at is None:
+                            self.first_text_at = self.text_times[0]

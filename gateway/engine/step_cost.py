@@ -14,17 +14,19 @@ from collections import deque
 import numpy as np
 
 WINDOW = 64  # recent steps the fit uses
-MIN_STEPS = 8  # fewer than this: no prediction
+MIN_STEPS = 8  # fewer than this: no prediction; and the fit is refreshed every this many steps
 
 
 class StepCost:
     def __init__(self) -> None:
         self._steps: deque[tuple[int, int, float]] = deque(maxlen=WINDOW)
         self._coef: np.ndarray | None = None
+        self._seen = 0
 
     def record(self, tokens: int, outputs: int, seconds: float) -> None:
         self._steps.append((tokens, outputs, seconds))
-        if len(self._steps) >= MIN_STEPS:
+        self._seen += 1
+        if self._seen % MIN_STEPS == 0:
             self._fit()
 
     def _fit(self) -> None:

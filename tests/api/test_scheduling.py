@@ -138,3 +138,33 @@ def test_cancelled_while_queued_frees_its_place(tiny_queue: RunningServer) -> No
     late.join(120)
     assert late.status == 200 and [line for line in late.lines if line][-1] == "data: [DONE]"
     assert '"finish_reason":"length"' in "".join(late.lines)
+
+
+def test_an_ongoing_turn_takes_back_a_borrowed_slot_within_a_step(gemma_path: Path,
+                                                                  tmp_path: Path) -> None:
+    """Both slots answer new conversations, one of them in the reserved slot (borrowed); an
+    ongoing turn arrives: the borrower gives the slot back at the next step, so the ongoing turn's
+    first text comes while the other answer moves on by a token or two (steps, not seconds), and
+    the borrower then finishes its answer."""
+    with server_with(gemma_path, tmp_path, parallel=2, reserved_slots=1) as server:
+        httpx.post(server.v1 + "/completions", timeout=60, json={
+            "model": MODEL, "prompt": "Chat A, turn 1: hello", "max_tokens": 4,
+            "prompt_cache_key": "chat-a"}).raise_for_status()
+        first = stream(server, "Long story one", 120)
+        wait_running(server, 1, 0)
+        borrower = stream(server, "Long story two", 120)
+        deadline = time.monotonic() + 60
+        while len(borrower.text_times) < 3:  # both answer: the reserved slot is lent out
+            assert time.monotonic() < deadline and borrower.is_alive()
+            time.sleep(0.01)
+        sent = time.monotonic()
+        ongoing = stream(server, "Chat A, turn 1: hello and more", 3, prompt_cache_key="chat-a")
+        ongoing.join(60)
+        assert ongoing.status == 200 and ongoing.first_text_at is not None
+        meanwhile = [t for t in first.text_times if sent < t < ongoing.first_text_at]
+        assert len(meanwhile) <= 3, f"the other answer went on {len(meanwhile)} tokens first"
+        first.join(120)
+        borrower.join(120)
+        assert borrower.status == 200 and len(borrower.text_times) >= 100
+        assert any('"finish_reason":"length"' in line.replace(" ", "")
+                   for line in borrower.lines[-4:])  # its whole answer, after the pause
