@@ -1,7 +1,8 @@
 """Issue 11 benchmark: the shipped gateway against llama.cpp's own server, side by side in one run,
 with the raw llama.cpp ceiling. Same model (the embedded Gemma 3 270M), same threads, 4 slots of
 4096 tokens each; the gateway runs `configs/default.toml` as users get it; llama-server runs with
-`-np 4 --no-jinja --chat-template gemma` (see ../shared/peers/llama-server.sh).
+`-np 4 --no-jinja --chat-template gemma` (see ../shared/peers/llama-server.sh); llama-cpp-python's
+server (one sequence, its own defaults) where `pip install 'llama-cpp-python[server]'` put it.
 
 Scenarios: one stream; 8 concurrent streams; 8 conversations x 6 turns; 2 ongoing conversations
 during a burst of 6 new ~350-token prompts; 8 new keyed conversations sharing an 800-token system
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 from pathlib import Path
 
 from bench.engine_bench import conversation_usage, many_streams, one_stream
 from bench.harness import (
     Server,
     embedded_model_path,
+    llama_cpp_python_server,
     llama_server,
     median,
     percentile,
@@ -47,7 +50,7 @@ async def shared_system_prompt(server: Server, n: int = 8, reply: int = 16
         prompt = f"{SHARED_SYSTEM}User {i}: how should I name test number {i}?\nAssistant:"
         r = await stream_completion(server, prompt, reply, {"prompt_cache_key": f"shared-{i}"})
         ttfts.append(r.ttft)
-        cached.append(r.cached_tokens or 0)
+        cached.append(r.cached_tokens or 0)  # llama-cpp-python's server does not report it
     return ttfts[0], median(ttfts[1:]), min(cached[1:])
 
 
@@ -96,27 +99,36 @@ def main() -> None:
         return
     with llama_server(path, args.threads, PARALLEL, N_CTX) as server:
         results["llama-server"] = measure(server, args.tokens, "llama-server -np 4")
+    if importlib.util.find_spec("fastapi") is not None:
+        with llama_cpp_python_server(path, args.threads, N_CTX) as server:
+            results["llama-cpp-python"] = measure(server, args.tokens, "llama-cpp-python server")
+    else:
+        print("(no llama-cpp-python server column: pip install 'llama-cpp-python[server]')")
+    nan = float("nan")
+    c = results.get("llama-cpp-python", {k: nan for k in results["gateway"]})
     g, p = results["gateway"], results["llama-server"]
     rows = [
-        ["one stream tok/s", f"{g['one']:.1f}", f"{p['one']:.1f}",
+        ["one stream tok/s", f"{g['one']:.1f}", f"{p['one']:.1f}", f"{c['one']:.1f}",
          f"{g['one'] / raw_one:.0%} of raw ({raw_one:.1f})", ">= 97% of raw"],
-        ["8 streams aggregate tok/s", f"{g['eight']:.1f}", f"{p['eight']:.1f}",
+        ["8 streams aggregate tok/s", f"{g['eight']:.1f}", f"{p['eight']:.1f}", f"{c['eight']:.1f}",
          f"{g['eight'] / p['eight']:.2f}x", ">= 1.0x"],
         ["8x6 conversations: TTFT turn 6 s", f"{g['turn6']:.3f}", f"{p['turn6']:.3f}",
-         f"{g['turn6'] / p['turn6']:.2f}x", "<= 0.6x"],
+         f"{c['turn6']:.3f}", f"{g['turn6'] / p['turn6']:.2f}x", "<= 0.6x"],
         ["burst: ongoing TTFT p95 / idle p50", f"{g['burst_p95'] / g['idle_p50']:.1f}x",
-         f"{p['burst_p95'] / p['idle_p50']:.1f}x", f"{g['burst_p95']:.3f} / {g['idle_p50']:.3f} s",
-         "<= 2x"],
+         f"{p['burst_p95'] / p['idle_p50']:.1f}x", f"{c['burst_p95'] / c['idle_p50']:.1f}x",
+         f"{g['burst_p95']:.3f} / {g['idle_p50']:.3f} s", "<= 2x"],
         ["burst: new-conversation TTFT p50 s", f"{g['new_p50']:.2f}", f"{p['new_p50']:.2f}",
-         f"{g['new_p50'] / p['new_p50']:.2f}x", "<= 1.0x"],
-        ["shared system prompt: later TTFT p50 s", f"{g['shared_p50']:.3f}", f"{p['shared_p50']:.3f}",
+         f"{c['new_p50']:.2f}", f"{g['new_p50'] / p['new_p50']:.2f}x", "<= 1.0x"],
+        ["shared system prompt: later TTFT p50 s", f"{g['shared_p50']:.3f}",
+         f"{p['shared_p50']:.3f}", f"{c['shared_p50']:.3f}",
          f"{g['shared_p50'] / p['shared_p50']:.2f}x", "<= 1.0x"],
         ["shared system prompt: cached tokens (min)", f"{g['shared_cached']:.0f}",
-         f"{p['shared_cached']:.0f}", "-", "> 0"],
+         f"{p['shared_cached']:.0f}", "n/a", "-", "> 0"],
     ]
     print_table(f"gateway vs llama-server (Gemma 3 270M Q4_K_M, {args.threads} threads, "
                 f"{args.tokens} tokens per stream)",
-                ["figure", "gateway", "llama-server", "ratio", "target"], rows)
+                ["figure", "gateway", "llama-server", "llama-cpp-python", "gateway vs llama-server",
+                 "target"], rows)
 
 
 if __name__ == "__main__":
