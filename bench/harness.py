@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from gateway.engine.decode_check import decodes
+
 from gateway.config import ModelConfig, ModelSource
 from gateway.model_source import resolve_model_path
 from gateway.config import model_entry as model_block
@@ -124,9 +126,16 @@ def llama_server(model_path: Path, threads: int, parallel: int, n_ctx: int) -> I
 
 
 @contextmanager
-def llama_cpp_python_server(model_path: Path, threads: int, n_ctx: int) -> Iterator[Server]:
+def llama_cpp_python_server(model_path: Path, threads: int, n_ctx: int,
+                            extra_buffers: bool | None = None) -> Iterator[Server]:
+    """llama-cpp-python's server, with llama.cpp's extra CPU buffer types off where they fault
+    (see llama_cpp_python_peer; None: find out with the gateway's decode check)."""
+    if extra_buffers is None:
+        extra_buffers = decodes(model_path, extra_buffers=True)[0]
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--n_ctx", str(n_ctx),
+    switch = [] if extra_buffers else ["--no-extra-buffers"]
+    cmd = [sys.executable, "-m", "bench.llama_cpp_python_peer", *switch,
+           "--model", str(model_path), "--n_ctx", str(n_ctx),
            "--n_threads", str(threads), "--n_threads_batch", str(threads), "--host", "127.0.0.1",
            "--port", str(port), "--interrupt_requests", "False", "--verbose", "False"]
     with _process(cmd, f"http://127.0.0.1:{port}/v1/models"):
