@@ -1,6 +1,7 @@
 """Writes a tiny llama-architecture GGUF with the `gguf` package: a second model for tests.
 
-2 layers, width 64, a 300-token SentencePiece-style vocabulary (byte fallback, FIM tokens) and a
+2 layers, width 64, a 300-token SentencePiece-style vocabulary (byte fallback, FIM tokens, optionally
+repo-level FIM tokens) and a
 chat template in its metadata. Random weights: it talks nonsense, fast.
 """
 
@@ -19,22 +20,28 @@ TEMPLATE = (
 DIM, FF, LAYERS, HEADS, VOCAB = 64, 128, 2, 4, 300
 
 
-def vocabulary() -> tuple[list[str], list[float], list[int]]:
+def vocabulary(repo_fim: bool = False) -> tuple[list[str], list[float], list[int]]:
     tokens = ["<unk>", "<s>", "</s>"]
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
     tokens += [f"<0x{b:02X}>" for b in range(256)]
     types += [TokenType.BYTE] * 256
-    specials = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|im_start|>", "<|im_end|>"]
+    # llama.cpp finds repo-level FIM tokens by their text too: only name them so when asked
+    repo = ["<|repo_name|>", "<|file_sep|>"] if repo_fim else ["<|extra_0|>", "<|extra_1|>"]
+    specials = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|im_start|>", "<|im_end|>",
+                *repo]
     tokens += specials
     types += [TokenType.CONTROL] * len(specials)
     pieces = ["\u2581"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["\u2581" + chr(c) for c in range(ord("a"), ord("k"))]
     tokens += pieces[: VOCAB - len(tokens)]
     types += [TokenType.NORMAL] * (VOCAB - len(types))
-    scores = [0.0] * 3 + [-1000.0] * 256 + [0.0] * len(specials) + [-float(i) for i in range(VOCAB - 264)]
+    normal = VOCAB - 259 - len(specials)
+    scores = [0.0] * 3 + [-1000.0] * 256 + [0.0] * len(specials) + [-float(i) for i in range(normal)]
     return tokens, scores, [int(t) for t in types]
 
 
-def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
+def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False) -> Path:
+    """`repo_fim`: the model also has repo-level FIM tokens (a repository name, file separators),
+    as Qwen2.5-Coder has."""
     rng = np.random.default_rng(seed)
     w = GGUFWriter(str(path), "llama")
     w.add_name("tiny-test-llama")
@@ -47,7 +54,7 @@ def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
     w.add_rope_dimension_count(DIM // HEADS)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(0)
-    tokens, scores, types = vocabulary()
+    tokens, scores, types = vocabulary(repo_fim)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores(scores)
@@ -59,6 +66,9 @@ def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
     w.add_uint32("tokenizer.ggml.fim_pre_token_id", tokens.index("<|fim_prefix|>"))
     w.add_uint32("tokenizer.ggml.fim_suf_token_id", tokens.index("<|fim_suffix|>"))
     w.add_uint32("tokenizer.ggml.fim_mid_token_id", tokens.index("<|fim_middle|>"))
+    if repo_fim:
+        w.add_uint32("tokenizer.ggml.fim_rep_token_id", tokens.index("<|repo_name|>"))
+        w.add_uint32("tokenizer.ggml.fim_sep_token_id", tokens.index("<|file_sep|>"))
     w.add_chat_template(TEMPLATE)
 
     def tensor(name: str, *shape: int, scale: float = 0.08) -> None:

@@ -7,6 +7,7 @@ from litestar.datastructures import State
 
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.guard import App, Guard, Policy
+from gateway.api.native_routes import NATIVE_ROUTES
 from gateway.api.routes import ROUTES
 from gateway.config import Config
 from gateway.keys import KeyRing, gather_keys
@@ -38,7 +39,7 @@ def create_app(config: Config, registry: ModelRegistry, policy: Policy) -> App:
         await registry.close()
 
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *NATIVE_ROUTES],
         on_startup=[start_models],
         on_shutdown=[stop_models],
         state=State({"registry": registry, "config": config}),

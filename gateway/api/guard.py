@@ -35,7 +35,8 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/health"})
 # the routes that take a JSON body and generate: JSON only, counted against the client's share
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/completions",
-                              "/completions"})
+                              "/completions", "/infill", "/completion"})
+JSON_PATHS = GENERATION_PATHS | {"/tokenize", "/detokenize"}  # POST bodies: JSON only
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Session-ID, OpenAI-Organization, OpenAI-Project"
 
@@ -173,7 +174,7 @@ class Guard:
         if scope["method"] == "OPTIONS":
             return None, cors
         path: str = scope["path"]
-        if scope["method"] == "POST" and path in GENERATION_PATHS:  # the routes with JSON bodies
+        if scope["method"] == "POST" and path in JSON_PATHS:
             media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if media != "application/json":
                 return _error(415, "Send the body as JSON with `Content-Type: application/json`",

@@ -21,11 +21,11 @@ from gateway.serving.model_registry import ModelRegistry, ServedModel
 SESSION_HEADER = "x-session-id"
 
 
-def _json(obj: Any, status: int = 200) -> Response[bytes]:
+def json_response(obj: Any, status: int = 200) -> Response[bytes]:
     return Response(msgspec.json.encode(obj), status_code=status, media_type="application/json")
 
 
-def _registry(request: Request) -> ModelRegistry:
+def registry_of(request: Request) -> ModelRegistry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
@@ -36,23 +36,23 @@ def _card(request: Request, served: ServedModel) -> wire.ModelCard:
 
 @get(["/v1/models", "/models"], sync_to_thread=False)
 def list_models(request: Request) -> Response[bytes]:
-    return _json(wire.ModelList(data=[_card(request, m) for m in _registry(request).models]))
+    return json_response(wire.ModelList(data=[_card(request, m) for m in registry_of(request).models]))
 
 
 @get(["/v1/models/{model_id:str}", "/models/{model_id:str}"], sync_to_thread=False)
 def get_model(request: Request, model_id: str) -> Response[bytes]:
-    return _json(_card(request, _registry(request).get(model_id)))
+    return json_response(_card(request, registry_of(request).get(model_id)))
 
 
 @get("/health", sync_to_thread=False)
 def health(request: Request) -> Response[bytes]:
     """200 when every model that should serve is ready; 503 otherwise, saying why."""
     admin = bool(request.scope.get("gateway.admin", False))
-    status, body = _registry(request).health(show_processes=admin)
-    return _json(body, status)
+    status, body = registry_of(request).health(show_processes=admin)
+    return json_response(body, status)
 
 
-async def _hung_up(request: Request) -> None:
+async def hung_up_on(request: Request) -> None:
     """Resolves when the client closes the connection."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
@@ -61,11 +61,11 @@ async def _hung_up(request: Request) -> None:
 async def _run(request: Request, body: wire.ChatCompletionRequest | wire.CompletionRequest
                ) -> Response[bytes] | Stream:
     client: str = request.scope.get("gateway.client", "")  # type: ignore[assignment]
-    result = await serving.complete(_registry(request), body, request.headers.get(SESSION_HEADER),
-                                    client, hung_up=lambda: _hung_up(request))
+    result = await serving.complete(registry_of(request), body, request.headers.get(SESSION_HEADER),
+                                    client, hung_up=lambda: hung_up_on(request))
     if isinstance(result, serving.Streamed):
         return Stream(frames(result.items), media_type="text/event-stream", headers=HEADERS)
-    return _json(result)
+    return json_response(result)
 
 
 @post(["/v1/chat/completions", "/chat/completions"], status_code=200)
@@ -80,16 +80,16 @@ async def completions(request: Request) -> Response[bytes] | Stream:
 
 @post("/admin/models/{model_id:str}/load", status_code=200)
 async def load_model(request: Request, model_id: str) -> Response[bytes]:
-    served = _registry(request).get(model_id)
+    served = registry_of(request).get(model_id)
     served.load()
-    return _json({"id": served.id, **served.describe(show_processes=True)})
+    return json_response({"id": served.id, **served.describe(show_processes=True)})
 
 
 @post("/admin/models/{model_id:str}/unload", status_code=200)
 async def unload_model(request: Request, model_id: str) -> Response[bytes]:
-    served = _registry(request).get(model_id)
+    served = registry_of(request).get(model_id)
     await served.unload()
-    return _json({"id": served.id, **served.describe(show_processes=True)})
+    return json_response({"id": served.id, **served.describe(show_processes=True)})
 
 
 ROUTES = [list_models, get_model, health, chat_completions, completions, load_model, unload_model]

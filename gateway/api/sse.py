@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
+from gateway.serving.native import NativeStreamItem
 from gateway.serving.responses import QueueNotice, StreamItem
 
 DONE = b"data: [DONE]\n\n"
@@ -18,11 +19,15 @@ HEADERS = {
 }
 
 
-async def frames(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+async def frames(items: AsyncIterator[StreamItem] | AsyncIterator[NativeStreamItem],
+                 done: bool = True) -> AsyncIterator[bytes]:
+    """`data:` frames, queue notices as comments; `[DONE]` last (OpenAI's streams: llama.cpp's
+    own routes end without it, as llama-server's do)."""
     encoder = msgspec.json.Encoder()
     async for item in items:
         if isinstance(item, QueueNotice):
             yield f": queued position={item.position}\n\n".encode()
         else:
             yield b"data: " + encoder.encode(item) + b"\n\n"
-    yield DONE
+    if done:
+        yield DONE

@@ -173,6 +173,7 @@ class Engine:
         if self._stopped:
             return False
         self._schedule()
+        self._end_prompts_out_of_time()
         if not self._running:
             return False
         self._decode_once()
@@ -324,6 +325,9 @@ class Engine:
 
     def _sample(self, seq: RunningTurn) -> None:
         request = seq.request
+        if request.max_tokens == 0:  # the prompt only: its KV, cached for the next request
+            self._finish(seq, FinishReason.LENGTH)
+            return
         if request.ignore_eos or seq.generated < request.min_tokens:
             self.ctx.suppress_end(seq.logits_index)
         try:
@@ -338,14 +342,33 @@ class Engine:
             self._emit_text(seq, seq.text.flush())
             self._finish(seq, FinishReason.STOP)
             return
-        self._emit_text(seq, seq.text.push(self.model.token_bytes(token)))
+        if seq.generated == 1:
+            seq.first_token_at = self.clock()
+        text = seq.text.push(self.model.token_bytes(token))
+        self._emit_text(seq, text)
         if seq.text.stopped:
             self._finish(seq, FinishReason.STOP)
-        elif seq.generated >= request.max_tokens or len(seq.slot.tokens) >= self.n_ctx_seq:
+        elif (seq.generated >= request.max_tokens or len(seq.slot.tokens) >= self.n_ctx_seq
+              or self._predict_time_up(seq, text)):
             self._emit_text(seq, seq.text.flush())
             self._finish(seq, FinishReason.STOP if seq.text.stopped else FinishReason.LENGTH)
         else:
             seq.next_token = token
+
+    def _predict_time_up(self, seq: RunningTurn, text: str) -> bool:
+        """Answering longer than its `max_predict_s`, and a line just ended (as llama.cpp's
+        t_max_predict_ms: an editor gets whole lines)."""
+        limit = seq.request.max_predict_s
+        return limit is not None and "\n" in text and self.clock() - seq.first_token_at > limit
+
+    def _end_prompts_out_of_time(self) -> None:
+        """A turn with no first token past its `max_prompt_s` ends with none. Its prompt's KV
+        computed so far stays in the slot: the editor's next keystroke picks it up."""
+        now = self.clock()
+        for seq in list(self._running):
+            limit = seq.request.max_prompt_s
+            if limit is not None and seq.generated == 0 and now - seq.pending.arrived > limit:
+                self._finish(seq, FinishReason.LENGTH)
 
     @staticmethod
     def _emit_text(seq: RunningTurn, text: str) -> None:
@@ -361,6 +384,7 @@ class Engine:
             prompt_tokens=len(seq.request.prompt_tokens),
             completion_tokens=seq.generated,
             cached_tokens=seq.cached_tokens,
+            stop_word=reason is FinishReason.STOP and seq.text.stopped,
         ))
 
     def _fail(self, seq: RunningTurn, message: str, kind: FailureKind) -> None:

@@ -109,6 +109,9 @@ class LlamaModel:
                llama_cpp.llama_vocab_fim_mid(self.vocab))
         # (prefix, suffix, middle) markers for fill-in-the-middle, when the model has all three
         self.fim_tokens: tuple[int, int, int] | None = fim if min(fim) >= 0 else None
+        # repo-level FIM: a repository name, then file names, precede the prompt (-1: none)
+        self.fim_rep = int(llama_cpp.llama_vocab_fim_rep(self.vocab))
+        self.fim_sep = int(llama_cpp.llama_vocab_fim_sep(self.vocab))
         template = llama_cpp.llama_model_chat_template(model, None)
         self.chat_template: str | None = template.decode("utf-8") if template else None
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)

@@ -54,6 +54,7 @@ class RunningTurn:
     next_token: int = -1
     logits_index: int = -1
     sat_out: bool = False  # it was left out of the last step
+    first_token_at: float = 0.0
 
     @property
     def request(self) -> GenerationRequest:

@@ -36,7 +36,7 @@ class SamplingParams(msgspec.Struct, frozen=True):
 class GenerationRequest(msgspec.Struct, frozen=True):
     request_id: str
     prompt_tokens: list[int]
-    max_tokens: int
+    max_tokens: int  # 0: compute the prompt's KV (cached for the next request) and end
     sampling: SamplingParams = SamplingParams()
     stop: list[str] = []
     ignore_eos: bool = False
@@ -44,6 +44,11 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     session_key: SessionKey | None = None  # `session_key.named(...)`: the conversation, in its client
     scope: str = ""  # the client (API key hash or address): unkeyed prefix reuse stays inside it
     grammar: str | None = None  # GBNF the output must follow (structured output), checked already
+    # time limits (llama.cpp's t_max_prompt_ms / t_max_predict_ms, in seconds): no first token
+    # this long after arrival: end with none (the prompt's KV computed so far stays, for the next
+    # request); answering this long: end at the next newline
+    max_prompt_s: float | None = None
+    max_predict_s: float | None = None
 
 
 class TextDelta(msgspec.Struct, frozen=True, tag=True):
@@ -55,6 +60,7 @@ class Finished(msgspec.Struct, frozen=True, tag=True):
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    stop_word: bool = False  # STOP: a stop string ended it (else an end-of-generation token)
 
 
 class FailureKind(str, enum.Enum):

@@ -51,7 +51,8 @@ class ChatTemplate:
     def __init__(self, source: str, bos_token: str, eos_token: str) -> None:
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         env.globals["raise_exception"] = _raise
-        self._template = env.from_string(NAMED_TEMPLATES.get(source, source))
+        self.source = NAMED_TEMPLATES.get(source, source)  # the Jinja text
+        self._template = env.from_string(self.source)
         self._bos = bos_token
         self._eos = eos_token
 

@@ -51,13 +51,13 @@ async def complete(registry: ModelRegistry,
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         to_chunks = responses.chat_chunks if chat else responses.completion_chunks
         return Streamed(to_chunks(ids, events, include_usage))
-    text, finished = await _unless(hung_up, responses.collect(events))
+    text, finished = await unless_hung_up(hung_up, responses.collect(events))
     if chat:
         return responses.chat_completion(ids, text, finished)
     return responses.text_completion(ids, text, finished)
 
 
-async def _unless(hung_up: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:
+async def unless_hung_up(hung_up: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:
     """Await `work` unless `hung_up` resolves first: then it is cancelled (which cancels the
     generation in its engine) and `ClientGone` is raised."""
     task = asyncio.ensure_future(work)

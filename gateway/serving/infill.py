@@ -1,0 +1,69 @@
+"""The `/infill` prompt, laid out token for token as llama.cpp's server lays it out
+(`format_prompt_infill` in tools/server/server-common.cpp), so a model sees from the gateway
+exactly what it sees from llama-server:
+
+    [extra chunks] [BOS] FIM_PRE prefix prompt FIM_SUF suffix FIM_MID
+
+With the repo-level tokens (`fim_rep`, `fim_sep`; Qwen2.5-Coder and others), the extra chunks are
+`FIM_REP "myproject\\n" (FIM_SEP filename "\\n" text)* FIM_SEP "filename\\n"`; without them each
+chunk follows a plain "--- snippet ---" line. The prefix keeps its last 3/4 of the FIM window, the
+suffix its first 1/4 (less the typed prompt), and the extra chunks fill what the context leaves
+(their newest part, at the end, is kept). Client text never spells a special token. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+FIM_WINDOW = 2048  # llama-server's default batch: the prefix and suffix fit in it
+SNIPPET_SEPARATOR = "\n\n--- snippet ---\n\n"
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    pre: int
+    suf: int
+    mid: int
+    rep: int | None = None  # repository name follows
+    sep: int | None = None  # a file name follows
+
+
+class Vocabulary(Protocol):
+    def tokenize(self, text: str, add_special: bool, parse_special: bool = True) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class ExtraText:
+    filename: str
+    text: str
+
+
+def infill_tokens(vocab: Vocabulary, fim: FimTokens, bos: int | None, prefix: str, suffix: str,
+                  extra: list[ExtraText], prompt: str, n_ctx: int, n_predict: int) -> list[int]:
+    def text(value: str) -> list[int]:
+        return vocab.tokenize(value, add_special=False, parse_special=False)
+
+    window = min(FIM_WINDOW, n_ctx)
+    prefix_tokens, suffix_tokens, prompt_tokens = text(prefix), text(suffix), text(prompt)
+    prefix_take = min(len(prefix_tokens), 3 * (window // 4))
+    suffix_take = min(len(suffix_tokens), max(0, window // 4 - (2 + len(prompt_tokens))))
+
+    extra_tokens: list[int] = []
+    if fim.rep is not None:
+        extra_tokens += [fim.rep, *text("myproject\n")]
+    for chunk in extra:
+        if fim.sep is not None:
+            extra_tokens += [fim.sep, *text(chunk.filename + "\n")]
+        else:
+            extra_tokens += text(SNIPPET_SEPARATOR)
+        extra_tokens += text(chunk.text)
+    if fim.sep is not None:
+        extra_tokens += [fim.sep, *text("filename\n")]
+    extra_take = min(max(0, n_ctx - window - 2 * max(n_predict, 0)), len(extra_tokens))
+
+    head = [fim.pre, *prefix_tokens[len(prefix_tokens) - prefix_take:], *prompt_tokens]
+    tail = [fim.suf, *suffix_tokens[:suffix_take]]
+    lead = [bos] if bos is not None else []
+    kept_extra = extra_tokens[len(extra_tokens) - extra_take:] if extra_take else []
+    return [*kept_extra, *lead, *head, *tail, fim.mid]
