@@ -78,9 +78,11 @@ class Engine:
         flight = self._in_flight
         if flight is not None:
             new_tokens = self._ongoing_new_tokens(request)
-            if new_tokens is not None and flight.keeps_waiting(
-                    self.clock(), self.step_cost.predict(new_tokens, 1)):
-                self.ctx.abort()  # redone with this turn in it
+            if new_tokens is not None:
+                others = flight.ongoing_decoders  # they decode in the turn's own step
+                own = self.step_cost.predict(new_tokens + others, 1 + others)
+                if flight.keeps_waiting(self.clock(), own, self.step_cost.predict(new_tokens, 1)):
+                    self.ctx.abort()  # redone with this turn in it
 
     def _ongoing_new_tokens(self, request: GenerationRequest) -> int | None:
         """A guess from another thread (the engine decides): how many prompt tokens this turn of
@@ -303,8 +305,9 @@ class Engine:
             return
         started = self.clock()
         if self.settings.scheduling.policy is Policy.LATENCY_FIRST and not step.ongoing_prompt:
+            ongoing = sum(1 for t in self._running if t.pending.ongoing and not t.prompt_left)
             self._in_flight = InFlight(started, self.step_cost.predict(step.tokens, step.outputs),
-                                       step.new_prompt)
+                                       step.new_prompt, ongoing)
         try:
             self.ctx.decode()
         except DecodeAborted:

@@ -14,6 +14,11 @@ from gateway.engine.types import GenerationRequest, Sink
 
 
 
+# an ongoing turn's first token may take this many times as long as on an idle engine; past it, a
+# step in flight is aborted (issue 11: p95 during a burst <= 2x the idle p50, at the client)
+TTFT_TARGET = 2.0
+
+
 @dataclass
 class PendingTurn:
     request: GenerationRequest
@@ -74,14 +79,18 @@ class InFlight:
     started: float
     predicted_s: float | None  # how long it should take (None: not learned yet)
     new_prompt: bool  # it carries a new conversation's prompt chunk
+    ongoing_decoders: int = 0  # ongoing turns answering: they share the arriving turn's step
 
-    def keeps_waiting(self, now: float, own_step_s: float | None) -> bool:
-        """Whether finishing this step first would break an arriving ongoing turn's TTFT target
-        (twice its own step, as on an idle engine): it would wait longer than that step takes.
-        Until the costs are learned: when it prefills a new conversation."""
-        if self.predicted_s is None or own_step_s is None:
+    def keeps_waiting(self, now: float, own_step_s: float | None, idle_step_s: float | None
+                      ) -> bool:
+        """Whether finishing this step first would break an arriving ongoing turn's TTFT target:
+        what is left of it plus the turn's own step (`own_step_s`, with the others answering)
+        longer than `TTFT_TARGET` times the turn's step on an idle engine. Until the costs are
+        learned: when it prefills a new conversation."""
+        if self.predicted_s is None or own_step_s is None or idle_step_s is None:
             return self.new_prompt
-        return self.started + self.predicted_s - now > own_step_s
+        left = self.started + self.predicted_s - now
+        return left + own_step_s > TTFT_TARGET * idle_step_s
 
 
 @dataclass

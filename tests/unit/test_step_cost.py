@@ -18,12 +18,15 @@ def test_the_cost_of_a_step_is_learned_from_the_steps_seen() -> None:
     assert cost.predict(128, 7) == pytest.approx(0.020 + 0.128 + 0.035, rel=1e-6)
 
 
-def test_an_ongoing_turn_aborts_only_a_step_that_would_keep_it_waiting_longer_than_its_own() -> None:
+def test_an_ongoing_turn_aborts_only_a_step_that_would_break_its_ttft_target() -> None:
+    """Target: twice its step on an idle engine (50 ms here); its own step with others answering
+    takes 70 ms, so a step in flight may keep it waiting 30 ms, no more."""
     step = InFlight(started=10.0, predicted_s=0.200, new_prompt=True)
-    assert step.keeps_waiting(now=10.01, own_step_s=0.050)  # 190 ms left > 50 ms
-    assert not step.keeps_waiting(now=10.17, own_step_s=0.050)  # nearly done: let it finish
-    decode_only = InFlight(started=10.0, predicted_s=0.040, new_prompt=False)
-    assert not decode_only.keeps_waiting(now=10.0, own_step_s=0.050)
+    assert step.keeps_waiting(now=10.01, own_step_s=0.070, idle_step_s=0.050)  # 190 ms left
+    assert not step.keeps_waiting(now=10.18, own_step_s=0.070, idle_step_s=0.050)  # 20 ms left
+    decode_only = InFlight(started=10.0, predicted_s=0.070, new_prompt=False, ongoing_decoders=1)
+    assert decode_only.keeps_waiting(now=10.0, own_step_s=0.070, idle_step_s=0.050)
+    assert not decode_only.keeps_waiting(now=10.045, own_step_s=0.070, idle_step_s=0.050)
     # not learned yet: a new conversation's prefill is aborted, a decode step is not
-    assert InFlight(10.0, None, new_prompt=True).keeps_waiting(10.0, None)
-    assert not InFlight(10.0, None, new_prompt=False).keeps_waiting(10.0, 0.05)
+    assert InFlight(10.0, None, new_prompt=True).keeps_waiting(10.0, None, None)
+    assert not InFlight(10.0, None, new_prompt=False).keeps_waiting(10.0, 0.05, None)
