@@ -116,11 +116,12 @@ def llama_server_binary() -> Path:
 
 
 @contextmanager
-def llama_server(model_path: Path, threads: int, parallel: int, n_ctx: int) -> Iterator[Server]:
+def llama_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
+                 extra: tuple[str, ...] = ()) -> Iterator[Server]:
     port = free_port()
     cmd = [str(llama_server_binary()), "-m", str(model_path), "-c", str(n_ctx * parallel),
            "-np", str(parallel), "-t", str(threads), "--no-jinja", "--chat-template", "gemma",
-           "--host", "127.0.0.1", "--port", str(port)]
+           *extra, "--host", "127.0.0.1", "--port", str(port)]
     with _process(cmd, f"http://127.0.0.1:{port}/health"):
         yield Server("llama-server", f"http://127.0.0.1:{port}/v1", "gemma", {"ignore_eos": True})
 

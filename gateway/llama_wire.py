@@ -2,7 +2,7 @@
 `/detokenize` (and what `/props` says). What llama.vscode, llama.vim and other llama.cpp-speaking
 tools send and read, field for field (llama.cpp's tools/server: server-context.cpp, server-task.cpp).
 
-Requests ignore unknown fields (`id_slot`, `n_indent`, `response_fields`, ...); `samplers` and
+Requests ignore unknown fields (`id_slot`, `n_indent`, `lora`, ...); `samplers` and
 `cache_prompt` are accepted and have no effect (the sampler order is ours; prompts are always
 cached). Numbers are bounded at the edge, as in `wire`. Plain msgspec: no behaviour.
 """
@@ -13,12 +13,13 @@ from typing import Annotated
 
 import msgspec
 
-from gateway.wire import Count, Fraction, Penalty, RepeatPenalty, Seed
+from gateway.wire import Count, Fraction, Penalty, RepeatPenalty
 
 NPredict = Annotated[int, msgspec.Meta(ge=-1, le=1 << 31)]  # -1: until the context is full
 Milliseconds = Annotated[int, msgspec.Meta(ge=-1, le=86_400_000)]  # <= 0: no limit
 NativeTemperature = Annotated[float, msgspec.Meta(ge=0.0, le=100.0)]
 TokenId = Annotated[int, msgspec.Meta(ge=0, le=(1 << 31) - 1)]
+NativeSeed = int  # int64 or uint64 (Tabby sends a u64); msgspec refuses what is beyond
 
 
 class NativeSampling(msgspec.Struct, frozen=True):
@@ -30,7 +31,7 @@ class NativeSampling(msgspec.Struct, frozen=True):
     top_k: Count | None = None  # 40
     top_p: Fraction | None = None  # 0.95
     min_p: Fraction | None = None  # 0.05
-    seed: Seed | None = None  # -1: random
+    seed: NativeSeed | None = None  # -1: random
     repeat_penalty: RepeatPenalty | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
@@ -42,6 +43,9 @@ class NativeSampling(msgspec.Struct, frozen=True):
     t_max_prompt_ms: Milliseconds | None = None  # no first token by then: end with none
     t_max_predict_ms: Milliseconds | None = None  # answering this long: end at the next newline
     prompt_cache_key: str | None = None  # as on /v1: names the conversation
+    # only these fields of the result, each a path ("timings/prompt_n") kept as a flat key, as
+    # llama.cpp answers (llama.vim reads its timings so)
+    response_fields: list[str] = []
 
 
 class ExtraChunk(msgspec.Struct, frozen=True):

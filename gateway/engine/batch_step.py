@@ -19,6 +19,7 @@ class StepBatch:
     outputs: int = 0  # logits rows: the sequences that sample after this step
     ongoing_prompt: bool = False  # it gives an ongoing turn its first token
     new_prompt: bool = False  # it carries a new conversation's prompt
+    shares: dict[str, int] = field(default_factory=dict)  # request id -> its tokens in the step
 
 
 def fill(batch: TokenBatch, running: list[RunningTurn], counts: dict[str, int],
@@ -60,6 +61,7 @@ def fill(batch: TokenBatch, running: list[RunningTurn], counts: dict[str, int],
                 seq.logits_index = index
                 step.outputs += 1
         step.turns.append(seq)
+        step.shares[seq.request.request_id] = len(now)
     step.tokens = batch.size
     return step
 

@@ -64,7 +64,7 @@ class Engine:
         self._running: list[RunningTurn] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
-        self._in_flight: InFlight | None = None  # the step being decoded, while abortable
+        self._in_flight: InFlight | None = None  # the step being decoded
         self.step_cost = StepCost()
         self._reported_occupancy = (0, 0)
         self._write_back_pending = False  # an idle conversation may need writing back
@@ -76,7 +76,7 @@ class Engine:
         starts now) or `Failed` (429 when the queue of new conversations is full)."""
         self._commands.put(PendingTurn(request, sink, request.session_key))
         flight = self._in_flight
-        if flight is not None:
+        if flight is not None and flight.abortable_for_ongoing:
             new_tokens = self._ongoing_new_tokens(request)
             if new_tokens is not None:
                 others = flight.ongoing_decoders  # they decode in the turn's own step
@@ -97,6 +97,9 @@ class Engine:
 
     def cancel(self, request_id: str) -> None:
         self._commands.put(Cancel(request_id))
+        flight = self._in_flight
+        if flight is not None and flight.mostly_for(request_id):
+            self.ctx.abort()  # don't finish a step that is mostly for an abandoned request
 
     def start(self) -> None:
         """Start the engine thread, which first runs the warm-up decode; return once it worked, or
@@ -304,10 +307,12 @@ class Engine:
         if not step.turns:
             return
         started = self.clock()
-        if self.settings.scheduling.policy is Policy.LATENCY_FIRST and not step.ongoing_prompt:
-            ongoing = sum(1 for t in self._running if t.pending.ongoing and not t.prompt_left)
-            self._in_flight = InFlight(started, self.step_cost.predict(step.tokens, step.outputs),
-                                       step.new_prompt, ongoing)
+        ongoing = sum(1 for t in self._running if t.pending.ongoing and not t.prompt_left)
+        latency_first = self.settings.scheduling.policy is Policy.LATENCY_FIRST
+        self._in_flight = InFlight(started, self.step_cost.predict(step.tokens, step.outputs),
+                                   step.new_prompt, ongoing,
+                                   abortable_for_ongoing=latency_first and not step.ongoing_prompt,
+                                   tokens=step.tokens, shares=step.shares)
         try:
             self.ctx.decode()
         except DecodeAborted:

@@ -56,6 +56,8 @@ class Occupancy(msgspec.Struct, frozen=True, tag=True):
 
     running: int
     waiting: int
+    prompt_tokens_computed: int = 0  # the engine's counts so far: what its work cost
+    tokens_generated: int = 0
 
 
 ToEngine = Submit | Cancel

@@ -3,7 +3,7 @@ and the commands other threads send it. Plain state, no behaviour beyond views a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.engine.llama_backend import Sampler
 from gateway.engine.scheduler import Running
@@ -80,6 +80,13 @@ class InFlight:
     predicted_s: float | None  # how long it should take (None: not learned yet)
     new_prompt: bool  # it carries a new conversation's prompt chunk
     ongoing_decoders: int = 0  # ongoing turns answering: they share the arriving turn's step
+    abortable_for_ongoing: bool = True  # latency_first, and it gives no ongoing turn its first token
+    tokens: int = 0
+    shares: dict[str, int] = field(default_factory=dict)  # request id -> its tokens in the step
+
+    def mostly_for(self, request_id: str) -> bool:
+        """Whether most of the step is one request's (an abandoned one's work is wasted)."""
+        return self.shares.get(request_id, 0) * 2 > self.tokens
 
     def keeps_waiting(self, now: float, own_step_s: float | None, idle_step_s: float | None
                       ) -> bool:

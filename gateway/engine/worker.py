@@ -93,7 +93,11 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
     trigger(failpoints.action("engine.load"), spec.extra_buffers)
     model = LlamaModel(Path(spec.path), spec.n_gpu_layers, progress, spec.tensor_split or None,
                        extra_buffers=spec.extra_buffers)
-    engine = Engine(model, spec.settings, on_occupancy=lambda now: writer.send(ipc.Occupancy(*now)),
+    def occupancy(now: tuple[int, int]) -> None:
+        stats = engine.stats
+        writer.send(ipc.Occupancy(*now, stats.prompt_tokens_computed, stats.tokens_generated))
+
+    engine = Engine(model, spec.settings, on_occupancy=occupancy,
                     decode_failpoint=failpoints.action("engine.decode"))
     writer.send(ipc.WarmingUp())
     engine.start()  # warms up first: a backend that cannot decode dies or raises here, never Ready

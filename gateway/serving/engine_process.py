@@ -85,6 +85,7 @@ class EngineProcess:
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._fatal: str | None = None
         self._stopping = False
+        self.computed = (0, 0)  # (prompt tokens computed, tokens generated) as last reported
 
     @property
     def in_flight(self) -> int:
@@ -288,6 +289,7 @@ class EngineProcess:
                     sink(event)
             elif isinstance(message, ipc.Occupancy):
                 self.running = message.running
+                self.computed = (message.prompt_tokens_computed, message.tokens_generated)
             elif isinstance(message, ipc.Progress):
                 self.on_progress(message.fraction)
             elif isinstance(message, ipc.Ready):
@@ -306,4 +308,5 @@ class EngineProcess:
         running, waiting = self.occupancy
         return {"state": self.state.value, "pid": self.pid, "running": running,
                 "waiting": waiting, "restarts": self.restarts, "error": self.failure,
-                "note": self.note, "extra_buffers": self.spec.extra_buffers}
+                "note": self.note, "extra_buffers": self.spec.extra_buffers,
+                "prompt_tokens_computed": self.computed[0], "tokens_generated": self.computed[1]}

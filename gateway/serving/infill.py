@@ -8,7 +8,9 @@ With the repo-level tokens (`fim_rep`, `fim_sep`; Qwen2.5-Coder and others), the
 `FIM_REP "myproject\\n" (FIM_SEP filename "\\n" text)* FIM_SEP "filename\\n"`; without them each
 chunk follows a plain "--- snippet ---" line. The prefix keeps its last 3/4 of the FIM window, the
 suffix its first 1/4 (less the typed prompt), and the extra chunks fill what the context leaves
-(their newest part, at the end, is kept). Client text never spells a special token. Pure.
+(their newest part, at the end, is kept). The window is llama-server's batch (2048), or half the
+context where that is smaller (llama-server would leave no room for the extra chunks there).
+Client text never spells a special token. Pure.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def infill_tokens(vocab: Vocabulary, fim: FimTokens, bos: int | None, prefix: st
     def text(value: str) -> list[int]:
         return vocab.tokenize(value, add_special=False, parse_special=False)
 
-    window = min(FIM_WINDOW, n_ctx)
+    window = min(FIM_WINDOW, n_ctx // 2)  # a small context keeps room for the extra chunks
     prefix_tokens, suffix_tokens, prompt_tokens = text(prefix), text(suffix), text(prompt)
     prefix_take = min(len(prefix_tokens), 3 * (window // 4))
     suffix_take = min(len(suffix_tokens), max(0, window // 4 - (2 + len(prompt_tokens))))

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from gateway import llama_wire as native
 from gateway import wire
 from gateway.engine.async_client import generate
@@ -124,7 +126,9 @@ def build_native_request(loaded: ServedModel, body: native.InfillRequest | nativ
         ignore_eos=body.ignore_eos,
         session_key=named(client, body.prompt_cache_key) if body.prompt_cache_key else None,
         scope=client,
-        max_prompt_s=_seconds(body.t_max_prompt_ms),
+        # a request for no tokens warms the cache (llama.vim sends it with t_max_prompt_ms 1,
+        # which llama.cpp ignores): its prompt is the whole point, so it gets the time it takes
+        max_prompt_s=_seconds(body.t_max_prompt_ms) if body.n_predict != 0 else None,
         max_predict_s=_seconds(body.t_max_predict_ms),
     )
 
@@ -161,6 +165,22 @@ def _stop_type(finished: Finished) -> str:
     return "limit" if finished.reason is FinishReason.LENGTH else "none"
 
 
+def pick_fields(result: native.NativeResult, paths: list[str]) -> dict[str, object]:
+    """Only the named fields, each path ("timings/prompt_n") a flat key, as llama.cpp's
+    `json_get_nested_values`; a path that names nothing is left out."""
+    whole = msgspec.to_builtins(result)
+    picked: dict[str, object] = {}
+    for path in paths:
+        value: object = whole
+        for key in path.split("/"):
+            if not isinstance(value, dict) or key not in value:
+                break
+            value = value[key]
+        else:
+            picked[path] = value
+    return picked
+
+
 def result(model: str, text: str, finished: Finished, timer: Timer, streamed: bool = False
            ) -> native.NativeResult:
     return native.NativeResult(
@@ -175,7 +195,8 @@ def result(model: str, text: str, finished: Finished, timer: Timer, streamed: bo
     )
 
 
-NativeStreamItem = native.NativeChunk | native.NativeResult | responses.QueueNotice | wire.ErrorResponse
+NativeStreamItem = (native.NativeChunk | native.NativeResult | dict[str, object]
+                    | responses.QueueNotice | wire.ErrorResponse)
 
 
 @dataclass
@@ -184,7 +205,7 @@ class NativeStreamed:
 
 
 async def _chunks(model: str, events: AsyncIterator[EngineEvent], timer: Timer,
-                  prompt_tokens: int) -> AsyncIterator[NativeStreamItem]:
+                  prompt_tokens: int, fields: list[str]) -> AsyncIterator[NativeStreamItem]:
     """Text pieces as llama.cpp's partial results, then its final result; an error is one frame."""
     parts: list[str] = []
     async for event in events:
@@ -201,7 +222,8 @@ async def _chunks(model: str, events: AsyncIterator[EngineEvent], timer: Timer,
             return
         elif isinstance(event, Finished):
             timer.ended = time.perf_counter()
-            yield result(model, "".join(parts), event, timer, streamed=True)
+            final = result(model, "".join(parts), event, timer, streamed=True)
+            yield pick_fields(final, fields) if fields else final
             return
 
 
@@ -223,16 +245,18 @@ async def _collect(events: AsyncIterator[EngineEvent], timer: Timer) -> tuple[st
 async def complete_native(registry: ModelRegistry,
                           body: native.InfillRequest | native.CompletionNativeRequest,
                           client: str, hung_up: Callable[[], Awaitable[None]]
-                          ) -> NativeStreamed | native.NativeResult:
+                          ) -> NativeStreamed | native.NativeResult | dict[str, object]:
     served = model_for(registry, body.model)
     served.require_ready()
     request = await asyncio.to_thread(build_native_request, served, body, client)
     timer = Timer(sent=time.perf_counter())
     events = await responses.accepted(generate(served.pick(request), request))
     if body.stream:
-        return NativeStreamed(_chunks(served.id, events, timer, len(request.prompt_tokens)))
+        return NativeStreamed(_chunks(served.id, events, timer, len(request.prompt_tokens),
+                                      body.response_fields))
     text, finished = await unless_hung_up(hung_up, _collect(events, timer))
-    return result(served.id, text, finished, timer)
+    whole = result(served.id, text, finished, timer)
+    return pick_fields(whole, body.response_fields) if body.response_fields else whole
 
 
 # ---- tokens and properties ------------------------------------------------------------------

@@ -48,7 +48,7 @@ def infill_body(**extra: object) -> dict[str, object]:
             "prompt": "urn", "n_predict": 8, "top_k": 40, "top_p": 0.99, "stream": False,
             "samplers": ["top_k", "top_p", "infill"], "cache_prompt": True,
             "t_max_prompt_ms": 5000, "t_max_predict_ms": 5000, "n_indent": 4,
-            "response_fields": ["content", "timings"], **extra}
+            **extra}
 
 
 def expected_prompt(coder_path: Path) -> list[int]:

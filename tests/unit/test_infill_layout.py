@@ -70,7 +70,7 @@ def test_prefix_suffix_and_extra_are_cut_as_llama_cpp_cuts_them(vocab: LlamaMode
     chunk = ExtraText("big.py", "c" * 5000)
     n_ctx, n_predict = 4096, 100
     got = infill_tokens(vocab, fim, vocab.bos_token, prefix, suffix, [chunk], "", n_ctx, n_predict)
-    window = min(FIM_WINDOW, n_ctx)
+    window = min(FIM_WINDOW, n_ctx // 2)
     pre_at, suf_at = got.index(fim.pre), got.index(fim.suf)
     assert got[pre_at + 1:suf_at] == text(vocab, prefix)[-(3 * (window // 4)):]  # its end kept
     assert got[suf_at + 1:-1] == text(vocab, suffix)[:window // 4 - 2]  # its start kept
