@@ -31,10 +31,46 @@ class ContentPart(msgspec.Struct, frozen=True):
     text: str | None = None
 
 
+class ToolCallFunction(msgspec.Struct, frozen=True):
+    name: str
+    arguments: str  # JSON text
+
+
+class ToolCall(msgspec.Struct, frozen=True):
+    """A call an assistant made: in a request's history, and in a response."""
+
+    id: str
+    function: ToolCallFunction
+    type: Literal["function"] = "function"
+
+
 class ChatMessage(msgspec.Struct, frozen=True):
     role: str
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's calls
+    tool_call_id: str | None = None  # a tool result: the call it answers
+
+
+class FunctionDefinition(msgspec.Struct, frozen=True):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # JSON schema of the arguments
+    strict: bool | None = None
+
+
+class Tool(msgspec.Struct, frozen=True):
+    type: str
+    function: FunctionDefinition
+
+
+class NamedFunction(msgspec.Struct, frozen=True):
+    name: str
+
+
+class NamedToolChoice(msgspec.Struct, frozen=True):
+    type: str
+    function: NamedFunction
 
 
 class StreamOptions(msgspec.Struct, frozen=True):
@@ -74,16 +110,23 @@ class SamplingFields(msgspec.Struct, frozen=True):
     ignore_eos: bool | None = False
     min_tokens: Count | None = 0
     response_format: ResponseFormat | None = None
+    logit_bias: dict[str, float] | None = None  # not served yet: a non-empty one is refused
 
 
 class ChatCompletionRequest(SamplingFields, frozen=True):
     messages: list[ChatMessage] = []
     max_completion_tokens: Tokens | None = None
+    tools: list[Tool] | None = None
+    tool_choice: str | NamedToolChoice | None = None  # "none", "auto", "required" or a function
+    parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None  # not served yet: true is refused, never ignored
+    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
 
 
 class CompletionRequest(SamplingFields, frozen=True):
     prompt: str | list[str | int] | None = None  # text, [text], or token ids
     suffix: str | None = None  # text after the insertion point: fill-in-the-middle
+    logprobs: Annotated[int, msgspec.Meta(ge=0, le=5)] | None = None  # not served yet: refused
 
 
 # ---- responses ------------------------------------------------------------------------------
@@ -104,6 +147,21 @@ class AssistantMessage(msgspec.Struct):
     content: str | None
     role: Literal["assistant"] = "assistant"
     refusal: None = None
+    tool_calls: list[ToolCall] | msgspec.UnsetType = msgspec.UNSET  # only when it calls tools
+
+
+class FunctionDelta(msgspec.Struct, omit_defaults=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(msgspec.Struct, omit_defaults=True):
+    """A streamed piece of a call: `index` always; `id`, `type`, `name` on a call's first piece."""
+
+    index: int
+    id: str | None = None
+    type: str | None = None
+    function: FunctionDelta | None = None
 
 
 class ChatChoice(msgspec.Struct):
@@ -120,12 +178,13 @@ class ChatCompletion(msgspec.Struct):
     choices: list[ChatChoice]
     usage: Usage
     object: Literal["chat.completion"] = "chat.completion"
-    system_fingerprint: str | None = None
+    system_fingerprint: str = ""
 
 
 class ChatDelta(msgspec.Struct, omit_defaults=True):
     role: str | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChatChunkChoice(msgspec.Struct):
@@ -141,7 +200,7 @@ class ChatCompletionChunk(msgspec.Struct):
     model: str
     choices: list[ChatChunkChoice]
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    system_fingerprint: str | None = None
+    system_fingerprint: str = ""
     usage: Usage | None = None
 
 
@@ -159,7 +218,7 @@ class Completion(msgspec.Struct):
     choices: list[CompletionChoice]
     usage: Usage | None = None
     object: Literal["text_completion"] = "text_completion"
-    system_fingerprint: str | None = None
+    system_fingerprint: str = ""
 
 
 class ModelCard(msgspec.Struct):

@@ -18,7 +18,7 @@ from typing import TypeVar
 from gateway import wire
 from gateway.engine.async_client import generate
 from gateway.errors import ClientGone
-from gateway.serving import responses
+from gateway.serving import responses, tools
 from gateway.serving.model_registry import ModelRegistry
 from gateway.serving.request_builder import build_chat_request, build_completion_request
 
@@ -45,13 +45,20 @@ async def complete(registry: ModelRegistry,
     else:
         request = await asyncio.to_thread(build_completion_request, served, body, session_header,
                                           client)
-    ids = responses.ResponseIds(model=served.id, prefix="chatcmpl" if chat else "cmpl")
+    identity = served.tokenizer.identity if served.tokenizer is not None else served.id
+    ids = responses.ResponseIds(model=served.id, prefix="chatcmpl" if chat else "cmpl",
+                                fingerprint=responses.fingerprint(identity))
     events = await responses.accepted(generate(served.pick(request), request))
+    with_tools = (isinstance(body, wire.ChatCompletionRequest)
+                  and tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls) is not None)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        to_chunks = responses.chat_chunks if chat else responses.completion_chunks
+        to_chunks = (responses.tool_chat_chunks if with_tools
+                     else responses.chat_chunks if chat else responses.completion_chunks)
         return Streamed(to_chunks(ids, events, include_usage))
     text, finished = await unless_hung_up(hung_up, responses.collect(events))
+    if with_tools:
+        return responses.tool_chat_completion(ids, text, finished)
     if chat:
         return responses.chat_completion(ids, text, finished)
     return responses.text_completion(ids, text, finished)

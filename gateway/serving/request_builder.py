@@ -7,6 +7,7 @@ naming the `param`), the chat template, tokenization and the context length (400
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from gateway.wire import (
@@ -18,9 +19,10 @@ from gateway.wire import (
 from gateway.engine.session_key import SessionKey, named
 from gateway.engine.types import GenerationRequest, SamplingParams
 from gateway.errors import ContextLengthExceeded, InvalidRequest
-from gateway.engine.llama_backend import LlamaModel
+from gateway.engine.llama_backend import LlamaModel, json_schema_grammar
 from gateway.serving.chat_template import ChatTemplate, TemplateError
 from gateway.serving.model_registry import ServedModel
+from gateway.serving import tools
 from gateway.serving.structured_output import grammar_for
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
@@ -77,9 +79,11 @@ def _finish_building(
     prompt_param: str,
     session_header: str | None,
     client: str,
+    grammar: str | None = None,
 ) -> GenerationRequest:
     if body.n not in (None, 1):
         raise InvalidRequest("Only `n` = 1 is supported", param="n")
+    _refuse_unserved(body)
     sampling = sampling_params(body)
     if not tokens:
         raise InvalidRequest("The prompt is empty", param=prompt_param)
@@ -103,8 +107,20 @@ def _finish_building(
         min_tokens=body.min_tokens or 0,
         session_key=session_key(body, session_header, client),
         scope=client,
-        grammar=grammar_for(body, vocab),
+        grammar=grammar if grammar is not None else grammar_for(body, vocab),
     )
+
+
+def _refuse_unserved(body: SamplingFields) -> None:
+    """Fields whose answer would change and that the gateway does not serve yet: a 400 naming
+    them, never a 200 that silently ignored them."""
+    logprobs = getattr(body, "logprobs", None)
+    if logprobs is not None and logprobs is not False:
+        raise InvalidRequest("`logprobs` is not supported yet", param="logprobs")
+    if getattr(body, "top_logprobs", None):
+        raise InvalidRequest("`top_logprobs` is not supported yet", param="top_logprobs")
+    if body.logit_bias:
+        raise InvalidRequest("`logit_bias` is not supported yet", param="logit_bias")
 
 
 def _message_text(index: int, content: str | list[ContentPart] | None) -> str:
@@ -145,12 +161,18 @@ def build_chat_request(
     if len(body.messages) > MAX_MESSAGES:
         raise InvalidRequest(f"At most {MAX_MESSAGES} messages are accepted; got "
                              f"{len(body.messages)}", param="messages")
+    tool_plan = tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls)
     messages = []
     for i, message in enumerate(body.messages):
         if message.role not in ROLES:
             raise InvalidRequest(f"Unknown role `{message.role}`", param=f"messages[{i}].role")
-        role = "system" if message.role == "developer" else message.role
-        messages.append({"role": role, "content": _message_text(i, message.content)})
+        role, text = tools.history_message(message, _message_text(i, message.content))
+        messages.append({"role": "system" if role == "developer" else role, "content": text})
+    if tool_plan is not None:  # the tools and the answer's shape, in the system prompt
+        if messages[0]["role"] == "system":
+            messages[0]["content"] += "\n\n" + tool_plan.instructions
+        else:
+            messages.insert(0, {"role": "system", "content": tool_plan.instructions})
     _check_prompt_size(loaded, sum(len(m["content"]) for m in messages), "messages")
     if loaded.template is None:
         raise InvalidRequest(
@@ -164,7 +186,26 @@ def build_chat_request(
     except TemplateError as exc:
         raise InvalidRequest(str(exc), param="messages") from None
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
-    return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header, client)
+    grammar = _tool_grammar(body, tool_plan, llama) if tool_plan is not None else None
+    return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header, client,
+                            grammar)
+
+
+def _tool_grammar(body: ChatCompletionRequest, plan: tools.ToolPlan, vocab: LlamaModel) -> str:
+    if body.response_format is not None and body.response_format.type != "text":
+        raise InvalidRequest("`tools` and a JSON `response_format` cannot be combined",
+                             param="response_format")
+    if body.ignore_eos or body.min_tokens:
+        param = "ignore_eos" if body.ignore_eos else "min_tokens"
+        raise InvalidRequest(f"`{param}` cannot be combined with `tools`", param=param)
+    try:
+        grammar = json_schema_grammar(json.dumps(plan.schema))
+    except Exception as exc:  # the converter raises whatever it meets; all of it is the schema's
+        raise InvalidRequest(f"Unsupported tool parameters schema: {exc}", param="tools") from None
+    if not vocab.grammar_is_valid(grammar):
+        raise InvalidRequest("llama.cpp could not use the grammar made from these tools",
+                             param="tools")
+    return grammar
 
 
 def build_completion_request(

@@ -6,13 +6,15 @@ the API layer frames what this yields as server-sent events.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from gateway import wire
+from gateway import __version__, wire
 from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta
+from gateway.serving import tools
 from gateway.serving.failures import EngineFailure, error_frame
 
 
@@ -45,11 +47,19 @@ class QueueNotice:
 class ResponseIds:
     model: str
     prefix: str
+    fingerprint: str = ""  # system_fingerprint: changes with the model file and the gateway build
     id: str = ""
     created: int = field(default_factory=lambda: int(time.time()))
 
     def __post_init__(self) -> None:
         self.id = f"{self.prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def fingerprint(model_identity: str) -> str:
+    """OpenAI's `system_fingerprint`: the backend configuration a response came from. Ours
+    changes with the model file (its identity) and the gateway's version."""
+    digest = hashlib.sha256(f"{model_identity}:{__version__}".encode()).hexdigest()
+    return f"fp_{digest[:10]}"
 
 
 def usage_of(finished: Finished) -> wire.Usage:
@@ -78,6 +88,7 @@ def chat_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.Cha
         id=ids.id,
         created=ids.created,
         model=ids.model,
+        system_fingerprint=ids.fingerprint,
         choices=[
             wire.ChatChoice(
                 index=0,
@@ -89,11 +100,28 @@ def chat_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.Cha
     )
 
 
+def tool_chat_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.ChatCompletion:
+    """An answer to a request with tools: its calls (`finish_reason` "tool_calls"), or its reply;
+    the raw text when it was cut short before it parsed."""
+    parsed = tools.parse(text)
+    if parsed is None:
+        message, reason = wire.AssistantMessage(content=text), finished.reason.value
+    elif parsed.calls:
+        message, reason = wire.AssistantMessage(content=None, tool_calls=parsed.calls), "tool_calls"
+    else:
+        message, reason = wire.AssistantMessage(content=parsed.content), finished.reason.value
+    return wire.ChatCompletion(
+        id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
+        choices=[wire.ChatChoice(index=0, message=message, finish_reason=reason)],
+        usage=usage_of(finished))
+
+
 def text_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.Completion:
     return wire.Completion(
         id=ids.id,
         created=ids.created,
         model=ids.model,
+        system_fingerprint=ids.fingerprint,
         choices=[wire.CompletionChoice(index=0, text=text, finish_reason=finished.reason.value)],
         usage=usage_of(finished),
     )
@@ -130,12 +158,13 @@ async def chat_chunks(
 ) -> AsyncIterator[StreamItem]:
     def chunk(delta: wire.ChatDelta, finish: str | None = None) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
-            id=ids.id, created=ids.created, model=ids.model,
+            id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
             choices=[wire.ChatChunkChoice(index=0, delta=delta, finish_reason=finish)],
         )
 
     def usage(finished: Finished) -> wire.ChatCompletionChunk:
-        return wire.ChatCompletionChunk(id=ids.id, created=ids.created, model=ids.model, choices=[],
+        return wire.ChatCompletionChunk(id=ids.id, created=ids.created, model=ids.model,
+                                        system_fingerprint=ids.fingerprint, choices=[],
                                         usage=usage_of(finished))
 
     yield chunk(wire.ChatDelta(role="assistant", content=""))
@@ -145,17 +174,58 @@ async def chat_chunks(
         yield item
 
 
+async def tool_chat_chunks(
+    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
+) -> AsyncIterator[StreamItem]:
+    """A streamed answer to a request with tools. The answer is JSON until it is whole, so it is
+    sent when it is: each call as one delta (`index`, `id`, `type`, `name`, `arguments`), or the
+    reply as one content delta."""
+    def chunk(delta: wire.ChatDelta, finish: str | None = None) -> wire.ChatCompletionChunk:
+        return wire.ChatCompletionChunk(
+            id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
+            choices=[wire.ChatChunkChoice(index=0, delta=delta, finish_reason=finish)])
+
+    yield chunk(wire.ChatDelta(role="assistant", content=""))
+    parts: list[str] = []
+    async for event in events:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, Queued) and event.position > 0:
+            yield QueueNotice(event.position)
+        elif isinstance(event, Failed):
+            yield error_frame(event)
+            return
+        elif isinstance(event, Finished):
+            whole = tool_chat_completion(ids, "".join(parts), event).choices[0]
+            calls = whole.message.tool_calls
+            if isinstance(calls, list):
+                for i, call in enumerate(calls):
+                    yield chunk(wire.ChatDelta(tool_calls=[wire.ToolCallDelta(
+                        index=i, id=call.id, type="function",
+                        function=wire.FunctionDelta(call.function.name,
+                                                    call.function.arguments))]))
+            elif whole.message.content:
+                yield chunk(wire.ChatDelta(content=whole.message.content))
+            yield chunk(wire.ChatDelta(), whole.finish_reason)
+            if include_usage:
+                yield wire.ChatCompletionChunk(id=ids.id, created=ids.created, model=ids.model,
+                                               system_fingerprint=ids.fingerprint, choices=[],
+                                               usage=usage_of(event))
+            return
+
+
 async def completion_chunks(
     ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
 ) -> AsyncIterator[StreamItem]:
     def chunk(text: str, finish: str | None = None) -> wire.Completion:
         return wire.Completion(
-            id=ids.id, created=ids.created, model=ids.model,
+            id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
             choices=[wire.CompletionChoice(index=0, text=text, finish_reason=finish)],
         )
 
     def usage(finished: Finished) -> wire.Completion:
-        return wire.Completion(id=ids.id, created=ids.created, model=ids.model, choices=[],
+        return wire.Completion(id=ids.id, created=ids.created, model=ids.model,
+                               system_fingerprint=ids.fingerprint, choices=[],
                                usage=usage_of(finished))
 
     async for item in _translate(events, chunk, lambda f: chunk("", f.reason.value),
