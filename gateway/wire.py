@@ -110,7 +110,7 @@ class SamplingFields(msgspec.Struct, frozen=True):
     ignore_eos: bool | None = False
     min_tokens: Count | None = 0
     response_format: ResponseFormat | None = None
-    logit_bias: dict[str, float] | None = None  # not served yet: a non-empty one is refused
+    logit_bias: dict[str, Annotated[float, msgspec.Meta(ge=-100, le=100)]] | None = None
 
 
 class ChatCompletionRequest(SamplingFields, frozen=True):
@@ -119,14 +119,14 @@ class ChatCompletionRequest(SamplingFields, frozen=True):
     tools: list[Tool] | None = None
     tool_choice: str | NamedToolChoice | None = None  # "none", "auto", "required" or a function
     parallel_tool_calls: bool | None = None
-    logprobs: bool | None = None  # not served yet: true is refused, never ignored
-    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None  # with logprobs
 
 
 class CompletionRequest(SamplingFields, frozen=True):
     prompt: str | list[str | int] | None = None  # text, [text], or token ids
     suffix: str | None = None  # text after the insertion point: fill-in-the-middle
-    logprobs: Annotated[int, msgspec.Meta(ge=0, le=5)] | None = None  # not served yet: refused
+    logprobs: Annotated[int, msgspec.Meta(ge=0, le=5)] | None = None  # and this many alternatives
 
 
 # ---- responses ------------------------------------------------------------------------------
@@ -164,11 +164,36 @@ class ToolCallDelta(msgspec.Struct, omit_defaults=True):
     function: FunctionDelta | None = None
 
 
+class TopLogprob(msgspec.Struct):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class ChatTokenLogprob(msgspec.Struct):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(msgspec.Struct):
+    content: list[ChatTokenLogprob] | None
+    refusal: None = None
+
+
+class CompletionLogprobs(msgspec.Struct):
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None
+    text_offset: list[int]
+
+
 class ChatChoice(msgspec.Struct):
     index: int
     message: AssistantMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(msgspec.Struct):
@@ -191,7 +216,7 @@ class ChatChunkChoice(msgspec.Struct):
     index: int
     delta: ChatDelta
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(msgspec.Struct):
@@ -208,7 +233,7 @@ class CompletionChoice(msgspec.Struct):
     index: int
     text: str
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class Completion(msgspec.Struct):

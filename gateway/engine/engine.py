@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from gateway.engine import batch_step
 from gateway.engine.conversations import ConversationStore
+from gateway.engine.logprobs import token_logprobs
 from gateway.engine.llama_backend import DecodeAborted, GrammarStuck, LlamaContext, LlamaModel, Sampler
 from gateway.engine.scheduler import Policy, Scheduler
 from gateway.engine.settings import EngineSettings
@@ -352,6 +353,9 @@ class Engine:
             return
         if seq.generated == 1:
             seq.first_token_at = self.clock()
+        if request.logprobs is not None:
+            seq.logprobs.append(token_logprobs(self.ctx.logits(seq.logits_index), token,
+                                               request.logprobs, self.model.token_bytes))
         text = seq.text.push(self.model.token_bytes(token))
         self._emit_text(seq, text)
         if seq.text.stopped:
@@ -381,12 +385,14 @@ class Engine:
     @staticmethod
     def _emit_text(seq: RunningTurn, text: str) -> None:
         if text:
-            seq.pending.sink(TextDelta(text))
+            seq.pending.sink(TextDelta(text, seq.take_logprobs()))
 
     def _finish(self, seq: RunningTurn, reason: FinishReason) -> None:
         self._running.remove(seq)
         seq.sampler.free()
         self.conversations.release(seq.slot)
+        if seq.logprobs:  # tokens whose text a stop string held back: their logprobs still go
+            seq.pending.sink(TextDelta("", seq.take_logprobs()))
         seq.pending.sink(Finished(
             reason=reason,
             prompt_tokens=len(seq.request.prompt_tokens),

@@ -25,16 +25,14 @@ log = logging.getLogger(__name__)
 
 _LOG_LEVEL_ERROR = 4
 
-# llama_token_data as a numpy record: {int32 id; float logit; float p}
-_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])  # llama_token_data
 
 # GBNF for any JSON object (llama.cpp's own); `json_schema_grammar` makes one for a JSON schema
 JSON_OBJECT_GRAMMAR: str = JSON_GBNF
 
 
 def json_schema_grammar(schema_json: str) -> str:
-    """GBNF accepting exactly the JSON that `schema_json` describes (llama.cpp's converter).
-    Raises on a schema it cannot convert."""
+    """GBNF for exactly the JSON `schema_json` describes (llama.cpp's converter; raises)."""
     return str(json_schema_to_gbnf(schema_json))
 
 
@@ -208,11 +206,9 @@ class DecodeAborted(Exception):
 
 
 def _flag_reader() -> int:
-    """Address of a C function `bool f(void *flag)` that is true when the byte at `flag` is set.
-
-    libc's strlen is one: on a buffer b"\x01\x00" it returns 1, on b"\x00" 0, and the C ABIs we
-    run on return a bool in the low byte of the same register. Being C, llama.cpp's compute thread
-    can poll it between graph nodes without taking Python's GIL (a Python callback would)."""
+    """Address of a C `bool f(void *flag)`, true when the byte at `flag` is set: libc's strlen
+    (b"\x01\x00" -> 1, b"\x00" -> 0; a bool is the low byte of the same register). Being C,
+    llama.cpp's compute thread polls it between graph nodes without Python's GIL."""
     return ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value or 0
 
 
@@ -287,11 +283,14 @@ class LlamaContext:
         batch.clear()
         self.forget(0)
 
+    def logits(self, index: int) -> np.ndarray:
+        """The logits row `index` of the last decode (a view: valid until the next one)."""
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ptr, index),
+                                     shape=(self.model.n_vocab,))
+
     def suppress_end(self, index: int) -> None:
         """Make end-of-generation tokens impossible for the logits row `index` (ignore_eos)."""
-        row = llama_cpp.llama_get_logits_ith(self.ptr, index)
-        for token in self._eog:
-            row[token] = -math.inf
+        self.logits(index)[self._eog] = -math.inf
 
     def forget(self, seq: int, start: int = 0) -> bool:
         """Drop a sequence's KV from position `start` on; False if llama.cpp cannot cut it there."""
@@ -362,6 +361,11 @@ class Sampler:
                     params.presence_penalty,
                 )
             )
+        if params.logit_bias:
+            biases = (llama_cpp.llama_logit_bias * len(params.logit_bias))(*(  # -100: never
+                llama_cpp.llama_logit_bias(token, -math.inf if bias <= -100 else bias)
+                for token, bias in params.logit_bias))
+            add(llama_cpp.llama_sampler_init_logit_bias(model.n_vocab, len(biases), biases))
         if params.temperature <= 0.0:
             add(llama_cpp.llama_sampler_init_greedy())
             return
@@ -378,8 +382,7 @@ class Sampler:
     def sample(self, ctx: LlamaContext, index: int) -> int:
         if self.grammar is None:
             return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ptr, index),
-                                       shape=(len(self._ids),))
+        logits = ctx.logits(index)
         token = self._draw(logits, constrained=False)
         if not self._grammar_allows(token):
             token = self._draw(logits, constrained=True)

@@ -10,7 +10,7 @@ from gateway.engine.scheduler import Running
 from gateway.engine.session_key import SessionKey
 from gateway.engine.slots import Slot
 from gateway.engine.text_stream import TextStream
-from gateway.engine.types import GenerationRequest, Sink
+from gateway.engine.types import GenerationRequest, Sink, TokenLogprob
 
 
 
@@ -60,6 +60,13 @@ class RunningTurn:
     logits_index: int = -1
     sat_out: bool = False  # it was left out of the last step
     first_token_at: float = 0.0
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # drawn, not yet sent
+
+    def take_logprobs(self) -> list[TokenLogprob] | None:
+        if not self.logprobs:
+            return None
+        taken, self.logprobs = self.logprobs, []
+        return taken
 
     @property
     def request(self) -> GenerationRequest:

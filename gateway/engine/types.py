@@ -31,6 +31,7 @@ class SamplingParams(msgspec.Struct, frozen=True):
     frequency_penalty: float = 0.0
     repeat_penalty: float = 1.0
     penalty_last_n: int = 64
+    logit_bias: list[tuple[int, float]] = []  # (token, added to its logit); -100: never drawn
 
 
 class GenerationRequest(msgspec.Struct, frozen=True):
@@ -49,10 +50,25 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     # request); answering this long: end at the next newline
     max_prompt_s: float | None = None
     max_predict_s: float | None = None
+    logprobs: int | None = None  # report each drawn token's logprob and this many alternatives
+
+
+class TopLogprob(msgspec.Struct, frozen=True, array_like=True):
+    piece: bytes  # the token's text (bytes: it may be part of a character)
+    logprob: float
+
+
+class TokenLogprob(msgspec.Struct, frozen=True, array_like=True):
+    """A drawn token's log-probability under the model, and the most likely alternatives."""
+
+    piece: bytes
+    logprob: float
+    top: list[TopLogprob] = []
 
 
 class TextDelta(msgspec.Struct, frozen=True, tag=True):
     text: str
+    logprobs: list[TokenLogprob] | None = None  # the tokens drawn since the last delta, when asked
 
 
 class Finished(msgspec.Struct, frozen=True, tag=True):

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from gateway import wire
 from gateway.engine.async_client import generate
+from gateway.engine.types import TokenLogprob
 from gateway.errors import ClientGone
 from gateway.serving import responses, tools
 from gateway.serving.model_registry import ModelRegistry
@@ -56,12 +57,13 @@ async def complete(registry: ModelRegistry,
         to_chunks = (responses.tool_chat_chunks if with_tools
                      else responses.chat_chunks if chat else responses.completion_chunks)
         return Streamed(to_chunks(ids, events, include_usage))
-    text, finished = await unless_hung_up(hung_up, responses.collect(events))
+    logprobs: list[TokenLogprob] | None = [] if request.logprobs is not None else None
+    text, finished = await unless_hung_up(hung_up, responses.collect(events, logprobs))
     if with_tools:
         return responses.tool_chat_completion(ids, text, finished)
     if chat:
-        return responses.chat_completion(ids, text, finished)
-    return responses.text_completion(ids, text, finished)
+        return responses.chat_completion(ids, text, finished, logprobs)
+    return responses.text_completion(ids, text, finished, logprobs)
 
 
 async def unless_hung_up(hung_up: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import msgspec
+
 from gateway.wire import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -83,8 +85,10 @@ def _finish_building(
 ) -> GenerationRequest:
     if body.n not in (None, 1):
         raise InvalidRequest("Only `n` = 1 is supported", param="n")
-    _refuse_unserved(body)
-    sampling = sampling_params(body)
+    vocab = loaded.tokenizer
+    assert vocab is not None  # a ready model has its vocabulary
+    sampling = msgspec.structs.replace(sampling_params(body),
+                                       logit_bias=_logit_bias(body, vocab.n_vocab))
     if not tokens:
         raise InvalidRequest("The prompt is empty", param=prompt_param)
     limit = loaded.n_ctx_seq
@@ -94,8 +98,6 @@ def _finish_building(
             f"{prompt_param} resulted in {len(tokens)} tokens. Please reduce the length.",
             param=prompt_param,
         )
-    vocab = loaded.tokenizer
-    assert vocab is not None  # a ready model has its vocabulary
     room = limit - len(tokens)
     return GenerationRequest(
         request_id=uuid.uuid4().hex,
@@ -108,19 +110,33 @@ def _finish_building(
         session_key=session_key(body, session_header, client),
         scope=client,
         grammar=grammar if grammar is not None else grammar_for(body, vocab),
+        logprobs=_logprobs(body),
     )
 
 
-def _refuse_unserved(body: SamplingFields) -> None:
-    """Fields whose answer would change and that the gateway does not serve yet: a 400 naming
-    them, never a 200 that silently ignored them."""
-    logprobs = getattr(body, "logprobs", None)
-    if logprobs is not None and logprobs is not False:
-        raise InvalidRequest("`logprobs` is not supported yet", param="logprobs")
-    if getattr(body, "top_logprobs", None):
-        raise InvalidRequest("`top_logprobs` is not supported yet", param="top_logprobs")
-    if body.logit_bias:
-        raise InvalidRequest("`logit_bias` is not supported yet", param="logit_bias")
+def _logprobs(body: SamplingFields) -> int | None:
+    """How many alternatives each drawn token's logprob comes with; None: no logprobs."""
+    if isinstance(body, ChatCompletionRequest):
+        if body.top_logprobs is not None and not body.logprobs:
+            raise InvalidRequest("`top_logprobs` needs `logprobs` set to true",
+                                 param="top_logprobs")
+        return (body.top_logprobs or 0) if body.logprobs else None
+    return getattr(body, "logprobs", None)
+
+
+def _logit_bias(body: SamplingFields, n_vocab: int) -> list[tuple[int, float]]:
+    biases = []
+    for key, bias in (body.logit_bias or {}).items():
+        try:
+            token = int(key)
+        except ValueError:
+            token = -1
+        if not 0 <= token < n_vocab:
+            raise InvalidRequest(f"`logit_bias` key `{key}` is not a token id of this model",
+                                 param="logit_bias")
+        biases.append((token, bias))
+    return biases
+
 
 
 def _message_text(index: int, content: str | list[ContentPart] | None) -> str:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from gateway import __version__, wire
-from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta
+from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta, TokenLogprob
 from gateway.serving import tools
 from gateway.serving.failures import EngineFailure, error_frame
 
@@ -71,11 +71,15 @@ def usage_of(finished: Finished) -> wire.Usage:
     )
 
 
-async def collect(events: AsyncIterator[EngineEvent]) -> tuple[str, Finished]:
+async def collect(events: AsyncIterator[EngineEvent], logprobs: list[TokenLogprob] | None = None
+                  ) -> tuple[str, Finished]:
+    """The whole text and how it ended; each token's logprobs into `logprobs` when given."""
     parts: list[str] = []
     async for event in events:
         if isinstance(event, TextDelta):
             parts.append(event.text)
+            if logprobs is not None and event.logprobs:
+                logprobs.extend(event.logprobs)
         elif isinstance(event, Finished):
             return "".join(parts), event
         elif isinstance(event, Failed):
@@ -83,7 +87,32 @@ async def collect(events: AsyncIterator[EngineEvent]) -> tuple[str, Finished]:
     raise EngineFailure(Failed("the engine ended the request without finishing it"))
 
 
-def chat_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.ChatCompletion:
+def _text(piece: bytes) -> str:
+    return piece.decode("utf-8", errors="replace")
+
+
+def chat_logprobs(entries: list[TokenLogprob]) -> wire.ChoiceLogprobs:
+    return wire.ChoiceLogprobs(content=[
+        wire.ChatTokenLogprob(
+            token=_text(e.piece), logprob=e.logprob, bytes=list(e.piece),
+            top_logprobs=[wire.TopLogprob(_text(t.piece), t.logprob, list(t.piece)) for t in e.top])
+        for e in entries])
+
+
+def completion_logprobs(entries: list[TokenLogprob], offset: int) -> wire.CompletionLogprobs:
+    """OpenAI's legacy shape; `offset`: where the first token's text starts in the answer."""
+    offsets = []
+    for e in entries:
+        offsets.append(offset)
+        offset += len(_text(e.piece))
+    return wire.CompletionLogprobs(
+        tokens=[_text(e.piece) for e in entries], token_logprobs=[e.logprob for e in entries],
+        top_logprobs=[{_text(t.piece): t.logprob for t in e.top} for e in entries],
+        text_offset=offsets)
+
+
+def chat_completion(ids: ResponseIds, text: str, finished: Finished,
+                    logprobs: list[TokenLogprob] | None = None) -> wire.ChatCompletion:
     return wire.ChatCompletion(
         id=ids.id,
         created=ids.created,
@@ -94,6 +123,7 @@ def chat_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.Cha
                 index=0,
                 message=wire.AssistantMessage(content=text),
                 finish_reason=finished.reason.value,
+                logprobs=chat_logprobs(logprobs) if logprobs is not None else None,
             )
         ],
         usage=usage_of(finished),
@@ -116,13 +146,16 @@ def tool_chat_completion(ids: ResponseIds, text: str, finished: Finished) -> wir
         usage=usage_of(finished))
 
 
-def text_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.Completion:
+def text_completion(ids: ResponseIds, text: str, finished: Finished,
+                    logprobs: list[TokenLogprob] | None = None) -> wire.Completion:
     return wire.Completion(
         id=ids.id,
         created=ids.created,
         model=ids.model,
         system_fingerprint=ids.fingerprint,
-        choices=[wire.CompletionChoice(index=0, text=text, finish_reason=finished.reason.value)],
+        choices=[wire.CompletionChoice(
+            index=0, text=text, finish_reason=finished.reason.value,
+            logprobs=completion_logprobs(logprobs, 0) if logprobs is not None else None)],
         usage=usage_of(finished),
     )
 
@@ -132,7 +165,7 @@ StreamItem = wire.ChatCompletionChunk | wire.Completion | wire.ErrorResponse | Q
 
 async def _translate(
     events: AsyncIterator[EngineEvent],
-    text: Callable[[str], StreamItem],
+    text: Callable[[str, list[TokenLogprob] | None], StreamItem],
     final: Callable[[Finished], StreamItem],
     usage: Callable[[Finished], StreamItem] | None,
 ) -> AsyncIterator[StreamItem]:
@@ -140,7 +173,7 @@ async def _translate(
     real finish_reason, the usage chunk when asked; an error is one frame and ends the stream."""
     async for event in events:
         if isinstance(event, TextDelta):
-            yield text(event.text)
+            yield text(event.text, event.logprobs)
         elif isinstance(event, Queued) and event.position > 0:
             yield QueueNotice(event.position)
         elif isinstance(event, Failed):
@@ -156,10 +189,12 @@ async def _translate(
 async def chat_chunks(
     ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
 ) -> AsyncIterator[StreamItem]:
-    def chunk(delta: wire.ChatDelta, finish: str | None = None) -> wire.ChatCompletionChunk:
+    def chunk(delta: wire.ChatDelta, finish: str | None = None,
+              logprobs: wire.ChoiceLogprobs | None = None) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
             id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
-            choices=[wire.ChatChunkChoice(index=0, delta=delta, finish_reason=finish)],
+            choices=[wire.ChatChunkChoice(index=0, delta=delta, finish_reason=finish,
+                                          logprobs=logprobs)],
         )
 
     def usage(finished: Finished) -> wire.ChatCompletionChunk:
@@ -167,8 +202,12 @@ async def chat_chunks(
                                         system_fingerprint=ids.fingerprint, choices=[],
                                         usage=usage_of(finished))
 
+    def text(piece: str, logprobs: list[TokenLogprob] | None) -> wire.ChatCompletionChunk:
+        return chunk(wire.ChatDelta(content=piece),
+                     logprobs=chat_logprobs(logprobs) if logprobs else None)
+
     yield chunk(wire.ChatDelta(role="assistant", content=""))
-    async for item in _translate(events, lambda text: chunk(wire.ChatDelta(content=text)),
+    async for item in _translate(events, text,
                                  lambda f: chunk(wire.ChatDelta(), f.reason.value),
                                  usage if include_usage else None):
         yield item
@@ -217,10 +256,17 @@ async def tool_chat_chunks(
 async def completion_chunks(
     ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
 ) -> AsyncIterator[StreamItem]:
-    def chunk(text: str, finish: str | None = None) -> wire.Completion:
+    sent = 0  # characters of text sent so far: where the next token's text starts
+
+    def chunk(text: str, logprobs: list[TokenLogprob] | None = None,
+              finish: str | None = None) -> wire.Completion:
+        nonlocal sent
+        entries = completion_logprobs(logprobs, sent) if logprobs else None
+        sent += len(text)
         return wire.Completion(
             id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
-            choices=[wire.CompletionChoice(index=0, text=text, finish_reason=finish)],
+            choices=[wire.CompletionChoice(index=0, text=text, finish_reason=finish,
+                                           logprobs=entries)],
         )
 
     def usage(finished: Finished) -> wire.Completion:
@@ -228,6 +274,6 @@ async def completion_chunks(
                                system_fingerprint=ids.fingerprint, choices=[],
                                usage=usage_of(finished))
 
-    async for item in _translate(events, chunk, lambda f: chunk("", f.reason.value),
+    async for item in _translate(events, chunk, lambda f: chunk("", None, f.reason.value),
                                  usage if include_usage else None):
         yield item
