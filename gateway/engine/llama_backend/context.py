@@ -1,0 +1,164 @@
+"""A llama.cpp context of several sequences (`LlamaContext`), the batch it decodes (`TokenBatch`),
+and how a decode in flight is aborted."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+
+import llama_cpp
+import numpy as np
+
+from gateway.engine.failpoints import trigger
+from gateway.engine.llama_backend.model import LlamaModel
+
+class TokenBatch:
+    """A reusable llama_batch: tokens of several sequences decoded in one call."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._batch = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self.size = 0
+
+    def clear(self) -> None:
+        self.size = 0
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append one token; return its index (where its logits will be)."""
+        i = self.size
+        b = self._batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+        self.size = i + 1
+        return i
+
+    def free(self) -> None:
+        llama_cpp.llama_batch_free(self._batch)
+
+
+class DecodeAborted(Exception):
+    """`abort()` stopped a decode midway; llama.cpp removed the batch's positions it had added."""
+
+
+def _flag_reader() -> int:
+    """Address of a C `bool f(void *flag)`, true when the byte at `flag` is set: libc's strlen
+    (b"\x01\x00" -> 1, b"\x00" -> 0; a bool is the low byte of the same register). Being C,
+    llama.cpp's compute thread polls it between graph nodes without Python's GIL."""
+    return ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value or 0
+
+
+class LlamaContext:
+    """A llama.cpp context with `n_seq` independent sequences of `n_ctx_seq` tokens each."""
+
+    def __init__(
+        self, model: LlamaModel, n_ctx_seq: int, n_seq: int, n_batch: int, threads: int,
+        decode_failpoint: str | None = None,
+    ) -> None:
+        self.model = model
+        self._decode_failpoint = decode_failpoint
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx_seq * n_seq
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = n_seq
+        params.kv_unified = False
+        params.swa_full = True  # keep all of a sliding-window model's KV, so prefixes can be reused
+        threads = threads or (os.cpu_count() or 1)
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.no_perf = True
+        ctx = llama_cpp.llama_init_from_model(model.ptr, params)
+        if not ctx:
+            raise RuntimeError("llama.cpp could not create a context")
+        self.ptr = ctx
+        self.n_ctx_seq = llama_cpp.llama_n_ctx(ctx) // n_seq
+        self.memory = llama_cpp.llama_get_memory(ctx)
+        self.batch = TokenBatch(n_batch)
+        self._eog = model.eog_tokens
+        self._greedy = llama_cpp.llama_sampler_init_greedy()
+        self._abort_flag = ctypes.create_string_buffer(2)
+        self._abort_reader = llama_cpp.ggml_abort_callback(_flag_reader())
+        llama_cpp.llama_set_abort_callback(
+            ctx, self._abort_reader, ctypes.cast(self._abort_flag, ctypes.c_void_p)
+        )
+
+    def abort(self) -> None:
+        """Ask the decode in flight (from any thread) to stop at its next graph node."""
+        self._abort_flag[0] = b"\x01"
+
+    def decode(self) -> None:
+        b = self.batch
+        b._batch.n_tokens = b.size
+        if self._decode_failpoint is not None and trigger(self._decode_failpoint,
+                                                          self.model.extra_buffers):
+            raise RuntimeError("llama_decode failed (failpoint engine.decode=error)")
+        rc = llama_cpp.llama_decode(self.ptr, b._batch)
+        self._abort_flag[0] = b"\x00"
+        if rc == 2:
+            raise DecodeAborted()
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed ({rc})")
+
+    def warm_up(self) -> None:
+        """Run a prompt chunk and one generation step through the batch path requests use, then
+        forget them: a backend that cannot decode on this machine fails here (raises, or dies by
+        a signal), not on the first request. The chunk is as wide as a prefill step (up to 64
+        tokens), because some CPU kernels (AMX among them) only run on batches that wide."""
+        batch = self.batch
+        text = "The quick brown fox jumps over the lazy dog. " * 16
+        tokens = self.model.tokenize(text, add_special=True)[: max(1, min(64, batch.capacity - 1))]
+        batch.clear()
+        for pos, token in enumerate(tokens):
+            index = batch.add(token, pos, 0, pos == len(tokens) - 1)
+        self.decode()
+        token = int(llama_cpp.llama_sampler_sample(self._greedy, self.ptr, index))
+        batch.clear()
+        batch.add(token, len(tokens), 0, True)
+        self.decode()
+        batch.clear()
+        self.forget(0)
+
+    def logits(self, index: int) -> np.ndarray:
+        """The logits row `index` of the last decode (a view: valid until the next one)."""
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ptr, index),
+                                     shape=(self.model.n_vocab,))
+
+    def suppress_end(self, index: int) -> None:
+        """Make end-of-generation tokens impossible for the logits row `index` (ignore_eos)."""
+        self.logits(index)[self._eog] = -math.inf
+
+    def forget(self, seq: int, start: int = 0) -> bool:
+        """Drop a sequence's KV from position `start` on; False if llama.cpp cannot cut it there."""
+        return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq, start, -1))
+
+    def copy_sequence(self, source: int, target: int) -> None:
+        """Make `target` hold all of `source`'s KV (the caller cuts it to what it needs).
+        Sequences live in separate streams here, which llama.cpp copies only whole."""
+        llama_cpp.llama_memory_seq_rm(self.memory, target, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+
+    def sequence_state_size(self, seq: int) -> int:
+        return int(llama_cpp.llama_state_seq_get_size(self.ptr, seq))
+
+    def save_sequence(self, seq: int) -> bytes:
+        size = llama_cpp.llama_state_seq_get_size(self.ptr, seq)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self.ptr, buf, size, seq)
+        return bytes(memoryview(buf)[:written])
+
+    def restore_sequence(self, seq: int, state: bytes) -> bool:
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        return llama_cpp.llama_state_seq_set_data(self.ptr, buf, len(state), seq) != 0
+
+    def close(self) -> None:
+        if self.ptr:
+            self.batch.free()
+            llama_cpp.llama_sampler_free(self._greedy)
+            llama_cpp.llama_free(self.ptr)
+            self.ptr = None
+
+
