@@ -53,6 +53,7 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # llama.cpp's extra CPU buffer types (AMX, repacked weights): "auto" uses them and, when the
     # engine dies by a signal before it is ready, starts it once more without them
     cpu_extra_buffers: Literal["auto"] | bool = "auto"
+    embeddings: bool = False  # also serve /v1/embeddings (chat and completions go on)
 
 
 class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

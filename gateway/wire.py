@@ -129,6 +129,15 @@ class CompletionRequest(SamplingFields, frozen=True):
     logprobs: Annotated[int, msgspec.Meta(ge=0, le=5)] | None = None  # and this many alternatives
 
 
+class EmbeddingRequest(msgspec.Struct, frozen=True):
+    model: str
+    # a text, texts, a token array, or token arrays
+    input: str | list[str | int | list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None  # only the model's own
+    user: str | None = None
+
+
 # ---- responses ------------------------------------------------------------------------------
 
 
@@ -274,3 +283,21 @@ def error_response(message: str, type_: str, code: str | None = None,
                    param: str | None = None) -> ErrorResponse:
     """`{"error": {"message", "type", "param", "code"}}`."""
     return ErrorResponse(ErrorBody(message, type_, param, code))
+
+
+class Embedding(msgspec.Struct):
+    index: int
+    embedding: list[float] | str  # base64: little-endian float32s
+    object: Literal["embedding"] = "embedding"
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(msgspec.Struct):
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+    object: Literal["list"] = "list"

@@ -16,6 +16,7 @@ from gateway import wire
 from gateway.api.body import decode_body
 from gateway.api.sse import HEADERS, frames
 from gateway.serving import completions as serving
+from gateway.serving import embeddings as embedding_serving
 from gateway.serving.model_registry import ModelRegistry, ServedModel
 
 SESSION_HEADER = "x-session-id"
@@ -78,6 +79,13 @@ async def completions(request: Request) -> Response[bytes] | Stream:
     return await _run(request, decode_body(await request.body(), wire.CompletionRequest))
 
 
+@post(["/v1/embeddings", "/embeddings"], status_code=200)
+async def embeddings(request: Request) -> Response[bytes]:
+    body = decode_body(await request.body(), wire.EmbeddingRequest)
+    client: str = request.scope.get("gateway.client", "")  # type: ignore[assignment]
+    return json_response(await embedding_serving.embed(registry_of(request), body, client))
+
+
 @post("/admin/models/{model_id:str}/load", status_code=200)
 async def load_model(request: Request, model_id: str) -> Response[bytes]:
     served = registry_of(request).get(model_id)
@@ -92,4 +100,5 @@ async def unload_model(request: Request, model_id: str) -> Response[bytes]:
     return json_response({"id": served.id, **served.describe(show_processes=True)})
 
 
-ROUTES = [list_models, get_model, health, chat_completions, completions, load_model, unload_model]
+ROUTES = [list_models, get_model, health, chat_completions, completions, embeddings, load_model,
+          unload_model]

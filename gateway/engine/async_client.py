@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from gateway.engine.types import EngineEvent, Failed, Finished, GenerationRequest, Sink
+from gateway.engine.types import EngineEvent, Embedded, Failed, Finished, GenerationRequest, Sink
 
 
 class EngineLike(Protocol):
@@ -26,7 +26,7 @@ async def generate(engine: EngineLike, request: GenerationRequest) -> AsyncItera
     try:
         while True:
             event = await events.get()
-            if isinstance(event, (Finished, Failed)):
+            if isinstance(event, (Finished, Failed, Embedded)):
                 done = True
             yield event
             if done:

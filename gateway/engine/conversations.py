@@ -14,6 +14,7 @@ from gateway.engine.llama_backend import LlamaContext
 from gateway.engine.session_cache import SavedSession, SessionCache
 from gateway.engine.session_key import SessionKey, client_of, unkeyed, unkeyed_prefix
 from gateway.engine.slots import Slot, SlotTable, common_prefix
+from gateway.engine.types import GenerationRequest
 
 
 MIN_SHARED_PREFIX = 32  # tokens: below this, copying KV is not worth it
@@ -58,6 +59,15 @@ class ConversationStore:
                 saved = self.cache.best_continuation(prompt, prefix)
                 tokens = self.cache.tokens_of(saved) if saved is not None else None
         return None if tokens is None else common_prefix(tokens, prompt)
+
+    def new_tokens_guess(self, request: GenerationRequest) -> int | None:
+        """From another thread (the engine decides): how many prompt tokens this turn of an
+        ongoing conversation brings; None for a new one. A wrong guess costs a redone step."""
+        try:
+            known = self.known_prefix(request.session_key, request.prompt_tokens, request.scope)
+        except (RuntimeError, IndexError):  # the engine changed a table under us
+            return None
+        return None if known is None else len(request.prompt_tokens) - known
 
     def is_known(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> bool:
         """Whether this turn continues a conversation whose KV is resident or saved."""

@@ -9,6 +9,7 @@ sharing KV), runs one `llama_decode`, and samples.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from gateway.engine import batch_step
 from gateway.engine.conversations import ConversationStore
 from gateway.engine.logprobs import token_logprobs
-from gateway.engine.llama_backend import DecodeAborted, GrammarStuck, LlamaContext, LlamaModel, Sampler
+from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, GrammarStuck,
+                                          LlamaContext, LlamaModel, Sampler)
 from gateway.engine.scheduler import Policy, Scheduler
 from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
@@ -26,6 +28,7 @@ from gateway.engine.step_cost import StepCost
 from gateway.engine.text_stream import TextStream
 from gateway.engine.turns import Cancel, Command, EngineStats, InFlight, PendingTurn, RunningTurn, Stop
 from gateway.engine.types import (
+    Embedded,
     Failed,
     FailureKind,
     Finished,
@@ -37,6 +40,8 @@ from gateway.engine.types import (
 )
 
 log = logging.getLogger(__name__)
+
+EMBED_SEQUENCES = 8  # inputs an embeddings pass takes at once
 
 
 @dataclass
@@ -61,6 +66,8 @@ class Engine:
         self.conversations = ConversationStore(self.ctx, self.model.identity, c.parallel,
                                                self.cache, self.clock)
         self.scheduler: Scheduler[PendingTurn] = Scheduler(s.scheduling, c.parallel)  # who waits
+        self.embedder = (EmbeddingContext(self.model, c.n_ctx, EMBED_SEQUENCES, c.threads
+                                          or (os.cpu_count() or 1)) if s.embeddings else None)
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._running: list[RunningTurn] = []
         self._thread: threading.Thread | None = None
@@ -78,23 +85,12 @@ class Engine:
         self._commands.put(PendingTurn(request, sink, request.session_key))
         flight = self._in_flight
         if flight is not None and flight.abortable_for_ongoing:
-            new_tokens = self._ongoing_new_tokens(request)
+            new_tokens = self.conversations.new_tokens_guess(request)
             if new_tokens is not None:
                 others = flight.ongoing_decoders  # they decode in the turn's own step
                 own = self.step_cost.predict(new_tokens + others, 1 + others)
                 if flight.keeps_waiting(self.clock(), own, self.step_cost.predict(new_tokens, 1)):
                     self.ctx.abort()  # redone with this turn in it
-
-    def _ongoing_new_tokens(self, request: GenerationRequest) -> int | None:
-        """A guess from another thread (the engine decides): how many prompt tokens this turn of
-        an ongoing conversation brings; None for a new conversation. A wrong guess costs at
-        most a redone step."""
-        try:
-            known = self.conversations.known_prefix(request.session_key, request.prompt_tokens,
-                                                    request.scope)
-        except (RuntimeError, IndexError):  # the engine changed a table under us
-            return None
-        return None if known is None else len(request.prompt_tokens) - known
 
     def cancel(self, request_id: str) -> None:
         self._commands.put(Cancel(request_id))
@@ -187,7 +183,9 @@ class Engine:
 
     def _handle(self, command: Command) -> None:
         self._write_back_pending = True
-        if isinstance(command, PendingTurn):
+        if isinstance(command, PendingTurn) and command.request.embed_inputs is not None:
+            self._embed(command)
+        elif isinstance(command, PendingTurn):
             self._offer(command)
         elif isinstance(command, Cancel):
             self._cancel(command.request_id)
@@ -202,6 +200,16 @@ class Engine:
         if not verdict.accepted:
             pending.sink(Failed("Too many new conversations are waiting for this model; retry later",
                                 FailureKind.QUEUE_FULL, retry_after=verdict.retry_after_s))
+
+    def _embed(self, pending: PendingTurn) -> None:
+        """An embeddings request, answered at once between two steps (one short pass a batch)."""
+        inputs = pending.request.embed_inputs or []
+        try:
+            if self.embedder is None:
+                raise ValueError("this model does not serve embeddings")
+            pending.sink(Embedded(self.embedder.embed(inputs), sum(len(i) for i in inputs)))
+        except (RuntimeError, ValueError) as exc:
+            pending.sink(Failed(str(exc), FailureKind.DECODE_FAILED))
 
     def _cancel(self, request_id: str) -> None:
         pending = self.scheduler.remove(request_id)
@@ -361,26 +369,16 @@ class Engine:
         if seq.text.stopped:
             self._finish(seq, FinishReason.STOP)
         elif (seq.generated >= request.max_tokens or len(seq.slot.tokens) >= self.n_ctx_seq
-              or self._predict_time_up(seq, text)):
+              or seq.predict_time_up(self.clock(), text)):
             self._emit_text(seq, seq.text.flush())
             self._finish(seq, FinishReason.STOP if seq.text.stopped else FinishReason.LENGTH)
         else:
             seq.next_token = token
 
-    def _predict_time_up(self, seq: RunningTurn, text: str) -> bool:
-        """Answering longer than its `max_predict_s`, and a line just ended (as llama.cpp's
-        t_max_predict_ms: an editor gets whole lines)."""
-        limit = seq.request.max_predict_s
-        return limit is not None and "\n" in text and self.clock() - seq.first_token_at > limit
-
     def _end_prompts_out_of_time(self) -> None:
-        """A turn with no first token past its `max_prompt_s` ends with none. Its prompt's KV
-        computed so far stays in the slot: the editor's next keystroke picks it up."""
         now = self.clock()
-        for seq in list(self._running):
-            limit = seq.request.max_prompt_s
-            if limit is not None and seq.generated == 0 and now - seq.pending.arrived > limit:
-                self._finish(seq, FinishReason.LENGTH)
+        for seq in [s for s in self._running if s.prompt_out_of_time(now)]:
+            self._finish(seq, FinishReason.LENGTH)
 
     @staticmethod
     def _emit_text(seq: RunningTurn, text: str) -> None:
@@ -414,3 +412,5 @@ class Engine:
             pending.drop()
             pending.sink(Failed("the engine is shutting down", FailureKind.SHUTTING_DOWN))
         self.ctx.close()
+        if self.embedder is not None:
+            self.embedder.close()

@@ -43,3 +43,4 @@ class EngineSettings(msgspec.Struct, frozen=True):
     context: ContextSettings = ContextSettings()
     scheduling: SchedulerSettings = SchedulerSettings()
     session_cache: SessionCacheSettings = SessionCacheSettings()  # its dir: this replica's room
+    embeddings: bool = False  # also serve /v1/embeddings (a second context on the same weights)

@@ -62,6 +62,18 @@ class RunningTurn:
     first_token_at: float = 0.0
     logprobs: list[TokenLogprob] = field(default_factory=list)  # drawn, not yet sent
 
+    def predict_time_up(self, now: float, text: str) -> bool:
+        """Answering longer than its `max_predict_s`, and a line just ended (as llama.cpp's
+        t_max_predict_ms: an editor gets whole lines)."""
+        limit = self.request.max_predict_s
+        return limit is not None and "\n" in text and now - self.first_token_at > limit
+
+    def prompt_out_of_time(self, now: float) -> bool:
+        """No first token past its `max_prompt_s`: it ends with none. Its prompt's KV computed
+        so far stays in the slot, for the editor's next keystroke."""
+        limit = self.request.max_prompt_s
+        return limit is not None and self.generated == 0 and now - self.pending.arrived > limit
+
     def take_logprobs(self) -> list[TokenLogprob] | None:
         if not self.logprobs:
             return None

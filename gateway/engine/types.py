@@ -51,6 +51,8 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     max_prompt_s: float | None = None
     max_predict_s: float | None = None
     logprobs: int | None = None  # report each drawn token's logprob and this many alternatives
+    # an embeddings request: one vector per input, no generation (prompt_tokens unused)
+    embed_inputs: list[list[int]] | None = None
 
 
 class TopLogprob(msgspec.Struct, frozen=True, array_like=True):
@@ -69,6 +71,13 @@ class TokenLogprob(msgspec.Struct, frozen=True, array_like=True):
 class TextDelta(msgspec.Struct, frozen=True, tag=True):
     text: str
     logprobs: list[TokenLogprob] | None = None  # the tokens drawn since the last delta, when asked
+
+
+class Embedded(msgspec.Struct, frozen=True, tag=True):
+    """An embeddings request's answer (it ends the request)."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int
 
 
 class Finished(msgspec.Struct, frozen=True, tag=True):
@@ -108,6 +117,6 @@ class Queued(msgspec.Struct, frozen=True, tag=True):
     position: int
 
 
-EngineEvent = TextDelta | Finished | Failed | Queued
+EngineEvent = TextDelta | Finished | Failed | Queued | Embedded
 
 Sink = Callable[[EngineEvent], None]  # where a request's events go; may be called from any thread

@@ -27,7 +27,7 @@ from typing import Literal
 import msgspec
 
 from gateway.engine import ipc
-from gateway.engine.types import Failed, FailureKind, Finished, GenerationRequest, Sink
+from gateway.engine.types import Embedded, Failed, FailureKind, Finished, GenerationRequest, Sink
 from gateway.serving.lifecycle import State, move
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class EngineProcess:
                 event = message.event
                 sink = self._sinks.get(message.request_id)
                 if sink is not None:
-                    if isinstance(event, (Finished, Failed)):
+                    if isinstance(event, (Finished, Failed, Embedded)):
                         del self._sinks[message.request_id]
                     sink(event)
             elif isinstance(message, ipc.Occupancy):

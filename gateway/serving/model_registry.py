@@ -45,7 +45,7 @@ def engine_settings(model: ModelConfig, replica: int = 0) -> EngineSettings:
         # a model id never names a path: only its safe characters, never leading dots
         room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id).lstrip(".") + f"-replica{replica}"
         cache = msgspec.structs.replace(cache, dir=os.path.join(os.path.expanduser(cache.dir), room))
-    return EngineSettings(model.context, model.scheduling, cache)
+    return EngineSettings(model.context, model.scheduling, cache, model.embeddings)
 
 
 class ServedModel:

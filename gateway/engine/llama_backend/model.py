@@ -102,6 +102,7 @@ class LlamaModel:
         template = llama_cpp.llama_model_chat_template(model, None)
         self.chat_template: str | None = template.decode("utf-8") if template else None
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
+        self.n_embd = int(llama_cpp.llama_model_n_embd(model))
         stat = path.stat()
         self.identity = hashlib.sha256(
             f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.describe()}".encode()
