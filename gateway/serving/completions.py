@@ -19,7 +19,7 @@ from gateway import wire
 from gateway.engine.async_client import generate
 from gateway.engine.types import TokenLogprob
 from gateway.errors import ClientGone
-from gateway.serving import responses, tools
+from gateway.serving import choices, responses, tools
 from gateway.serving.model_registry import ModelRegistry
 from gateway.serving.request_builder import build_chat_request, build_completion_request
 
@@ -57,13 +57,28 @@ async def complete(registry: ModelRegistry,
         to_chunks = (responses.tool_chat_chunks if with_tools
                      else responses.chat_chunks if chat else responses.completion_chunks)
         return Streamed(to_chunks(ids, events, include_usage))
-    logprobs: list[TokenLogprob] | None = [] if request.logprobs is not None else None
-    text, finished = await unless_hung_up(hung_up, responses.collect(events, logprobs))
-    if with_tools:
-        return responses.tool_chat_completion(ids, text, finished)
-    if chat:
-        return responses.chat_completion(ids, text, finished, logprobs)
-    return responses.text_completion(ids, text, finished, logprobs)
+    n = body.n or 1
+    streams = [events]
+    if n > 1:  # the others start from the first's computed prompt
+        streams = [await choices.after_prefill(events)]
+        for index in range(1, n):
+            other = choices.sibling(request, index)
+            streams.append(await responses.accepted(generate(served.pick(other), other)))
+    answers: list = []  # type: ignore[type-arg]  # of one kind: chat or text completions
+    try:
+        for stream in streams:
+            logprobs: list[TokenLogprob] | None = [] if request.logprobs is not None else None
+            text, finished = await unless_hung_up(hung_up, responses.collect(stream, logprobs))
+            if with_tools:
+                answers.append(responses.tool_chat_completion(ids, text, finished))
+            elif chat:
+                answers.append(responses.chat_completion(ids, text, finished, logprobs))
+            else:
+                answers.append(responses.text_completion(ids, text, finished, logprobs))
+    finally:  # a client gone mid-way: the choices still running stop too
+        for stream in streams:
+            await stream.aclose()  # type: ignore[attr-defined]
+    return responses.merged(answers)
 
 
 async def unless_hung_up(hung_up: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:

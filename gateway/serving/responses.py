@@ -11,6 +11,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+import msgspec
 
 from gateway import __version__, wire
 from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta, TokenLogprob
@@ -158,6 +161,26 @@ def text_completion(ids: ResponseIds, text: str, finished: Finished,
             logprobs=completion_logprobs(logprobs, 0) if logprobs is not None else None)],
         usage=usage_of(finished),
     )
+
+
+Answer = TypeVar("Answer", wire.ChatCompletion, wire.Completion)
+
+
+def merged(answers: list[Answer]) -> Answer:
+    """Several answers to one prompt as one response: their choices, indexed in order; the
+    prompt counted once, the completions together."""
+    first = answers[0]
+    if len(answers) == 1:
+        return first
+    for i, answer in enumerate(answers):
+        answer.choices[0].index = i
+    completion = sum(a.usage.completion_tokens for a in answers if a.usage is not None)
+    usage = first.usage
+    if usage is not None:
+        usage = wire.Usage(usage.prompt_tokens, completion, usage.prompt_tokens + completion,
+                           usage.prompt_tokens_details)
+    return msgspec.structs.replace(first, choices=[a.choices[0] for a in answers],  # type: ignore[return-value]
+                                   usage=usage)
 
 
 StreamItem = wire.ChatCompletionChunk | wire.Completion | wire.ErrorResponse | QueueNotice
