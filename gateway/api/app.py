@@ -12,6 +12,7 @@ from gateway.api.routes import ROUTES
 from gateway.config import Config
 from gateway.keys import KeyRing, gather_keys
 from gateway.serving.model_registry import ModelRegistry
+from gateway.serving.responses_api import ResponseStore
 
 
 def policy_for(config: Config, bind_host: str) -> Policy:
@@ -42,7 +43,7 @@ def create_app(config: Config, registry: ModelRegistry, policy: Policy) -> App:
         route_handlers=[*ROUTES, *NATIVE_ROUTES],
         on_startup=[start_models],
         on_shutdown=[stop_models],
-        state=State({"registry": registry, "config": config}),
+        state=State({"registry": registry, "config": config, "responses": ResponseStore()}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         debug=False,
         logging_config=None,

@@ -36,7 +36,7 @@ OPEN_PATHS = frozenset({"/health"})
 # the routes that take a JSON body and generate: JSON only, counted against the client's share
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/completions",
                               "/completions", "/infill", "/completion", "/v1/embeddings",
-                              "/embeddings"})
+                              "/embeddings", "/v1/responses", "/responses"})
 JSON_PATHS = GENERATION_PATHS | {"/tokenize", "/detokenize"}  # POST bodies: JSON only
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Session-ID, OpenAI-Organization, OpenAI-Project"

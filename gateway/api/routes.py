@@ -12,11 +12,12 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
-from gateway import wire
+from gateway import responses_wire, wire
 from gateway.api.body import decode_body
-from gateway.api.sse import HEADERS, frames
+from gateway.api.sse import HEADERS, frames, typed_events
 from gateway.serving import completions as serving
 from gateway.serving import embeddings as embedding_serving
+from gateway.serving import responses_api
 from gateway.serving.model_registry import ModelRegistry, ServedModel
 
 SESSION_HEADER = "x-session-id"
@@ -86,6 +87,17 @@ async def embeddings(request: Request) -> Response[bytes]:
     return json_response(await embedding_serving.embed(registry_of(request), body, client))
 
 
+@post(["/v1/responses", "/responses"], status_code=200)
+async def create_response(request: Request) -> Response[bytes] | Stream:
+    body = decode_body(await request.body(), responses_wire.ResponsesRequest)
+    client: str = request.scope.get("gateway.client", "")  # type: ignore[assignment]
+    result = await responses_api.respond(registry_of(request), request.app.state.responses, body,
+                                         client, hung_up=lambda: hung_up_on(request))
+    if isinstance(result, responses_api.StreamedResponse):
+        return Stream(typed_events(result.events), media_type="text/event-stream", headers=HEADERS)
+    return json_response(result)
+
+
 @post("/admin/models/{model_id:str}/load", status_code=200)
 async def load_model(request: Request, model_id: str) -> Response[bytes]:
     served = registry_of(request).get(model_id)
@@ -100,5 +112,5 @@ async def unload_model(request: Request, model_id: str) -> Response[bytes]:
     return json_response({"id": served.id, **served.describe(show_processes=True)})
 
 
-ROUTES = [list_models, get_model, health, chat_completions, completions, embeddings, load_model,
-          unload_model]
+ROUTES = [list_models, get_model, health, chat_completions, completions, embeddings,
+          create_response, load_model, unload_model]

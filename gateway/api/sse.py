@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
+from gateway.responses_wire import StreamEvent
 from gateway.serving.native import NativeStreamItem
 from gateway.serving.responses import QueueNotice, StreamItem
 
@@ -31,3 +32,10 @@ async def frames(items: AsyncIterator[StreamItem] | AsyncIterator[NativeStreamIt
             yield b"data: " + encoder.encode(item) + b"\n\n"
     if done:
         yield DONE
+
+
+async def typed_events(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
+    """The Responses API's stream: each event named in an `event:` line, then its `data:`."""
+    encoder = msgspec.json.Encoder()
+    async for item in events:
+        yield b"event: " + item.type.encode() + b"\ndata: " + encoder.encode(item) + b"\n\n"
