@@ -85,6 +85,7 @@ class FunctionCall(msgspec.Struct):
 
 class InputTokensDetails(msgspec.Struct):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class OutputTokensDetails(msgspec.Struct, frozen=True):
