@@ -8,11 +8,14 @@ own seed. Their answers are then put together as one response's choices."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import msgspec
 
 from gateway.engine.types import EngineEvent, Failed, Finished, GenerationRequest, TextDelta
+
+T = TypeVar("T")
 
 
 async def after_prefill(events: AsyncIterator[EngineEvent]) -> AsyncIterator[EngineEvent]:
@@ -43,3 +46,21 @@ def sibling(request: GenerationRequest, index: int) -> GenerationRequest:
         request.sampling, seed=None if seed is None else (seed + index) % (1 << 63))
     return msgspec.structs.replace(request, request_id=uuid.uuid4().hex, session_key=None,
                                    sampling=sampling)
+
+
+async def noting_ends(events: AsyncIterator[EngineEvent], ended: list[Finished]
+                      ) -> AsyncIterator[EngineEvent]:
+    """The events as they are, each `Finished` also noted in `ended` (for the usage chunk)."""
+    async for event in events:
+        if isinstance(event, Finished):
+            ended.append(event)
+        yield event
+
+
+async def with_usage(items: AsyncIterator[T], last: Callable[[], T | None]) -> AsyncIterator[T]:
+    """The items, then `last()` when it gives one (made once the others are all out)."""
+    async for item in items:
+        yield item
+    final = last()
+    if final is not None:
+        yield final

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from gateway import wire
 from gateway.engine.async_client import generate
-from gateway.engine.types import TokenLogprob
+from gateway.engine.types import Finished, TokenLogprob
 from gateway.errors import ClientGone
 from gateway.serving import choices, responses, tools
 from gateway.serving.model_registry import ModelRegistry
@@ -52,11 +52,6 @@ async def complete(registry: ModelRegistry,
     events = await responses.accepted(generate(served.pick(request), request))
     with_tools = (isinstance(body, wire.ChatCompletionRequest)
                   and tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls) is not None)
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        to_chunks = (responses.tool_chat_chunks if with_tools
-                     else responses.chat_chunks if chat else responses.completion_chunks)
-        return Streamed(to_chunks(ids, events, include_usage))
     n = body.n or 1
     streams = [events]
     if n > 1:  # the others start from the first's computed prompt
@@ -64,6 +59,18 @@ async def complete(registry: ModelRegistry,
         for index in range(1, n):
             other = choices.sibling(request, index)
             streams.append(await responses.accepted(generate(served.pick(other), other)))
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        to_chunks = (responses.tool_chat_chunks if with_tools
+                     else responses.chat_chunks if chat else responses.completion_chunks)
+        if n == 1:
+            return Streamed(to_chunks(ids, events, include_usage))
+        ended: list[Finished] = []
+        parts = [to_chunks(ids, choices.noting_ends(stream, ended), False, i)
+                 for i, stream in enumerate(streams)]
+        return Streamed(choices.with_usage(responses.merged_chunks(parts),
+                                           lambda: responses.usage_chunk(ids, chat, ended)
+                                           if include_usage else None))
     answers: list = []  # type: ignore[type-arg]  # of one kind: chat or text completions
     try:
         for stream in streams:

@@ -83,9 +83,6 @@ def _finish_building(
     client: str,
     grammar: str | None = None,
 ) -> GenerationRequest:
-    if body.n not in (None, 1) and body.stream:
-        raise InvalidRequest("Streaming several choices (`n` > 1) is not supported yet; "
-                             "ask without `stream`", param="n")
     vocab = loaded.tokenizer
     assert vocab is not None  # a ready model has its vocabulary
     sampling = msgspec.structs.replace(sampling_params(body),

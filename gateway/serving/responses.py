@@ -6,6 +6,7 @@ the API layer frames what this yields as server-sent events.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -210,13 +211,13 @@ async def _translate(
 
 
 async def chat_chunks(
-    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
+    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0
 ) -> AsyncIterator[StreamItem]:
     def chunk(delta: wire.ChatDelta, finish: str | None = None,
               logprobs: wire.ChoiceLogprobs | None = None) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
             id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
-            choices=[wire.ChatChunkChoice(index=0, delta=delta, finish_reason=finish,
+            choices=[wire.ChatChunkChoice(index=index, delta=delta, finish_reason=finish,
                                           logprobs=logprobs)],
         )
 
@@ -237,7 +238,7 @@ async def chat_chunks(
 
 
 async def tool_chat_chunks(
-    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
+    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0
 ) -> AsyncIterator[StreamItem]:
     """A streamed answer to a request with tools. The answer is JSON until it is whole, so it is
     sent when it is: each call as one delta (`index`, `id`, `type`, `name`, `arguments`), or the
@@ -245,7 +246,7 @@ async def tool_chat_chunks(
     def chunk(delta: wire.ChatDelta, finish: str | None = None) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
             id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
-            choices=[wire.ChatChunkChoice(index=0, delta=delta, finish_reason=finish)])
+            choices=[wire.ChatChunkChoice(index=index, delta=delta, finish_reason=finish)])
 
     yield chunk(wire.ChatDelta(role="assistant", content=""))
     parts: list[str] = []
@@ -277,7 +278,7 @@ async def tool_chat_chunks(
 
 
 async def completion_chunks(
-    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool
+    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0
 ) -> AsyncIterator[StreamItem]:
     sent = 0  # characters of text sent so far: where the next token's text starts
 
@@ -288,7 +289,7 @@ async def completion_chunks(
         sent += len(text)
         return wire.Completion(
             id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
-            choices=[wire.CompletionChoice(index=0, text=text, finish_reason=finish,
+            choices=[wire.CompletionChoice(index=index, text=text, finish_reason=finish,
                                            logprobs=entries)],
         )
 
@@ -300,3 +301,45 @@ async def completion_chunks(
     async for item in _translate(events, chunk, lambda f: chunk("", None, f.reason.value),
                                  usage if include_usage else None):
         yield item
+
+
+async def merged_chunks(parts: list[AsyncIterator[StreamItem]]) -> AsyncIterator[StreamItem]:
+    """Several choices' streams as one, each item as soon as it comes (their `index` tells them
+    apart); leaving early stops them all."""
+    queue: asyncio.Queue[StreamItem | None] = asyncio.Queue()
+
+    async def pump(part: AsyncIterator[StreamItem]) -> None:
+        try:
+            async for item in part:
+                await queue.put(item)
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.create_task(pump(part)) for part in parts]
+    try:
+        remaining = len(parts)
+        while remaining:
+            item = await queue.get()
+            if item is None:
+                remaining -= 1
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def usage_chunk(ids: ResponseIds, chat: bool, finished: list[Finished]
+                ) -> wire.ChatCompletionChunk | wire.Completion:
+    """The closing usage chunk of a stream of several choices: the prompt once, their answers
+    together."""
+    completion = sum(f.completion_tokens for f in finished)
+    prompt = finished[0].prompt_tokens if finished else 0
+    usage = wire.Usage(prompt, completion, prompt + completion, wire.PromptTokensDetails(
+        finished[0].cached_tokens if finished else 0))
+    if chat:
+        return wire.ChatCompletionChunk(id=ids.id, created=ids.created, model=ids.model,
+                                        system_fingerprint=ids.fingerprint, choices=[],
+                                        usage=usage)
+    return wire.Completion(id=ids.id, created=ids.created, model=ids.model,
+                           system_fingerprint=ids.fingerprint, choices=[], usage=usage)

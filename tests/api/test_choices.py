@@ -51,6 +51,31 @@ def test_n_on_completions_counts_every_choice(client: openai.OpenAI) -> None:
                                        extra_body={"ignore_eos": True})
     assert [c.index for c in answer.choices] == [0, 1]
     assert answer.usage is not None and answer.usage.completion_tokens == 10
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.completions.create(model=MODEL, prompt="Hi", n=2, max_tokens=2, stream=True)
-    assert caught.value.body["param"] == "n"  # type: ignore[index]
+
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_several_choices_stream_together(client: openai.OpenAI, chat: bool) -> None:
+    if chat:
+        chunks = list(client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Tell a story."}], n=3,
+            max_tokens=6, stream=True, stream_options={"include_usage": True},
+            extra_body={"ignore_eos": True}))
+        texts: dict[int, str] = {}
+        for c in chunks:
+            for choice in c.choices:
+                texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+        finishes = [ch.finish_reason for c in chunks for ch in c.choices if ch.finish_reason]
+    else:
+        chunks = list(client.completions.create(
+            model=MODEL, prompt="Once upon a time", n=3, max_tokens=6, stream=True,
+            stream_options={"include_usage": True}, extra_body={"ignore_eos": True}))
+        texts = {}
+        for c in chunks:
+            for choice in c.choices:
+                texts[choice.index] = texts.get(choice.index, "") + choice.text
+        finishes = [ch.finish_reason for c in chunks for ch in c.choices if ch.finish_reason]
+    assert set(texts) == {0, 1, 2} and all(texts.values())
+    assert finishes == ["length"] * 3
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens == 18 and not chunks[-1].choices
