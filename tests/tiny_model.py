@@ -39,7 +39,8 @@ def vocabulary(repo_fim: bool = False) -> tuple[list[str], list[float], list[int
     return tokens, scores, [int(t) for t in types]
 
 
-def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False) -> Path:
+def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False,
+                    template: str = TEMPLATE) -> Path:
     """`repo_fim`: the model also has repo-level FIM tokens (a repository name, file separators),
     as Qwen2.5-Coder has."""
     rng = np.random.default_rng(seed)
@@ -69,7 +70,7 @@ def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False) -> Path:
     if repo_fim:
         w.add_uint32("tokenizer.ggml.fim_rep_token_id", tokens.index("<|repo_name|>"))
         w.add_uint32("tokenizer.ggml.fim_sep_token_id", tokens.index("<|file_sep|>"))
-    w.add_chat_template(TEMPLATE)
+    w.add_chat_template(template)
 
     def tensor(name: str, *shape: int, scale: float = 0.08) -> None:
         w.add_tensor(name, (rng.standard_normal(shape) * scale).astype(np.float32))

@@ -56,30 +56,34 @@ class ChatTemplate:
         self._bos = bos_token
         self._eos = eos_token
 
-    def render(self, messages: list[dict[str, Any]]) -> str:
+    def render(self, messages: list[dict[str, Any]],
+               tools: list[dict[str, Any]] | None = None) -> str:
+        extra = {"tools": tools} if tools else {}
         try:
             return self._template.render(
                 messages=messages,
                 add_generation_prompt=True,
                 bos_token=self._bos,
                 eos_token=self._eos,
+                **extra,
             )
         except TemplateError:
             raise
         except jinja2.TemplateError as exc:
             raise TemplateError(f"chat template failed: {exc}") from None
 
-    def render_parts(self, messages: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    def render_parts(self, messages: list[dict[str, Any]],
+                     tools: list[dict[str, Any]] | None = None) -> list[tuple[str, bool]]:
         """The prompt as pieces, each with whether it is text a client wrote (a message's content)
         rather than the template's markup: the caller tokenizes client text without special
         tokens. Found by rendering with a marker in place of each content; a template that
         changes contents in a way this cannot follow (other than trimming) gets one piece of
         markup, as before."""
-        whole = self.render(messages)
+        whole = self.render(messages, tools)
         marked = [{**m, "content": f"{_MARK}{i}{_MARK}"} if isinstance(m.get("content"), str) else m
                   for i, m in enumerate(messages)]
         try:
-            pieces = _MARKED.split(self.render(marked))
+            pieces = _MARKED.split(self.render(marked, tools))
         except TemplateError:
             return [(whole, False)]
         for shape in (lambda t: t, str.strip):  # as written, or trimmed as Gemma's template does

@@ -14,6 +14,7 @@ from typing import TypeVar
 import msgspec
 
 from gateway.engine.types import EngineEvent, Failed, Finished, GenerationRequest, TextDelta
+from gateway.serving.responses import replayed
 
 T = TypeVar("T")
 
@@ -26,16 +27,7 @@ async def after_prefill(events: AsyncIterator[EngineEvent]) -> AsyncIterator[Eng
         if isinstance(event, (TextDelta, Finished, Failed)):
             break
 
-    async def replayed() -> AsyncIterator[EngineEvent]:
-        try:
-            for event in seen:
-                yield event
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]  # cancels it in the engine
-
-    return replayed()
+    return replayed(seen, events)
 
 
 def sibling(request: GenerationRequest, index: int) -> GenerationRequest:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,7 +20,7 @@ from gateway import wire
 from gateway.engine.async_client import generate
 from gateway.engine.types import Finished, TokenLogprob
 from gateway.errors import ClientGone
-from gateway.serving import choices, responses, tools
+from gateway.serving import choices, responses, tool_formats, tools
 from gateway.serving.model_registry import ModelRegistry
 from gateway.serving.request_builder import build_chat_request, build_completion_request
 
@@ -50,8 +51,10 @@ async def complete(registry: ModelRegistry,
     ids = responses.ResponseIds(model=served.id, prefix="chatcmpl" if chat else "cmpl",
                                 fingerprint=responses.fingerprint(identity))
     events = await responses.accepted(generate(served.pick(request), request))
-    with_tools = (isinstance(body, wire.ChatCompletionRequest)
-                  and tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls) is not None)
+    plan = (tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls,
+                       tool_formats.format_of(served.template.source if served.template else None))
+            if isinstance(body, wire.ChatCompletionRequest) else None)
+    with_tools, native = plan is not None, plan.native if plan is not None else None
     n = body.n or 1
     streams = [events]
     if n > 1:  # the others start from the first's computed prompt
@@ -61,7 +64,7 @@ async def complete(registry: ModelRegistry,
             streams.append(await responses.accepted(generate(served.pick(other), other)))
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        to_chunks = (responses.tool_chat_chunks if with_tools
+        to_chunks = (functools.partial(responses.tool_chat_chunks, native=native) if with_tools
                      else responses.chat_chunks if chat else responses.completion_chunks)
         if n == 1:
             return Streamed(to_chunks(ids, events, include_usage))
@@ -77,7 +80,7 @@ async def complete(registry: ModelRegistry,
             logprobs: list[TokenLogprob] | None = [] if request.logprobs is not None else None
             text, finished = await unless_hung_up(hung_up, responses.collect(stream, logprobs))
             if with_tools:
-                answers.append(responses.tool_chat_completion(ids, text, finished))
+                answers.append(responses.tool_chat_completion(ids, text, finished, native))
             elif chat:
                 answers.append(responses.chat_completion(ids, text, finished, logprobs))
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import msgspec
 
@@ -24,7 +25,7 @@ from gateway.errors import ContextLengthExceeded, InvalidRequest
 from gateway.engine.llama_backend import LlamaModel, json_schema_grammar
 from gateway.serving.chat_template import ChatTemplate, TemplateError
 from gateway.serving.model_registry import ServedModel
-from gateway.serving import tools
+from gateway.serving import tool_formats, tools
 from gateway.serving.structured_output import grammar_for
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
@@ -156,12 +157,12 @@ def _message_text(index: int, content: str | list[ContentPart] | None) -> str:
     return "".join(parts)
 
 
-def chat_tokens(template: ChatTemplate, vocab: LlamaModel, messages: list[dict[str, str]]
-                ) -> list[int]:
+def chat_tokens(template: ChatTemplate, vocab: LlamaModel, messages: list[dict[str, Any]],
+                tools_for_template: list[dict[str, Any]] | None = None) -> list[int]:
     """The prompt's tokens. The template's markup may spell special tokens; what clients wrote
     never does: text like `<start_of_turn>model` inside a message stays text, no forged turn."""
     tokens: list[int] = []
-    for i, (text, from_client) in enumerate(template.render_parts(messages)):
+    for i, (text, from_client) in enumerate(template.render_parts(messages, tools_for_template)):
         add_bos = i == 0 and vocab.add_bos and not (vocab.bos_text and text.startswith(vocab.bos_text))
         tokens += vocab.tokenize(text, add_special=add_bos, parse_special=not from_client)
     return tokens
@@ -175,14 +176,24 @@ def build_chat_request(
     if len(body.messages) > MAX_MESSAGES:
         raise InvalidRequest(f"At most {MAX_MESSAGES} messages are accepted; got "
                              f"{len(body.messages)}", param="messages")
-    tool_plan = tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls)
-    messages = []
+    native = tool_formats.format_of(loaded.template.source if loaded.template else None)
+    tool_plan = tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls, native)
+    messages: list[dict[str, Any]] = []
     for i, message in enumerate(body.messages):
         if message.role not in ROLES:
             raise InvalidRequest(f"Unknown role `{message.role}`", param=f"messages[{i}].role")
-        role, text = tools.history_message(message, _message_text(i, message.content))
+        text = _message_text(i, message.content)
+        if tool_plan is not None and tool_plan.native is not None:
+            messages.append(tool_formats.template_message(message, text))
+            continue
+        role, text = tools.history_message(message, text)
         messages.append({"role": "system" if role == "developer" else role, "content": text})
-    if tool_plan is not None:  # the tools and the answer's shape, in the system prompt
+    rendered_tools = None
+    if tool_plan is not None and tool_plan.native is not None:  # the template renders the tools
+        rendered_tools = tool_formats.template_tools(body.tools or [])
+        _refuse_special_spelling(loaded, [rendered_tools,
+                                          [m.get("tool_calls") for m in messages]])
+    elif tool_plan is not None:  # the tools and the answer's shape, in the system prompt
         if messages[0]["role"] == "system":
             messages[0]["content"] += "\n\n" + tool_plan.instructions
         else:
@@ -196,13 +207,26 @@ def build_chat_request(
     llama = loaded.tokenizer
     assert llama is not None  # a ready model has its vocabulary
     try:
-        tokens = chat_tokens(loaded.template, llama, messages)
+        tokens = chat_tokens(loaded.template, llama, messages, rendered_tools)
     except TemplateError as exc:
         raise InvalidRequest(str(exc), param="messages") from None
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
-    grammar = _tool_grammar(body, tool_plan, llama) if tool_plan is not None else None
+    grammar = (_tool_grammar(body, tool_plan, llama)
+               if tool_plan is not None and tool_plan.schema is not None else None)
     return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header, client,
                             grammar)
+
+
+def _refuse_special_spelling(loaded: ServedModel, rendered: list[Any]) -> None:
+    """Tools and calls the template renders are markup to it: one that spells a special token
+    (a forged turn) is refused, as message text never may spell one."""
+    vocab = loaded.tokenizer
+    assert vocab is not None
+    text = json.dumps(rendered, ensure_ascii=False)
+    if vocab.tokenize(text, False, parse_special=True) != vocab.tokenize(text, False,
+                                                                         parse_special=False):
+        raise InvalidRequest("A tool definition spells one of the model's special tokens",
+                             param="tools")
 
 
 def _tool_grammar(body: ChatCompletionRequest, plan: tools.ToolPlan, vocab: LlamaModel) -> str:

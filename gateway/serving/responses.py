@@ -18,7 +18,7 @@ import msgspec
 
 from gateway import __version__, wire
 from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta, TokenLogprob
-from gateway.serving import tools
+from gateway.serving import tool_formats, tools
 from gateway.serving.failures import EngineFailure, error_frame
 
 
@@ -28,16 +28,19 @@ async def accepted(events: AsyncIterator[EngineEvent]) -> AsyncIterator[EngineEv
     first = await anext(events)
     if isinstance(first, Failed):
         raise EngineFailure(first)
+    return replayed([first], events)
 
-    async def chained() -> AsyncIterator[EngineEvent]:
-        try:
-            yield first
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]  # cancels it in the engine
 
-    return chained()
+async def replayed(seen: list[EngineEvent], events: AsyncIterator[EngineEvent]
+                   ) -> AsyncIterator[EngineEvent]:
+    """The events already read, then the rest; closing it cancels the request in the engine."""
+    try:
+        for event in seen:
+            yield event
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,12 @@ def chat_completion(ids: ResponseIds, text: str, finished: Finished,
     )
 
 
-def tool_chat_completion(ids: ResponseIds, text: str, finished: Finished) -> wire.ChatCompletion:
+def tool_chat_completion(ids: ResponseIds, text: str, finished: Finished,
+                         native: str | None = None) -> wire.ChatCompletion:
     """An answer to a request with tools: its calls (`finish_reason` "tool_calls"), or its reply;
-    the raw text when it was cut short before it parsed."""
-    parsed = tools.parse(text)
+    the raw text when it was cut short before it parsed. `native`: the answer is in the
+    template's own format (`tool_formats`), else in the generic one (`tools`)."""
+    parsed = tools.parse(text) if native is None else tools.Parsed(*tool_formats.parse(native, text))
     if parsed is None:
         message, reason = wire.AssistantMessage(content=text), finished.reason.value
     elif parsed.calls:
@@ -238,7 +243,8 @@ async def chat_chunks(
 
 
 async def tool_chat_chunks(
-    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0
+    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0,
+    native: str | None = None,
 ) -> AsyncIterator[StreamItem]:
     """A streamed answer to a request with tools. The answer is JSON until it is whole, so it is
     sent when it is: each call as one delta (`index`, `id`, `type`, `name`, `arguments`), or the
@@ -259,7 +265,7 @@ async def tool_chat_chunks(
             yield error_frame(event)
             return
         elif isinstance(event, Finished):
-            whole = tool_chat_completion(ids, "".join(parts), event).choices[0]
+            whole = tool_chat_completion(ids, "".join(parts), event, native).choices[0]
             calls = whole.message.tool_calls
             if isinstance(calls, list):
                 for i, call in enumerate(calls):

@@ -22,7 +22,7 @@ from gateway import wire
 from gateway.engine.async_client import generate
 from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, Queued, TextDelta
 from gateway.errors import InvalidRequest, NotFound
-from gateway.serving import responses, tools
+from gateway.serving import responses, tool_formats, tools
 from gateway.serving.completions import unless_hung_up
 from gateway.serving.model_registry import ModelRegistry
 from gateway.serving.request_builder import build_chat_request
@@ -132,10 +132,13 @@ def prepare(store: ResponseStore, body: rw.ResponsesRequest, response_id: str,
     return Prepared(chat, history, chain)
 
 
-def _output(text: str, finished: Finished, with_tools: bool
+def _output(text: str, finished: Finished, with_tools: bool, native: str | None
             ) -> tuple[list[rw.OutputMessage | rw.FunctionCall], wire.ChatMessage]:
     """The response's output items, and the assistant message they add to the conversation."""
-    parsed = tools.parse(text) if with_tools else None
+    parsed = None
+    if with_tools:
+        parsed = tools.parse(text) if native is None else tools.Parsed(
+            *tool_formats.parse(native, text))
     if parsed is not None and parsed.calls:
         items: list[rw.OutputMessage | rw.FunctionCall] = [
             rw.FunctionCall(id=f"fc_{uuid.uuid4().hex[:24]}", call_id=c.id, name=c.function.name,
@@ -182,12 +185,14 @@ async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.Respon
     response_id, created = f"resp_{uuid.uuid4().hex}", int(time.time())
     prepared = prepare(store, body, response_id, client)
     request = await asyncio.to_thread(build_chat_request, served, prepared.chat, None, client)
-    with_tools = tools.plan(prepared.chat.tools, prepared.chat.tool_choice,
-                            prepared.chat.parallel_tool_calls) is not None
+    plan = tools.plan(prepared.chat.tools, prepared.chat.tool_choice,
+                      prepared.chat.parallel_tool_calls,
+                      tool_formats.format_of(served.template.source if served.template else None))
+    with_tools, native = plan is not None, plan.native if plan is not None else None
     events = await responses.accepted(generate(served.pick(request), request))
 
     def finish(text: str, finished: Finished) -> rw.Response:
-        output, said = _output(text, finished, with_tools)
+        output, said = _output(text, finished, with_tools, native)
         if body.store:
             store.put(response_id, client, prepared.chain, [*prepared.history, said])
         return _response(body, response_id, served.id, created, output, finished)

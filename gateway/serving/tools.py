@@ -28,12 +28,13 @@ MAX_PARALLEL_CALLS = 8
 @dataclass(frozen=True)
 class ToolPlan:
     instructions: str  # what the system prompt gains: the tools and how to answer
-    schema: dict[str, Any]  # the JSON schema the answer follows
+    schema: dict[str, Any] | None  # the JSON schema the answer follows (None: free text)
     calls_only: bool  # `required` or a named function: the answer is always calls
+    native: str | None = None  # the template's own format (`tool_formats`): it renders the tools
 
 
 def plan(tools: list[wire.Tool] | None, choice: str | wire.NamedToolChoice | None,
-         parallel: bool | None) -> ToolPlan | None:
+         parallel: bool | None, native: str | None = None) -> ToolPlan | None:
     """How this request's answer is asked for and held to shape; None: no tools."""
     if choice is not None and not tools:
         raise InvalidRequest("`tool_choice` needs `tools`", param="tool_choice")
@@ -57,6 +58,8 @@ def plan(tools: list[wire.Tool] | None, choice: str | wire.NamedToolChoice | Non
                              "function", param="tool_choice")
     if mode == NONE:
         return None
+    if native is not None and (mode or AUTO) == AUTO and not isinstance(choice, wire.NamedToolChoice):
+        return ToolPlan("", None, False, native)  # the template renders the tools; free answer
     # one call unless the request asks for parallel calls (as llama-server: small models asked
     # for "one or more" repeat a call until max_tokens), and never more than MAX_PARALLEL_CALLS
     calls: dict[str, Any] = {"type": "array", "minItems": 1,
