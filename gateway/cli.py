@@ -130,4 +130,5 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, getattr(args, "log_level", "warning").upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gateway.access").setLevel(logging.INFO)  # one line a request, always
     args.func(args)

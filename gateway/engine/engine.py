@@ -260,6 +260,7 @@ class Engine:
         lease = self.conversations.place(pending.session, request.prompt_tokens, request.scope)
         if lease is None:
             return False
+        pending.started = self.clock()
         if pending.reported != 0:
             pending.reported = 0
             pending.sink(Queued(0))
@@ -397,6 +398,8 @@ class Engine:
             completion_tokens=seq.generated,
             cached_tokens=seq.cached_tokens,
             stop_word=reason is FinishReason.STOP and seq.text.stopped,
+            ongoing=seq.pending.ongoing,
+            queue_wait_s=seq.pending.started - seq.pending.arrived,
         ))
 
     def _fail(self, seq: RunningTurn, message: str, kind: FailureKind) -> None:

@@ -25,6 +25,7 @@ class PendingTurn:
     sink: Sink
     session: SessionKey | None  # the request's session key, when the client named its conversation
     arrived: float = 0.0
+    started: float = 0.0  # when it got its slot
     ongoing: bool = False
     reported: int = -1  # the queue position last told to the client
     # a turn preempted mid-answer: its running state, to resume exactly where it stopped

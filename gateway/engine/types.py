@@ -86,6 +86,8 @@ class Finished(msgspec.Struct, frozen=True, tag=True):
     completion_tokens: int
     cached_tokens: int
     stop_word: bool = False  # STOP: a stop string ended it (else an end-of-generation token)
+    ongoing: bool = False  # a turn of a conversation the engine knew (else a new one)
+    queue_wait_s: float = 0.0  # from its arrival in the engine to its start
 
 
 class FailureKind(str, enum.Enum):

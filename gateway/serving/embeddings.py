@@ -14,7 +14,6 @@ import uuid
 import numpy as np
 
 from gateway import wire
-from gateway.engine.async_client import generate
 from gateway.engine.types import Embedded, Failed, GenerationRequest
 from gateway.errors import ContextLengthExceeded, InvalidRequest
 from gateway.serving.failures import EngineFailure
@@ -86,7 +85,7 @@ async def embed(registry: ModelRegistry, body: wire.EmbeddingRequest, client: st
     served.require_ready()
     request = await asyncio.to_thread(build_embedding_request, served, body, client)
     result: Embedded | None = None
-    async for event in generate(served.pick(request), request):
+    async for event in served.run(request):
         if isinstance(event, Failed):
             raise EngineFailure(event)
         if isinstance(event, Embedded):

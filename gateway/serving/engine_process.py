@@ -46,6 +46,11 @@ def _die_with_parent() -> None:
         pass
 
 
+# CUDA numbers GPUs fastest first unless told otherwise, NVML (which placement reads) by PCI
+# bus: the same order for both, unless the user set one
+ENGINE_ENV_DEFAULTS = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "closed its connection"
@@ -222,7 +227,7 @@ class EngineProcess:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway.engine.worker", path,
                 msgspec.json.encode(self.spec).decode(),
-                env={**os.environ, **self.env}, preexec_fn=_die_with_parent,
+                env={**ENGINE_ENV_DEFAULTS, **os.environ, **self.env}, preexec_fn=_die_with_parent,
                 stderr=asyncio.subprocess.PIPE,
             )
             self.pid = self._process.pid

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import msgspec
@@ -22,11 +22,13 @@ from gateway.config import Config, ModelConfig
 from gateway.engine.settings import EngineSettings
 from gateway.engine.ipc import WorkerSpec
 from gateway.engine.llama_backend import LlamaModel
-from gateway.engine.types import FailureKind, GenerationRequest
+from gateway.engine.async_client import generate
+from gateway.engine.types import EngineEvent, FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
 from gateway.placement.plan import Placement
 from gateway.placement.planner import Planner
+from gateway.serving import access_log
 from gateway.serving.chat_template import ChatTemplate
 from gateway.serving.engine_process import EngineProcess
 from gateway.serving.lifecycle import State
@@ -167,6 +169,10 @@ class ServedModel:
                               "shortly", code="engine_restarting", retry_after=2)
         raise Unavailable(f"Model `{self.id}` is {state.value}; retry shortly",
                           code="model_not_ready", retry_after=2)
+
+    def run(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        """The request on a replica the router picks: its events, logged when it ends."""
+        return access_log.logged(generate(self.pick(request), request), request, self.id)
 
     def pick(self, request: GenerationRequest) -> EngineProcess:
         """The replica for this request: the one holding its conversation, else the least loaded."""

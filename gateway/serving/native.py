@@ -18,7 +18,6 @@ import msgspec
 
 from gateway import llama_wire as native
 from gateway import wire
-from gateway.engine.async_client import generate
 from gateway.engine.session_key import named
 from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, GenerationRequest, Queued, SamplingParams, TextDelta
 from gateway.errors import ContextLengthExceeded, InvalidRequest
@@ -250,7 +249,7 @@ async def complete_native(registry: ModelRegistry,
     served.require_ready()
     request = await asyncio.to_thread(build_native_request, served, body, client)
     timer = Timer(sent=time.perf_counter())
-    events = await responses.accepted(generate(served.pick(request), request))
+    events = await responses.accepted(served.run(request))
     if body.stream:
         return NativeStreamed(_chunks(served.id, events, timer, len(request.prompt_tokens),
                                       body.response_fields))

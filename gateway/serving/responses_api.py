@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from gateway import responses_wire as rw
 from gateway import wire
-from gateway.engine.async_client import generate
 from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, Queued, TextDelta
 from gateway.errors import InvalidRequest, NotFound
 from gateway.serving import responses, tool_formats, tools
@@ -189,7 +188,7 @@ async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.Respon
                       prepared.chat.parallel_tool_calls,
                       tool_formats.format_of(served.template.source if served.template else None))
     with_tools, native = plan is not None, plan.native if plan is not None else None
-    events = await responses.accepted(generate(served.pick(request), request))
+    events = await responses.accepted(served.run(request))
 
     def finish(text: str, finished: Finished) -> rw.Response:
         output, said = _output(text, finished, with_tools, native)

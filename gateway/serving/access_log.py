@@ -1,0 +1,50 @@
+"""One access-log line per engine request, when it ends: its id, model, class (`ongoing` turn or
+`new` conversation), how it ended, its tokens (prompt, cached, completion), how long it queued,
+its time to first text and its duration. Never the API key, the client or the prompt text.
+Logged on `gateway.access` at INFO (the server turns it on whatever its log level)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from gateway.engine.types import Embedded, EngineEvent, Failed, Finished, GenerationRequest, TextDelta
+
+log = logging.getLogger("gateway.access")
+
+
+def line(request: GenerationRequest, model: str, end: EngineEvent | None, ttft: float | None,
+         duration: float) -> str:
+    fields: dict[str, object] = {"id": request.request_id[:12], "model": model}
+    if isinstance(end, Finished):
+        fields.update({"class": "ongoing" if end.ongoing else "new", "status": end.reason.value,
+                       "prompt": end.prompt_tokens, "cached": end.cached_tokens,
+                       "completion": end.completion_tokens,
+                       "queue_wait": f"{end.queue_wait_s:.3f}"})
+    elif isinstance(end, Embedded):
+        fields.update({"status": "embedded", "prompt": end.prompt_tokens})
+    elif isinstance(end, Failed):
+        fields["status"] = end.kind.value
+    else:
+        fields["status"] = "client_gone"
+    fields["ttft"] = f"{ttft:.3f}" if ttft is not None else "-"
+    fields["duration"] = f"{duration:.3f}"
+    return " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+async def logged(events: AsyncIterator[EngineEvent], request: GenerationRequest, model: str
+                 ) -> AsyncIterator[EngineEvent]:
+    start = time.perf_counter()
+    first: float | None = None
+    end: EngineEvent | None = None
+    try:
+        async for event in events:
+            if first is None and isinstance(event, TextDelta) and event.text:
+                first = time.perf_counter() - start
+            if isinstance(event, (Finished, Failed, Embedded)):
+                end = event
+            yield event
+    finally:
+        log.info("%s", line(request, model, end, first, time.perf_counter() - start))
+        await events.aclose()  # type: ignore[attr-defined]
