@@ -20,7 +20,7 @@ class ContextSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     n_batch: Annotated[int, msgspec.Meta(ge=1, le=1 << 16)] = 512  # tokens per llama_decode
     # prompt tokens per step while other sequences stream: short steps, smooth streams
     prefill_chunk: Annotated[int, msgspec.Meta(ge=1, le=1 << 16)] = 128
-    threads: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0  # 0: one per core
+    threads: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0  # 0: the physical cores, shared among engines
 
 
 class SessionCacheSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

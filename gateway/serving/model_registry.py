@@ -26,6 +26,7 @@ from gateway.engine.async_client import generate
 from gateway.engine.types import EngineEvent, FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
+from gateway.placement.cpus import threads_per_engine
 from gateway.placement.plan import Placement
 from gateway.placement.planner import Planner
 from gateway.serving import access_log
@@ -39,21 +40,26 @@ log = logging.getLogger(__name__)
 ProgressReport = Callable[[str, float], None]
 
 
-def engine_settings(model: ModelConfig, replica: int = 0) -> EngineSettings:
+def engine_settings(model: ModelConfig, replica: int = 0, threads: int = 0) -> EngineSettings:
     """The engine's settings for one replica of `model`: the config's own structs, the session
-    cache's directory narrowed to this replica's room."""
+    cache's directory narrowed to this replica's room, and `threads` where the config leaves
+    them to the gateway (0)."""
+    context = model.context
+    if context.threads == 0 and threads > 0:
+        context = msgspec.structs.replace(context, threads=threads)
     cache = model.session_cache
     if cache.dir is not None:  # each model replica saves into a room of its own
         # a model id never names a path: only its safe characters, never leading dots
         room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id).lstrip(".") + f"-replica{replica}"
         cache = msgspec.structs.replace(cache, dir=os.path.join(os.path.expanduser(cache.dir), room))
-    return EngineSettings(model.context, model.scheduling, cache, model.embeddings)
+    return EngineSettings(context, model.scheduling, cache, model.embeddings)
 
 
 class ServedModel:
     def __init__(self, config: ModelConfig, cache_dir: str, planner: Planner,
-                 progress: ProgressReport) -> None:
+                 progress: ProgressReport, threads: int = 0) -> None:
         self.config = config
+        self.threads = threads  # each engine's CPU threads where the config says 0
         self.cache_dir = cache_dir
         self.planner = planner
         self.placement: Placement | None = None  # where its replicas run, once its file is here
@@ -134,7 +140,7 @@ class ServedModel:
     def _replica(self, path: Path, index: int) -> EngineProcess:
         assert self.placement is not None
         where = self.placement.replicas[index]
-        spec = WorkerSpec(self.id, str(path), engine_settings(self.config, index),
+        spec = WorkerSpec(self.id, str(path), engine_settings(self.config, index, self.threads),
                           where.n_gpu_layers, where.tensor_split)
         name = self.id if len(self.placement.replicas) == 1 else f"{self.id}#{index}"
         on_cpu = not where.gpus or where.n_gpu_layers >= 0  # some layers (or all) on the CPU
@@ -208,7 +214,9 @@ class ModelRegistry:
     @classmethod
     def from_config(cls, config: Config, planner: Planner,
                     progress: ProgressReport = lambda _id, _f: None) -> ModelRegistry:
-        return cls([ServedModel(m, config.server.cache_dir, planner, progress)
+        # the physical cores shared out among every engine process the config can start
+        threads = threads_per_engine(sum(m.replicas for m in config.models))
+        return cls([ServedModel(m, config.server.cache_dir, planner, progress, threads)
                     for m in config.models])
 
     def start(self) -> None:
