@@ -18,6 +18,7 @@ from gateway.api.sse import HEADERS, frames, typed_events
 from gateway.serving import completions as serving
 from gateway.serving import embeddings as embedding_serving
 from gateway.serving import responses_api
+from gateway.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.serving.model_registry import ModelRegistry, ServedModel
 
 SESSION_HEADER = "x-session-id"
@@ -70,6 +71,12 @@ async def _run(request: Request, body: wire.ChatCompletionRequest | wire.Complet
     return json_response(result)
 
 
+@get("/metrics", sync_to_thread=False)
+def metrics(request: Request) -> Response[bytes]:
+    """Prometheus metrics (requests, latencies by class, tokens, slots, engine counters)."""
+    return Response(registry_of(request).metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
 @post(["/v1/chat/completions", "/chat/completions"], status_code=200)
 async def chat_completions(request: Request) -> Response[bytes] | Stream:
     return await _run(request, decode_body(await request.body(), wire.ChatCompletionRequest))
@@ -112,5 +119,5 @@ async def unload_model(request: Request, model_id: str) -> Response[bytes]:
     return json_response({"id": served.id, **served.describe(show_processes=True)})
 
 
-ROUTES = [list_models, get_model, health, chat_completions, completions, embeddings,
+ROUTES = [list_models, get_model, health, metrics, chat_completions, completions, embeddings,
           create_response, load_model, unload_model]

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 
 from gateway.engine.types import Embedded, EngineEvent, Failed, Finished, GenerationRequest, TextDelta
+from gateway.serving.metrics import Metrics
 
 log = logging.getLogger("gateway.access")
 
@@ -33,18 +34,28 @@ def line(request: GenerationRequest, model: str, end: EngineEvent | None, ttft: 
     return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-async def logged(events: AsyncIterator[EngineEvent], request: GenerationRequest, model: str
-                 ) -> AsyncIterator[EngineEvent]:
+async def logged(events: AsyncIterator[EngineEvent], request: GenerationRequest, model: str,
+                 route: str, metrics: Metrics | None = None) -> AsyncIterator[EngineEvent]:
+    """The events as they are; when the request ends, its line, and its figures in `metrics`."""
     start = time.perf_counter()
     first: float | None = None
+    last = start
+    gaps: list[float] = []
     end: EngineEvent | None = None
     try:
         async for event in events:
-            if first is None and isinstance(event, TextDelta) and event.text:
-                first = time.perf_counter() - start
+            if isinstance(event, TextDelta) and event.text:
+                now = time.perf_counter()
+                if first is None:
+                    first = now - start
+                else:
+                    gaps.append(now - last)
+                last = now
             if isinstance(event, (Finished, Failed, Embedded)):
                 end = event
             yield event
     finally:
         log.info("%s", line(request, model, end, first, time.perf_counter() - start))
+        if metrics is not None:
+            metrics.observe(model, route, end, first, gaps)
         await events.aclose()  # type: ignore[attr-defined]

@@ -49,7 +49,7 @@ async def complete(registry: ModelRegistry,
     identity = served.tokenizer.identity if served.tokenizer is not None else served.id
     ids = responses.ResponseIds(model=served.id, prefix="chatcmpl" if chat else "cmpl",
                                 fingerprint=responses.fingerprint(identity))
-    events = await responses.accepted(served.run(request))
+    events = await responses.accepted(served.run(request, "chat" if chat else "completions"))
     plan = (tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls,
                        tool_formats.format_of(served.template.source if served.template else None))
             if isinstance(body, wire.ChatCompletionRequest) else None)
@@ -60,7 +60,7 @@ async def complete(registry: ModelRegistry,
         streams = [await choices.after_prefill(events)]
         for index in range(1, n):
             other = choices.sibling(request, index)
-            streams.append(await responses.accepted(served.run(other)))
+            streams.append(await responses.accepted(served.run(other, "chat" if chat else "completions")))
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         to_chunks = (functools.partial(responses.tool_chat_chunks, native=native) if with_tools

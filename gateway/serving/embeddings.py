@@ -85,7 +85,7 @@ async def embed(registry: ModelRegistry, body: wire.EmbeddingRequest, client: st
     served.require_ready()
     request = await asyncio.to_thread(build_embedding_request, served, body, client)
     result: Embedded | None = None
-    async for event in served.run(request):
+    async for event in served.run(request, "embeddings"):
         if isinstance(event, Failed):
             raise EngineFailure(event)
         if isinstance(event, Embedded):

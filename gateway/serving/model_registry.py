@@ -30,6 +30,7 @@ from gateway.placement.cpus import threads_per_engine
 from gateway.placement.plan import Placement
 from gateway.placement.planner import Planner
 from gateway.serving import access_log
+from gateway.serving.metrics import Metrics
 from gateway.serving.chat_template import ChatTemplate
 from gateway.serving.engine_process import EngineProcess
 from gateway.serving.lifecycle import State
@@ -60,6 +61,7 @@ class ServedModel:
                  progress: ProgressReport, threads: int = 0) -> None:
         self.config = config
         self.threads = threads  # each engine's CPU threads where the config says 0
+        self.metrics: Metrics | None = None  # the registry's, once it holds this model
         self.cache_dir = cache_dir
         self.planner = planner
         self.placement: Placement | None = None  # where its replicas run, once its file is here
@@ -176,9 +178,11 @@ class ServedModel:
         raise Unavailable(f"Model `{self.id}` is {state.value}; retry shortly",
                           code="model_not_ready", retry_after=2)
 
-    def run(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
-        """The request on a replica the router picks: its events, logged when it ends."""
-        return access_log.logged(generate(self.pick(request), request), request, self.id)
+    def run(self, request: GenerationRequest, route: str) -> AsyncIterator[EngineEvent]:
+        """The request on a replica the router picks: its events, logged and counted (for
+        `route`) when it ends."""
+        return access_log.logged(generate(self.pick(request), request), request, self.id, route,
+                                 self.metrics)
 
     def pick(self, request: GenerationRequest) -> EngineProcess:
         """The replica for this request: the one holding its conversation, else the least loaded."""
@@ -206,8 +210,10 @@ class ServedModel:
 class ModelRegistry:
     def __init__(self, models: list[ServedModel]) -> None:
         self.models = models
+        self.metrics = Metrics(lambda: self.models)
         self._by_name: dict[str, ServedModel] = {}
         for served in models:
+            served.metrics = self.metrics
             for name in (served.config.id, *served.config.aliases):
                 self._by_name[name] = served
 

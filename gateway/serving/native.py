@@ -249,7 +249,7 @@ async def complete_native(registry: ModelRegistry,
     served.require_ready()
     request = await asyncio.to_thread(build_native_request, served, body, client)
     timer = Timer(sent=time.perf_counter())
-    events = await responses.accepted(served.run(request))
+    events = await responses.accepted(served.run(request, "infill" if isinstance(body, native.InfillRequest) else "completion"))
     if body.stream:
         return NativeStreamed(_chunks(served.id, events, timer, len(request.prompt_tokens),
                                       body.response_fields))

@@ -188,7 +188,7 @@ async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.Respon
                       prepared.chat.parallel_tool_calls,
                       tool_formats.format_of(served.template.source if served.template else None))
     with_tools, native = plan is not None, plan.native if plan is not None else None
-    events = await responses.accepted(served.run(request))
+    events = await responses.accepted(served.run(request, "responses"))
 
     def finish(text: str, finished: Finished) -> rw.Response:
         output, said = _output(text, finished, with_tools, native)
