@@ -91,6 +91,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
     server.run()
 
 
+def cmd_status(args: argparse.Namespace) -> None:
+    from gateway.status_view import run
+
+    try:
+        run(args.url, args.once, args.interval, args.api_key)
+    except KeyboardInterrupt:
+        pass
+
+
 def cmd_plan(args: argparse.Namespace) -> None:
     config = _load(args.config)
     try:
@@ -124,6 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     plan.add_argument("--config", default=DEFAULT_CONFIG)
     plan.add_argument("--gpus", default=None, help="plan for these GPUs instead, e.g. 5x12GiB")
     plan.set_defaults(func=cmd_plan)
+    status = sub.add_parser("status", help="a live view of a running gateway")
+    status.add_argument("--url", default="http://127.0.0.1:8000")
+    status.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    status.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    status.add_argument("--api-key", default=None, help="when the gateway has API keys")
+    status.set_defaults(func=cmd_status)
     models = sub.add_parser("models", help="list the models a config would serve")
     models.add_argument("--config", default=DEFAULT_CONFIG)
     models.set_defaults(func=cmd_models)
