@@ -19,9 +19,9 @@ from typing import TypeVar
 from gateway import wire
 from gateway.engine.types import Finished, TokenLogprob
 from gateway.errors import ClientGone
-from gateway.serving import choices, responses, tool_formats, tools
+from gateway.serving import choices, responses
 from gateway.serving.model_registry import ModelRegistry
-from gateway.serving.request_builder import build_chat_request, build_completion_request
+from gateway.serving.request_builder import build_chat_request, build_completion_request, tool_plan
 
 T = TypeVar("T")
 
@@ -50,9 +50,7 @@ async def complete(registry: ModelRegistry,
     ids = responses.ResponseIds(model=served.id, prefix="chatcmpl" if chat else "cmpl",
                                 fingerprint=responses.fingerprint(identity))
     events = await responses.accepted(served.run(request, "chat" if chat else "completions"))
-    plan = (tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls,
-                       tool_formats.format_of(served.template.source if served.template else None))
-            if isinstance(body, wire.ChatCompletionRequest) else None)
+    plan = tool_plan(served, body) if isinstance(body, wire.ChatCompletionRequest) else None
     with_tools, native = plan is not None, plan.native if plan is not None else None
     n = body.n or 1
     streams = [events]

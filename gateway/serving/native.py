@@ -23,10 +23,10 @@ from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, Ge
 from gateway.errors import ContextLengthExceeded, InvalidRequest
 from gateway.serving import responses
 from gateway.serving.completions import unless_hung_up
-from gateway.serving.failures import EngineFailure, error_frame
+from gateway.serving.failures import error_frame
 from gateway.serving.infill import ExtraText, FimTokens, infill_tokens
 from gateway.serving.model_registry import ModelRegistry, ServedModel
-from gateway.serving.request_builder import MAX_CHARS_PER_TOKEN
+from gateway.serving.request_builder import MAX_CHARS_PER_TOKEN, room_after
 
 # llama-server's sampling defaults (common/common.h), used where a request leaves a field out
 DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, DEFAULT_MIN_P = 0.8, 40, 0.95, 0.05
@@ -107,14 +107,7 @@ def build_native_request(loaded: ServedModel, body: native.InfillRequest | nativ
         tokens, param = _infill_prompt(loaded, body), "input_prefix"
     else:
         tokens, param = _completion_prompt(loaded, body), "prompt"
-    if not tokens:
-        raise InvalidRequest("The prompt is empty", param=param)
-    limit = loaded.n_ctx_seq
-    if len(tokens) >= limit:
-        raise ContextLengthExceeded(
-            f"This model's context holds {limit} tokens per request; your {param} resulted in "
-            f"{len(tokens)} tokens. Please reduce the length.", param=param)
-    room = limit - len(tokens)
+    room = room_after(loaded, tokens, param)
     stop = [body.stop] if isinstance(body.stop, str) else [s for s in body.stop or [] if s]
     return GenerationRequest(
         request_id=uuid.uuid4().hex,
@@ -203,14 +196,22 @@ class NativeStreamed:
     items: AsyncIterator[NativeStreamItem]
 
 
+async def _timed(events: AsyncIterator[EngineEvent], timer: Timer) -> AsyncIterator[EngineEvent]:
+    """The events as they are; the first text's time and the end's into `timer`."""
+    async for event in events:
+        if isinstance(event, TextDelta) and timer.first_text is None:
+            timer.first_text = time.perf_counter()
+        elif isinstance(event, Finished):
+            timer.ended = time.perf_counter()
+        yield event
+
+
 async def _chunks(model: str, events: AsyncIterator[EngineEvent], timer: Timer,
                   prompt_tokens: int, fields: list[str]) -> AsyncIterator[NativeStreamItem]:
     """Text pieces as llama.cpp's partial results, then its final result; an error is one frame."""
     parts: list[str] = []
-    async for event in events:
+    async for event in _timed(events, timer):
         if isinstance(event, TextDelta):
-            if timer.first_text is None:
-                timer.first_text = time.perf_counter()
             parts.append(event.text)
             yield native.NativeChunk(content=event.text, tokens_predicted=len(parts),
                                      tokens_evaluated=prompt_tokens)
@@ -220,25 +221,9 @@ async def _chunks(model: str, events: AsyncIterator[EngineEvent], timer: Timer,
             yield error_frame(event)
             return
         elif isinstance(event, Finished):
-            timer.ended = time.perf_counter()
             final = result(model, "".join(parts), event, timer, streamed=True)
             yield pick_fields(final, fields) if fields else final
             return
-
-
-async def _collect(events: AsyncIterator[EngineEvent], timer: Timer) -> tuple[str, Finished]:
-    parts: list[str] = []
-    async for event in events:
-        if isinstance(event, TextDelta):
-            if timer.first_text is None:
-                timer.first_text = time.perf_counter()
-            parts.append(event.text)
-        elif isinstance(event, Finished):
-            timer.ended = time.perf_counter()
-            return "".join(parts), event
-        elif isinstance(event, Failed):
-            raise EngineFailure(event)
-    raise EngineFailure(Failed("the engine ended the request without finishing it"))
 
 
 async def complete_native(registry: ModelRegistry,
@@ -253,7 +238,7 @@ async def complete_native(registry: ModelRegistry,
     if body.stream:
         return NativeStreamed(_chunks(served.id, events, timer, len(request.prompt_tokens),
                                       body.response_fields))
-    text, finished = await unless_hung_up(hung_up, _collect(events, timer))
+    text, finished = await unless_hung_up(hung_up, responses.collect(_timed(events, timer)))
     whole = result(served.id, text, finished, timer)
     return pick_fields(whole, body.response_fields) if body.response_fields else whole
 

@@ -74,6 +74,25 @@ def session_key(body: SamplingFields, header: str | None, client: str = "") -> S
     return named(client, name) if name else None
 
 
+def room_after(loaded: ServedModel, tokens: list[int], param: str) -> int:
+    """Tokens left for the answer after this prompt; a 400 naming `param` for an empty prompt or
+    one the context cannot hold."""
+    if not tokens:
+        raise InvalidRequest("The prompt is empty", param=param)
+    limit = loaded.n_ctx_seq
+    if len(tokens) >= limit:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {limit} tokens. However, your "
+            f"{param} resulted in {len(tokens)} tokens. Please reduce the length.", param=param)
+    return limit - len(tokens)
+
+
+def tool_plan(loaded: ServedModel, body: ChatCompletionRequest) -> tools.ToolPlan | None:
+    """How a chat request's tools are asked for: in the template's own format where it has one."""
+    native = tool_formats.format_of(loaded.template.source if loaded.template else None)
+    return tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls, native)
+
+
 def _finish_building(
     loaded: ServedModel,
     body: SamplingFields,
@@ -88,16 +107,7 @@ def _finish_building(
     assert vocab is not None  # a ready model has its vocabulary
     sampling = msgspec.structs.replace(sampling_params(body),
                                        logit_bias=_logit_bias(body, vocab.n_vocab))
-    if not tokens:
-        raise InvalidRequest("The prompt is empty", param=prompt_param)
-    limit = loaded.n_ctx_seq
-    if len(tokens) >= limit:
-        raise ContextLengthExceeded(
-            f"This model's maximum context length is {limit} tokens. However, your "
-            f"{prompt_param} resulted in {len(tokens)} tokens. Please reduce the length.",
-            param=prompt_param,
-        )
-    room = limit - len(tokens)
+    room = room_after(loaded, tokens, prompt_param)
     return GenerationRequest(
         request_id=uuid.uuid4().hex,
         prompt_tokens=tokens,
@@ -176,28 +186,27 @@ def build_chat_request(
     if len(body.messages) > MAX_MESSAGES:
         raise InvalidRequest(f"At most {MAX_MESSAGES} messages are accepted; got "
                              f"{len(body.messages)}", param="messages")
-    native = tool_formats.format_of(loaded.template.source if loaded.template else None)
-    tool_plan = tools.plan(body.tools, body.tool_choice, body.parallel_tool_calls, native)
+    plan = tool_plan(loaded, body)
     messages: list[dict[str, Any]] = []
     for i, message in enumerate(body.messages):
         if message.role not in ROLES:
             raise InvalidRequest(f"Unknown role `{message.role}`", param=f"messages[{i}].role")
         text = _message_text(i, message.content)
-        if tool_plan is not None and tool_plan.native is not None:
+        if plan is not None and plan.native is not None:
             messages.append(tool_formats.template_message(message, text))
             continue
         role, text = tools.history_message(message, text)
         messages.append({"role": "system" if role == "developer" else role, "content": text})
     rendered_tools = None
-    if tool_plan is not None and tool_plan.native is not None:  # the template renders the tools
+    if plan is not None and plan.native is not None:  # the template renders the tools
         rendered_tools = tool_formats.template_tools(body.tools or [])
         _refuse_special_spelling(loaded, [rendered_tools,
                                           [m.get("tool_calls") for m in messages]])
-    elif tool_plan is not None:  # the tools and the answer's shape, in the system prompt
+    elif plan is not None:  # the tools and the answer's shape, in the system prompt
         if messages[0]["role"] == "system":
-            messages[0]["content"] += "\n\n" + tool_plan.instructions
+            messages[0]["content"] += "\n\n" + plan.instructions
         else:
-            messages.insert(0, {"role": "system", "content": tool_plan.instructions})
+            messages.insert(0, {"role": "system", "content": plan.instructions})
     _check_prompt_size(loaded, sum(len(m["content"]) for m in messages), "messages")
     if loaded.template is None:
         raise InvalidRequest(
@@ -211,8 +220,8 @@ def build_chat_request(
     except TemplateError as exc:
         raise InvalidRequest(str(exc), param="messages") from None
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
-    grammar = (_tool_grammar(body, tool_plan, llama)
-               if tool_plan is not None and tool_plan.schema is not None else None)
+    grammar = (_tool_grammar(body, plan, llama)
+               if plan is not None and plan.schema is not None else None)
     return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header, client,
                             grammar)
 

@@ -24,7 +24,7 @@ from gateway.errors import InvalidRequest, NotFound
 from gateway.serving import responses, tool_formats, tools
 from gateway.serving.completions import unless_hung_up
 from gateway.serving.model_registry import ModelRegistry
-from gateway.serving.request_builder import build_chat_request
+from gateway.serving.request_builder import build_chat_request, tool_plan
 
 STORE_CAPACITY = 1000  # responses kept for previous_response_id; the oldest go first
 STORE_TTL_S = 3600.0
@@ -184,9 +184,7 @@ async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.Respon
     response_id, created = f"resp_{uuid.uuid4().hex}", int(time.time())
     prepared = prepare(store, body, response_id, client)
     request = await asyncio.to_thread(build_chat_request, served, prepared.chat, None, client)
-    plan = tools.plan(prepared.chat.tools, prepared.chat.tool_choice,
-                      prepared.chat.parallel_tool_calls,
-                      tool_formats.format_of(served.template.source if served.template else None))
+    plan = tool_plan(served, prepared.chat)
     with_tools, native = plan is not None, plan.native if plan is not None else None
     events = await responses.accepted(served.run(request, "responses"))
 
