@@ -51,7 +51,7 @@ def on_test_server(url: str, server: RunningServer) -> str:
 
 
 def sse_data(text: str) -> list[dict]:  # type: ignore[type-arg]
-    return [json.loads(line[6:]) for line in text.splitlines()
+    return [json.loads(line[6:]) for line in text.split("\n")
             if line.startswith("data: ") and line[6:].strip() != "[DONE]"]
 
 

@@ -83,7 +83,7 @@ def test_streamed_infill_sends_pieces_then_the_final_result_without_done(two: Ru
         ["curl", "-sN", "-H", "Content-Type: application/json", "-d",
          json.dumps(infill_body(stream=True, n_predict=6, ignore_eos=True, temperature=0)),
          two.base + "/infill"], capture_output=True, text=True, timeout=120, check=True).stdout
-    frames = [json.loads(line[6:]) for line in out.splitlines() if line.startswith("data: ")]
+    frames = [json.loads(line[6:]) for line in out.split("\n") if line.startswith("data: ")]
     assert "[DONE]" not in out
     pieces, last = frames[:-1], frames[-1]
     assert pieces and all(f["stop"] is False and "content" in f for f in pieces)

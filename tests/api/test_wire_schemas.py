@@ -32,7 +32,7 @@ def post(server: RunningServer, path: str, body: dict) -> httpx.Response:  # typ
 
 
 def frames(r: httpx.Response) -> list[dict]:  # type: ignore[type-arg]
-    return [json.loads(line[6:]) for line in r.text.splitlines()
+    return [json.loads(line[6:]) for line in r.text.split("\n")
             if line.startswith("data: {")]
 
 
