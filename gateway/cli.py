@@ -146,4 +146,5 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=getattr(logging, getattr(args, "log_level", "warning").upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gateway.access").setLevel(logging.INFO)  # one line a request, always
+    logging.getLogger("gateway.models").setLevel(logging.INFO)  # loads, sleeps and wakes
     args.func(args)

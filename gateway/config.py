@@ -54,6 +54,9 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # engine dies by a signal before it is ready, starts it once more without them
     cpu_extra_buffers: Literal["auto"] | bool = "auto"
     embeddings: bool = False  # also serve /v1/embeddings (chat and completions go on)
+    # idle this long (no request running or arriving): its engines stop and free their memory
+    # (`sleeping`) until the next request wakes it; unset: resident for good
+    keep_alive_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
 class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -73,6 +76,14 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cache_dir: str = "~/.cache/gateway"
     reserved_gpus: list[int] = []  # kept free for other work (fine-tuning, games)
     drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0
+    # host RAM for saved conversations, shared by every engine's session cache (each model's
+    # `session_cache.ram_mb` still caps its own replicas); unset: a quarter of the host's RAM
+    host_ram_mb: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    # engines loading at once; 0: one at a time on a small host (< 8 GiB RAM), else all at once
+    parallel_loads: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
+    # GPU memory each engine process costs on each GPU it uses beyond its model (the CUDA or
+    # ROCm context), kept free by placement
+    gpu_context_mb: Annotated[float, msgspec.Meta(ge=0)] = 400
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -41,18 +41,18 @@ async def completion(request: Request) -> Response[bytes] | Stream:
 @post("/tokenize", status_code=200)
 async def tokenize(request: Request) -> Response[bytes]:
     body = decode_body(await request.body(), native.TokenizeRequest)
-    return json_response(serving.tokenize(registry_of(request), body))
+    return json_response(await serving.tokenize(registry_of(request), body))
 
 
 @post("/detokenize", status_code=200)
 async def detokenize(request: Request) -> Response[bytes]:
     body = decode_body(await request.body(), native.DetokenizeRequest)
-    return json_response(serving.detokenize(registry_of(request), body))
+    return json_response(await serving.detokenize(registry_of(request), body))
 
 
-@get("/props", sync_to_thread=False)
-def props(request: Request, model: str | None = None) -> Response[bytes]:
-    return json_response(serving.props(registry_of(request), model))
+@get("/props")
+async def props(request: Request, model: str | None = None) -> Response[bytes]:
+    return json_response(await serving.props(registry_of(request), model))
 
 
 NATIVE_ROUTES = [infill, completion, tokenize, detokenize, props]

@@ -8,7 +8,7 @@ import msgspec
 
 from gateway.responses_wire import StreamEvent
 from gateway.serving.native import NativeStreamItem
-from gateway.serving.responses import QueueNotice, StreamItem
+from gateway.serving.responses import LoadingNotice, QueueNotice, StreamItem
 
 DONE = b"data: [DONE]\n\n"
 
@@ -22,12 +22,14 @@ HEADERS = {
 
 async def frames(items: AsyncIterator[StreamItem] | AsyncIterator[NativeStreamItem],
                  done: bool = True) -> AsyncIterator[bytes]:
-    """`data:` frames, queue notices as comments; `[DONE]` last (OpenAI's streams: llama.cpp's
+    """`data:` frames, queue and loading notices as comments; `[DONE]` last (OpenAI's streams: llama.cpp's
     own routes end without it, as llama-server's do)."""
     encoder = msgspec.json.Encoder()
     async for item in items:
         if isinstance(item, QueueNotice):
             yield f": queued position={item.position}\n\n".encode()
+        elif isinstance(item, LoadingNotice):
+            yield f": loading {item.percent:g}%\n\n".encode()
         else:
             yield b"data: " + encoder.encode(item) + b"\n\n"
     if done:

@@ -26,9 +26,10 @@ from gateway.engine.settings import EngineSettings
 from gateway.engine.session_cache import SessionCache
 from gateway.engine.step_cost import StepCost
 from gateway.engine.text_stream import TextStream
-from gateway.engine.turns import Cancel, Command, EngineStats, InFlight, PendingTurn, RunningTurn, Stop
+from gateway.engine.embed_turn import answer_embeddings
+from gateway.engine.turns import (Cancel, Command, EngineStats, InFlight, PendingTurn, RamBudget,
+                                  RunningTurn, Stop)
 from gateway.engine.types import (
-    Embedded,
     Failed,
     FailureKind,
     Finished,
@@ -147,9 +148,13 @@ class Engine:
         finally:
             self._shutdown()
 
-    def _report_occupancy(self) -> None:
+    def set_ram_budget(self, budget_bytes: int) -> None:
+        """The session cache's new RAM budget (its share of the host's)."""
+        self._commands.put(RamBudget(budget_bytes))
+
+    def _report_occupancy(self, changed: bool = False) -> None:
         current = self.occupancy
-        if current != self._reported_occupancy and self.on_occupancy is not None:
+        if (changed or current != self._reported_occupancy) and self.on_occupancy is not None:
             self._reported_occupancy = current
             self.on_occupancy(current)
 
@@ -159,6 +164,7 @@ class Engine:
         timeout = None if not len(self.scheduler) else min(self.settings.scheduling.max_wait_s, 0.25)
         if timeout is None and self._write_back_pending:
             self._write_back_pending = self.conversations.write_back()
+            self._report_occupancy(changed=self._write_back_pending)
             return
         try:
             self._handle(self._commands.get(timeout=timeout))
@@ -184,11 +190,14 @@ class Engine:
     def _handle(self, command: Command) -> None:
         self._write_back_pending = True
         if isinstance(command, PendingTurn) and command.request.embed_inputs is not None:
-            self._embed(command)
+            answer_embeddings(self.embedder, command)
         elif isinstance(command, PendingTurn):
             self._offer(command)
         elif isinstance(command, Cancel):
             self._cancel(command.request_id)
+        elif isinstance(command, RamBudget):
+            self.cache.resize(command.budget_bytes)
+            self._report_occupancy(changed=True)
         else:
             self._stopped = True
 
@@ -200,16 +209,6 @@ class Engine:
         if not verdict.accepted:
             pending.sink(Failed("Too many new conversations are waiting for this model; retry later",
                                 FailureKind.QUEUE_FULL, retry_after=verdict.retry_after_s))
-
-    def _embed(self, pending: PendingTurn) -> None:
-        """An embeddings request, answered at once between two steps (one short pass a batch)."""
-        inputs = pending.request.embed_inputs or []
-        try:
-            if self.embedder is None:
-                raise ValueError("this model does not serve embeddings")
-            pending.sink(Embedded(self.embedder.embed(inputs), sum(len(i) for i in inputs)))
-        except (RuntimeError, ValueError) as exc:
-            pending.sink(Failed(str(exc), FailureKind.DECODE_FAILED))
 
     def _cancel(self, request_id: str) -> None:
         pending = self.scheduler.remove(request_id)

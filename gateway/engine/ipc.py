@@ -1,6 +1,6 @@
 """The wire between the gateway and an engine process: length-prefixed msgpack frames.
 
-Gateway -> engine: `Submit`, `Cancel`. Engine -> gateway: `Progress` while loading, `WarmingUp` once
+Gateway -> engine: `Submit`, `Cancel`, `RamBudget`. Engine -> gateway: `Progress` while loading, `WarmingUp` once
 loaded, `Ready` once a warm-up decode worked, `Event` for each request's events, `Occupancy` whenever
 what it runs and has waiting changes (for routing and /health).
 """
@@ -34,6 +34,12 @@ class Cancel(msgspec.Struct, frozen=True, tag=True):
     request_id: str
 
 
+class RamBudget(msgspec.Struct, frozen=True, tag=True):
+    """This engine's share of the host-RAM budget for saved conversations, in bytes."""
+
+    budget_bytes: int
+
+
 class Progress(msgspec.Struct, frozen=True, tag=True):
     fraction: float
 
@@ -51,6 +57,21 @@ class Event(msgspec.Struct, frozen=True, tag=True):
     event: EngineEvent
 
 
+class Conversations(msgspec.Struct, frozen=True):
+    """Where the engine's conversations are, and what moved them, for /metrics and /health."""
+
+    resident: int = 0  # holding a slot's KV
+    resident_tokens: int = 0
+    in_ram: int = 0  # saved in the session cache
+    ram_bytes: int = 0
+    ram_budget_bytes: int = 0
+    on_disk: int = 0
+    disk_bytes: int = 0
+    spills: int = 0
+    restores: int = 0
+    preemptions: int = 0
+
+
 class Occupancy(msgspec.Struct, frozen=True, tag=True):
     """Requests the engine is running and has waiting, sent whenever that changes."""
 
@@ -58,9 +79,10 @@ class Occupancy(msgspec.Struct, frozen=True, tag=True):
     waiting: int
     prompt_tokens_computed: int = 0  # the engine's counts so far: what its work cost
     tokens_generated: int = 0
+    conversations: Conversations | None = None
 
 
-ToEngine = Submit | Cancel
+ToEngine = Submit | Cancel | RamBudget
 FromEngine = Progress | WarmingUp | Ready | Event | Occupancy
 
 _HEADER = struct.Struct("!I")

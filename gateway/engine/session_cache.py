@@ -90,6 +90,22 @@ class SessionCache:
         """Whether RAM holds `size` more bytes without pushing anything out."""
         return self.bytes_used + size <= self.budget_bytes
 
+    def resize(self, budget_bytes: int) -> None:
+        """A new RAM budget (the gateway shares one among all engines): the oldest entries
+        go to disk (or are dropped) until the rest fit."""
+        self.budget_bytes = budget_bytes
+        while self.bytes_used > self.budget_bytes:
+            _, old = self._ram.popitem(last=False)
+            self.bytes_used -= len(old.state)
+            if self._disk:
+                self._disk.put(old)
+
+    def usage(self) -> tuple[int, int, int, int]:
+        """(entries in RAM, their bytes, entries on disk, their bytes)."""
+        disk = self._disk
+        return (len(self._ram), self.bytes_used, len(disk.index_items()) if disk else 0,
+                disk.bytes_used if disk else 0)
+
     def take(self, key: SessionKey) -> SavedSession | None:
         """Remove and return the entry for `key`; only ever one of this model's."""
         entry = self._ram.get(key)

@@ -143,4 +143,11 @@ class Stop:
     pass
 
 
-Command = PendingTurn | Cancel | Stop
+@dataclass
+class RamBudget:
+    """The session cache's share of the host-RAM budget, from the gateway."""
+
+    budget_bytes: int
+
+
+Command = PendingTurn | Cancel | RamBudget | Stop

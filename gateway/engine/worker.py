@@ -74,6 +74,16 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes | None:
     return data
 
 
+def census(engine: Engine) -> ipc.Conversations:
+    """Where the engine's conversations are (read on the engine thread, where they move)."""
+    store = engine.conversations
+    held = [s for s in store.slots.slots if s.session is not None and s.tokens]
+    in_ram, ram_bytes, on_disk, disk_bytes = engine.cache.usage()
+    return ipc.Conversations(len(held), sum(len(s.tokens) for s in held), in_ram, ram_bytes,
+                             engine.cache.budget_bytes, on_disk, disk_bytes, store.spilled,
+                             store.restored, engine.stats.paused)
+
+
 def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
@@ -95,7 +105,8 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
                        extra_buffers=spec.extra_buffers)
     def occupancy(now: tuple[int, int]) -> None:
         stats = engine.stats
-        writer.send(ipc.Occupancy(*now, stats.prompt_tokens_computed, stats.tokens_generated))
+        writer.send(ipc.Occupancy(*now, stats.prompt_tokens_computed, stats.tokens_generated,
+                                  census(engine)))
 
     engine = Engine(model, spec.settings, on_occupancy=occupancy,
                     decode_failpoint=failpoints.action("engine.decode"))
@@ -117,6 +128,8 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
             message = ipc.to_engine_decoder.decode(body)
             if isinstance(message, ipc.Submit):
                 engine.submit(message.request, sink_for(message.request.request_id))
+            elif isinstance(message, ipc.RamBudget):
+                engine.set_ram_budget(message.budget_bytes)
             else:
                 engine.cancel(message.request_id)
     finally:

@@ -55,6 +55,7 @@ class ReplicaPlacement:
     tensor_split: list[float]
     need_bytes: int
     n_gpu_layers: int
+    context_bytes: int = 0  # its process's GPU context, on each of its GPUs
 
     def env(self) -> dict[str, str]:
         if self.gpus:
@@ -66,7 +67,8 @@ class ReplicaPlacement:
         (a user's split need not sum to 1)."""
         shares = self.tensor_split or [1.0] * len(self.gpus)
         total = sum(shares) or 1.0
-        return {g: int(self.need_bytes * share / total) + 1 for g, share in zip(self.gpus, shares)}
+        return {g: int(self.need_bytes * share / total) + 1 + self.context_bytes
+                for g, share in zip(self.gpus, shares)}
 
     def describe(self) -> dict[str, object]:
         return {"device": "cpu" if not self.gpus else "gpu", "gpus": self.gpus,
@@ -87,8 +89,10 @@ def cpu_placement(model_id: str, replicas: int, need: int = 0) -> Placement:
     return Placement(model_id, [ReplicaPlacement([], [], need, 0) for _ in range(replicas)])
 
 
-def plan(demands: list[ModelDemand], gpus: list[Gpu], reserved: frozenset[int] = frozenset()
-         ) -> dict[str, Placement]:
+def plan(demands: list[ModelDemand], gpus: list[Gpu], reserved: frozenset[int] = frozenset(),
+         context_bytes: int = 0) -> dict[str, Placement]:
+    """`context_bytes`: what each engine process's GPU context costs on each GPU it uses (CUDA
+    takes a few hundred MB per process before any model), kept free besides the model."""
     usable = [g for g in gpus if g.index not in reserved]
     if not gpus:
         return {d.model_id: cpu_placement(d.model_id, d.replicas, d.footprint.total) for d in demands}
@@ -110,12 +114,13 @@ def plan(demands: list[ModelDemand], gpus: list[Gpu], reserved: frozenset[int] =
                 problems.append(f"{demand.model_id}: GPU(s) {missing} are not available "
                                 f"(reserved or absent)")
                 continue
-        placed = _place_one(demand, need, allowed, free)
+        placed = _place_one(demand, need, allowed, free, context_bytes)
         if placed is None:
-            room = sum(free[i] for i in allowed)
+            room = sum(max(free[i] - context_bytes, 0) for i in allowed)
             where = ", ".join(f"GPU {i} ({names[i]}) {gib(free[i])} free" for i in allowed)
             problems.append(f"{demand.model_id}: needs {gib(need)} (weights {gib(demand.footprint.weights)}"
-                            f" + KV {gib(demand.footprint.kv)} + compute {gib(demand.footprint.compute)});"
+                            f" + KV {gib(demand.footprint.kv)} + compute {gib(demand.footprint.compute)}"
+                            f"{f' + GPU context {gib(context_bytes)}' if context_bytes else ''});"
                             f" {where}: short by {gib(max(need - room, 0)) if need > room else 'fragmentation'}")
             continue
         out[demand.model_id].append(placed)
@@ -124,36 +129,39 @@ def plan(demands: list[ModelDemand], gpus: list[Gpu], reserved: frozenset[int] =
     return {model_id: Placement(model_id, replicas) for model_id, replicas in out.items()}
 
 
-def _place_one(demand: ModelDemand, need: int, allowed: list[int], free: dict[int, int]
-               ) -> ReplicaPlacement | None:
+def _place_one(demand: ModelDemand, need: int, allowed: list[int], free: dict[int, int],
+               context: int = 0) -> ReplicaPlacement | None:
+    layers = demand.n_gpu_layers
     if demand.tensor_split and demand.gpus:
         # the user's own split over the user's GPUs: each card must hold its share
         total = sum(demand.tensor_split)
-        shares = {g: int(need * w / total) + 1 for g, w in zip(demand.gpus, demand.tensor_split)}
+        shares = {g: int(need * w / total) + 1 + context
+                  for g, w in zip(demand.gpus, demand.tensor_split)}
         if any(free[g] < share for g, share in shares.items()):
             return None
         for g, share in shares.items():
             free[g] -= share
-        return ReplicaPlacement(list(demand.gpus), list(demand.tensor_split), need, demand.n_gpu_layers)
-    fitting = [i for i in allowed if free[i] >= need]
+        return ReplicaPlacement(list(demand.gpus), list(demand.tensor_split), need, layers, context)
+    fitting = [i for i in allowed if free[i] >= need + context]
     if fitting:
         best = min(fitting, key=lambda i: free[i] - need)  # the snuggest fit keeps big cards free
-        free[best] -= need
-        return ReplicaPlacement([best], [], need, demand.n_gpu_layers)
+        free[best] -= need + context
+        return ReplicaPlacement([best], [], need, layers, context)
     chosen: list[int] = []
     room = 0
     for i in sorted(allowed, key=lambda i: free[i], reverse=True):
         if room >= need:
             break
-        chosen.append(i)
-        room += free[i]
+        if free[i] > context:
+            chosen.append(i)
+            room += free[i] - context
     if room < need:
         return None
     chosen.sort()
-    split = [free[i] / room for i in chosen]
+    split = [(free[i] - context) / room for i in chosen]
     for i, fraction in zip(chosen, split):
-        free[i] -= int(need * fraction) + 1
-    return ReplicaPlacement(chosen, [round(s, 4) for s in split], need, demand.n_gpu_layers)
+        free[i] -= int(need * fraction) + 1 + context
+    return ReplicaPlacement(chosen, [round(s, 4) for s in split], need, layers, context)
 
 
 def parse_inventory(text: str) -> list[Gpu]:

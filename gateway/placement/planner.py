@@ -33,8 +33,10 @@ def demand_for(model: ModelConfig, path: Path) -> ModelDemand:
 
 
 class Planner:
-    """Places models on the GPUs: all that are on disk at the start, the others (a hub download still
-    to come) later, against what is left, so a slow download never holds up the other models."""
+    """Places the models that are awake on the GPUs: at the start those loaded at start whose
+    file is there, the others (a download still to come, a model woken by a request) later,
+    against what is left, so a slow download never holds up the other models. A model put to
+    sleep gives its room back (`release`)."""
 
     def __init__(self, config: Config, gpus: list[Gpu], source: str) -> None:
         self.config = config
@@ -43,23 +45,31 @@ class Planner:
         self.placements: dict[str, Placement] = {}
         self.unknown: dict[str, str] = {}  # models whose file could not be read now, and why
 
-    def plan_available(self, download: bool = False) -> dict[str, Placement]:
-        """Place every model whose file can be read now. The others (a download still to come,
-        NFS not mounted, a broken file) are listed in `unknown` and placed if and when it arrives,
-        so one of them never holds up the rest."""
+    @property
+    def context_bytes(self) -> int:
+        return int(self.config.server.gpu_context_mb * (1 << 20))
+
+    def plan_available(self, download: bool = False, awake_only: bool = True
+                       ) -> dict[str, Placement]:
+        """Place every model loaded at start (every model, unless `awake_only`) whose file can
+        be read now. The others (a download still to come, NFS not mounted, a broken file) are
+        listed in `unknown` and placed if and when it arrives, so one of them never holds up the
+        rest; models that sleep until a request are placed when it comes."""
+        models = [m for m in self.config.models if m.load_at_start or not awake_only]
         if not self.gpus:
-            self.placements = {m.id: cpu_placement(m.id, m.replicas) for m in self.config.models}
+            self.placements = {m.id: cpu_placement(m.id, m.replicas) for m in models}
             return self.placements
         demands = []
         self.unknown = {}
-        for model in self.config.models:
+        for model in models:
             try:
                 path = resolve_model_path(model, self.config.server.cache_dir,
                                           local_only=not download and model.source.hf is not None)
                 demands.append(demand_for(model, path))
             except (ModelSourceError, OSError, ValueError) as exc:
                 self.unknown[model.id] = str(exc) or type(exc).__name__
-        self.placements = plan(demands, self.gpus, frozenset(self.config.server.reserved_gpus))
+        self.placements = plan(demands, self.gpus, frozenset(self.config.server.reserved_gpus),
+                               self.context_bytes)
         return self.placements
 
     def placement_for(self, model: ModelConfig, path: Path) -> Placement:
@@ -67,10 +77,18 @@ class Planner:
         it, placed now in what the others left free."""
         if model.id in self.placements:
             return self.placements[model.id]
+        if not self.gpus:
+            self.placements[model.id] = cpu_placement(model.id, model.replicas)
+            return self.placements[model.id]
         left = remaining(self.gpus, list(self.placements.values()))
-        placed = plan([demand_for(model, path)], left, frozenset(self.config.server.reserved_gpus))
+        placed = plan([demand_for(model, path)], left, frozenset(self.config.server.reserved_gpus),
+                      self.context_bytes)
         self.placements.update(placed)
         return placed[model.id]
+
+    def release(self, model_id: str) -> None:
+        """`model_id` sleeps or was unloaded: its room is free for the others."""
+        self.placements.pop(model_id, None)
 
 
 def planner_for(config: Config, gpus: list[Gpu] | None = None) -> Planner:
@@ -84,7 +102,7 @@ def plan_config(config: Config, gpus: list[Gpu] | None = None) -> Planner:
     """A planner that placed every model it could read (downloading what must be); the others
     are in its `unknown`. Without GPUs nothing is read: every replica runs on the CPU."""
     planner = planner_for(config, gpus)
-    planner.plan_available(download=True)
+    planner.plan_available(download=True, awake_only=False)
     return planner
 
 

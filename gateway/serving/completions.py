@@ -19,7 +19,7 @@ from typing import TypeVar
 from gateway import wire
 from gateway.engine.types import Finished, TokenLogprob
 from gateway.errors import ClientGone
-from gateway.serving import choices, responses
+from gateway.serving import choices, responses, waking
 from gateway.serving.model_registry import ModelRegistry
 from gateway.serving.request_builder import build_chat_request, build_completion_request, tool_plan
 
@@ -39,7 +39,10 @@ async def complete(registry: ModelRegistry,
                    hung_up: Callable[[], Awaitable[None]]
                    ) -> Streamed | wire.ChatCompletion | wire.Completion:
     served = registry.get(body.model)
-    served.require_ready()
+    if body.stream and waking.must_wait(served):  # the stream starts now: `: loading` comments
+        return Streamed(waking.loading_then(
+            served, lambda: _items(complete(registry, body, session_header, client, hung_up))))
+    await waking.ready(served, hung_up)
     chat = isinstance(body, wire.ChatCompletionRequest)
     if isinstance(body, wire.ChatCompletionRequest):
         request = await asyncio.to_thread(build_chat_request, served, body, session_header, client)
@@ -86,6 +89,12 @@ async def complete(registry: ModelRegistry,
         for stream in streams:
             await stream.aclose()  # type: ignore[attr-defined]
     return responses.merged(answers)
+
+
+async def _items(result: Awaitable[Streamed | object]) -> AsyncIterator[responses.StreamItem]:
+    streamed = await result
+    assert isinstance(streamed, Streamed)
+    return streamed.items
 
 
 async def unless_hung_up(hung_up: Callable[[], Awaitable[None]], work: Awaitable[T]) -> T:

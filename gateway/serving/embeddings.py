@@ -82,7 +82,7 @@ def build_embedding_request(loaded: ServedModel, body: wire.EmbeddingRequest, cl
 async def embed(registry: ModelRegistry, body: wire.EmbeddingRequest, client: str
                 ) -> wire.EmbeddingList:
     served = registry.get(body.model)
-    served.require_ready()
+    await served.wait_ready()
     request = await asyncio.to_thread(build_embedding_request, served, body, client)
     result: Embedded | None = None
     async for event in served.run(request, "embeddings"):

@@ -67,7 +67,7 @@ class EngineProcess:
                  on_progress: Callable[[float], None] = lambda _f: None,
                  backoff_s: tuple[float, float] = (0.5, 30.0), max_failures: int = 4,
                  stable_s: float = 60.0, extra_buffers: Literal["auto"] | bool = "auto",
-                 on_cpu: bool = True) -> None:
+                 on_cpu: bool = True, load_gate: asyncio.Semaphore | None = None) -> None:
         self.spec = msgspec.structs.replace(spec, extra_buffers=extra_buffers is not False)
         self.env = env or {}
         self.on_progress = on_progress
@@ -90,7 +90,16 @@ class EngineProcess:
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._fatal: str | None = None
         self._stopping = False
+        self._gate_held: asyncio.Semaphore | None = None
         self.computed = (0, 0)  # (prompt tokens computed, tokens generated) as last reported
+        self.conversations = ipc.Conversations()  # where its conversations are, as last reported
+        self.load_fraction = 0.0  # of its weights loaded, while loading
+        self.ready_since_start = False  # it got as far as ready since `start` (a load, a wake)
+        self.load_seconds: float | None = None  # from `start` to ready, the last time
+        self.ready_at: float | None = None  # when it last got ready (monotonic)
+        self._started_at = time.monotonic()
+        self.ram_budget: int | None = None  # its session cache's share of the host's RAM budget
+        self.load_gate = load_gate  # held from spawning to ready: loads one at a time if shared
 
     @property
     def in_flight(self) -> int:
@@ -129,8 +138,16 @@ class EngineProcess:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
+    def set_ram_budget(self, budget_bytes: int) -> None:
+        """Its session cache's share of the host-RAM budget; sent now and on every start."""
+        self.ram_budget = budget_bytes
+        if self._writer is not None:
+            self._writer.write(ipc.frame(ipc.RamBudget(budget_bytes)))
+
     def start(self) -> None:
         self._stopping = False
+        self.ready_since_start = False
+        self._started_at = time.monotonic()
         self.failure = None
         self.state = move(self.state, State.LOADING)
         self._task = asyncio.get_running_loop().create_task(self._supervise())
@@ -222,6 +239,22 @@ class EngineProcess:
         self._stderr.clear()
         self._fatal = None
         self.state = move(self.state, State.LOADING if self.restarts == 0 else State.RESTARTING)
+        self.load_fraction = 0.0
+        gate = self.load_gate
+        if gate is not None:
+            await gate.acquire()
+        self._gate_held = gate
+        try:
+            return await self._spawn_and_serve()
+        finally:
+            self._release_gate()
+
+    def _release_gate(self) -> None:
+        gate, self._gate_held = self._gate_held, None
+        if gate is not None:
+            gate.release()
+
+    async def _spawn_and_serve(self) -> bool:
         with tempfile.TemporaryDirectory(prefix="gateway-") as tmp:
             path = os.path.join(tmp, "engine.sock")
             self._process = await asyncio.create_subprocess_exec(
@@ -236,6 +269,8 @@ class EngineProcess:
             was_ready = False
             try:
                 reader, self._writer = await self._connect(path)
+                if self.ram_budget is not None:
+                    self._writer.write(ipc.frame(ipc.RamBudget(self.ram_budget)))
                 try:
                     was_ready = await self._read(reader)
                 finally:
@@ -295,10 +330,20 @@ class EngineProcess:
             elif isinstance(message, ipc.Occupancy):
                 self.running = message.running
                 self.computed = (message.prompt_tokens_computed, message.tokens_generated)
+                if message.conversations is not None:
+                    self.conversations = message.conversations
             elif isinstance(message, ipc.Progress):
+                self.load_fraction = message.fraction
                 self.on_progress(message.fraction)
             elif isinstance(message, ipc.Ready):
                 was_ready = True
+                self.ready_at = time.monotonic()
+                if not self.ready_since_start:
+                    self.load_seconds = self.ready_at - self._started_at
+                    log.info("engine for %s ready in %.1f s", self.spec.model_id,
+                             self.load_seconds)
+                self.ready_since_start = True
+                self._release_gate()  # the next model may load
                 self.n_ctx_seq = message.n_ctx_seq
                 self.failure = None
                 self.state = move(self.state, State.READY)
@@ -311,7 +356,12 @@ class EngineProcess:
 
     def describe(self) -> dict[str, object]:
         running, waiting = self.occupancy
-        return {"state": self.state.value, "pid": self.pid, "running": running,
-                "waiting": waiting, "restarts": self.restarts, "error": self.failure,
-                "note": self.note, "extra_buffers": self.spec.extra_buffers,
-                "prompt_tokens_computed": self.computed[0], "tokens_generated": self.computed[1]}
+        described: dict[str, object] = {
+            "state": self.state.value, "pid": self.pid, "running": running,
+            "waiting": waiting, "restarts": self.restarts, "error": self.failure,
+            "note": self.note, "extra_buffers": self.spec.extra_buffers,
+            "prompt_tokens_computed": self.computed[0], "tokens_generated": self.computed[1],
+            "conversations": msgspec.structs.asdict(self.conversations)}
+        if self.state in (State.LOADING, State.RESTARTING) and not self.ready_since_start:
+            described["load_progress"] = round(self.load_fraction * 100, 1)
+        return described

@@ -9,6 +9,10 @@ needs no moves of its own:
     restarting -> restarting | ready | failed | unloaded
     failed -> loading | unloaded            (the admin's load tries again)
     unloaded -> loading
+
+A model has one state of its own, never a replica's: `sleeping`, its engines stopped after
+`keep_alive_s` idle (or to make room on the GPUs for another, or never started: `load_at_start =
+false`); the next request for it wakes it, where `unloaded` (the admin's) answers 503.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class State(str, enum.Enum):
     RESTARTING = "restarting"
     FAILED = "failed"
     UNLOADED = "unloaded"
+    SLEEPING = "sleeping"  # a model's only: its engines stopped until a request wakes it
 
 
 ALLOWED: dict[State, frozenset[State]] = {
@@ -30,6 +35,7 @@ ALLOWED: dict[State, frozenset[State]] = {
     State.RESTARTING: frozenset({State.RESTARTING, State.READY, State.FAILED, State.UNLOADED}),
     State.FAILED: frozenset({State.LOADING, State.UNLOADED}),
     State.UNLOADED: frozenset({State.LOADING}),
+    State.SLEEPING: frozenset(),  # never a replica's
 }
 
 

@@ -27,16 +27,18 @@ from gateway.engine.types import EngineEvent, FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
 from gateway.placement.cpus import threads_per_engine
-from gateway.placement.plan import Placement
+from gateway.placement.plan import Placement, PlacementError
 from gateway.placement.planner import Planner
 from gateway.serving import access_log
 from gateway.serving.metrics import Metrics
 from gateway.serving.chat_template import ChatTemplate
 from gateway.serving.engine_process import EngineProcess
 from gateway.serving.lifecycle import State
+from gateway.serving.residency import Residency
 from gateway.serving.router import Router
 
 log = logging.getLogger(__name__)
+events = logging.getLogger("gateway.models")  # loads, sleeps and wakes: shown at any log level
 
 ProgressReport = Callable[[str, float], None]
 
@@ -58,7 +60,8 @@ def engine_settings(model: ModelConfig, replica: int = 0, threads: int = 0) -> E
 
 class ServedModel:
     def __init__(self, config: ModelConfig, cache_dir: str, planner: Planner,
-                 progress: ProgressReport, threads: int = 0) -> None:
+                 progress: ProgressReport, threads: int = 0,
+                 residency: Residency | None = None) -> None:
         self.config = config
         self.threads = threads  # each engine's CPU threads where the config says 0
         self.metrics: Metrics | None = None  # the registry's, once it holds this model
@@ -75,6 +78,15 @@ class ServedModel:
         self.error: str | None = None
         self.wanted = config.load_at_start  # should it be serving? (/health counts it if so)
         self._loading: asyncio.Task[None] | None = None
+        # the rig's side: room on the GPUs for a wake, the host-RAM shares, one load at a time
+        self.residency = residency or Residency()
+        self.asleep = not config.load_at_start  # engines stopped; the next request wakes it
+        self.last_used = time.monotonic()  # a request arrived or ended
+        self.waiting_for_wake = 0  # requests waiting for it to wake or load
+        self._attempt = 0  # loads started: a waiter knows whether the one it waits for failed
+        self._wake_failure: tuple[int, str] | None = None  # (attempt, why it could not wake)
+        self._woken = False  # this load is a wake (a request's), not the admin's or the start's
+        self._stopped: asyncio.Task[None] | None = None  # its engines stopping, if they are
 
     @property
     def id(self) -> str:
@@ -85,7 +97,7 @@ class ServedModel:
         if self.error is not None:
             return State.FAILED
         if self._loading is None:
-            return State.UNLOADED
+            return State.SLEEPING if self.asleep else State.UNLOADED
         states = {r.state for r in self.replicas}
         if State.READY in states:
             return State.READY
@@ -108,10 +120,79 @@ class ServedModel:
         ready = [r.n_ctx_seq for r in self.replicas if r.state is State.READY]
         return min(ready) if ready else self.config.context.n_ctx
 
+    @property
+    def settling(self) -> bool:
+        """On its way up (woken, loaded at start or by the admin) and not ready since: requests
+        wait for it. A replica restarting after it served is not settling: those get a 503."""
+        if self._loading is None or self.error is not None:
+            return False
+        if not self.replicas:
+            return not self._loading.done()  # its file, vocabulary and placement come first
+        return (not any(r.ready_since_start for r in self.replicas)
+                and any(r.state in (State.LOADING, State.RESTARTING) for r in self.replicas))
+
+    @property
+    def busy(self) -> int:
+        """Requests it holds: in its engines, or waiting for it to wake."""
+        return sum(r.in_flight for r in self.replicas) + self.waiting_for_wake
+
+    @property
+    def load_progress(self) -> float:
+        """Of its weights loaded (0-1), over its replicas."""
+        if not self.replicas:
+            return 0.0
+        return sum(1.0 if r.ready_since_start else r.load_fraction
+                   for r in self.replicas) / len(self.replicas)
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    @property
+    def idle_since(self) -> float:
+        """Its last request's arrival or end, or when it got ready, whichever came last."""
+        ready = [r.ready_at for r in self.replicas if r.ready_at is not None]
+        return max([self.last_used, *ready])
+
+    def wake(self) -> int:
+        """Start loading a sleeping model (no-op otherwise); the number of the load attempt
+        it waits for."""
+        if self.asleep and self._loading is None:
+            events.info("model %s wakes for a request", self.id)
+            self.load()
+            self._woken = True
+        return self._attempt
+
+    async def wait_ready(self) -> list[EngineProcess]:
+        """Its ready replicas, waking it (or waiting for its load) first: a sleeping model, a
+        `load_at_start = false` model and one still loading keep the request waiting instead of
+        answering 503. Failed, unloaded by the admin, restarting after it served: a clear 503."""
+        self.touch()
+        self.waiting_for_wake += 1
+        attempt: int | None = None
+        try:
+            while True:
+                ready = [r for r in self.replicas if r.state is State.READY]
+                if ready:
+                    return ready
+                failure = self._wake_failure
+                if self.state is State.SLEEPING:
+                    if attempt is not None and failure is not None and failure[0] == attempt:
+                        raise Unavailable(failure[1], code="insufficient_gpu_memory",
+                                          retry_after=30)
+                    attempt = self.wake()
+                elif not self.settling:
+                    self.require_ready()  # raises why it cannot serve
+                await asyncio.sleep(0.05)
+        finally:
+            self.waiting_for_wake -= 1
+            self.touch()
+
     def load(self) -> None:
         """Start loading, unless it is loading or loaded already; a failed model (or replica)
         tries again."""
         self.wanted = True
+        self.asleep = False
+        self._woken = False
         if self.error is not None:
             self.error = None
             self._loading = None
@@ -119,13 +200,22 @@ class ServedModel:
         for replica in self.replicas:
             replica.retry()
         if self._loading is None:
+            self._attempt += 1
             self._loading = asyncio.get_running_loop().create_task(self._load())
 
     async def _load(self) -> None:
+        if self._stopped is not None:
+            await asyncio.shield(self._stopped)  # the last engines' memory is free first
         try:
             path = await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
                                            lambda msg: log.info("%s", msg))
-            self.placement = self.planner.placement_for(self.config, path)
+            try:
+                self.placement = await self._place(Path(path))
+            except PlacementError as exc:
+                if self._woken:
+                    self._back_to_sleep(str(exc))  # the next request tries again
+                    return
+                raise
             if self.tokenizer is None:
                 self.tokenizer = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
                 source = self.tokenizer.chat_template or self.config.chat_template
@@ -136,8 +226,26 @@ class ServedModel:
             log.error("model %s cannot load: %s", self.id, exc)
             return
         self.replicas = [self._replica(Path(path), i) for i in range(len(self.placement.replicas))]
+        self.residency.share_ram()  # before they start: each learns its share on connecting
         for replica in self.replicas:
             replica.start()
+
+    async def _place(self, path: Path) -> Placement:
+        """Where its replicas go; when the GPUs are short, idle models are put to sleep, least
+        recently used first, until it fits (a `PlacementError` when nothing idle is left)."""
+        while True:
+            try:
+                return self.planner.placement_for(self.config, path)
+            except PlacementError:
+                if not await self.residency.make_room(self):
+                    raise
+
+    def _back_to_sleep(self, why: str) -> None:
+        log.warning("model %s cannot wake: %s", self.id, why)
+        self._wake_failure = (self._attempt, f"Model `{self.id}` cannot wake: no room on the "
+                              f"GPUs while the other models are busy ({why}); retry later")
+        self.asleep = True
+        self._loading = None
 
     def _replica(self, path: Path, index: int) -> EngineProcess:
         assert self.placement is not None
@@ -147,17 +255,37 @@ class ServedModel:
         name = self.id if len(self.placement.replicas) == 1 else f"{self.id}#{index}"
         on_cpu = not where.gpus or where.n_gpu_layers >= 0  # some layers (or all) on the CPU
         return EngineProcess(spec, where.env(), lambda f: self.progress(name, f),
-                             extra_buffers=self.config.cpu_extra_buffers, on_cpu=on_cpu)
+                             extra_buffers=self.config.cpu_extra_buffers, on_cpu=on_cpu,
+                             load_gate=self.residency.load_gate)
+
+    async def sleep(self, why: str) -> None:
+        """Stop its engines and free their memory until a request wakes it (one that comes
+        while they stop loads it once they are gone)."""
+        events.info("model %s goes to sleep: %s", self.id, why)
+        await self._stop(asleep=True)
 
     async def unload(self) -> None:
-        """Stop its engines. A `load` that comes while they stop starts new ones, left alone."""
+        """Stop its engines (the admin's unload): 503 until the admin loads it again. A `load`
+        that comes while they stop starts new ones once they are gone."""
         self.wanted = False
+        await self._stop(asleep=False)
+
+    async def _stop(self, asleep: bool) -> None:
+        self.asleep = asleep
+        self.planner.release(self.id)
+        stopped = asyncio.get_running_loop().create_task(self._stop_engines())
+        self._stopped = stopped
+        await asyncio.shield(stopped)
+
+    async def _stop_engines(self) -> None:
         loading, self._loading = self._loading, None
         replicas, self.replicas = self.replicas, []
         self.router = Router()
         if loading is not None and not loading.done():
             loading.cancel()
         await asyncio.gather(*(r.stop() for r in replicas))
+        self.residency.share_ram()
+        self._stopped = None
 
     def require_ready(self) -> list[EngineProcess]:
         """The ready replicas; a clear 503 when there are none."""
@@ -181,8 +309,17 @@ class ServedModel:
     def run(self, request: GenerationRequest, route: str) -> AsyncIterator[EngineEvent]:
         """The request on a replica the router picks: its events, logged and counted (for
         `route`) when it ends."""
-        return access_log.logged(generate(self.pick(request), request), request, self.id, route,
-                                 self.metrics)
+        return self._touching(access_log.logged(generate(self.pick(request), request), request,
+                                                self.id, route, self.metrics))
+
+    async def _touching(self, events: AsyncIterator[EngineEvent]) -> AsyncIterator[EngineEvent]:
+        """The events; its idle time counts from the end of its last request."""
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+            self.touch()
 
     def pick(self, request: GenerationRequest) -> EngineProcess:
         """The replica for this request: the one holding its conversation, else the least loaded."""
@@ -198,13 +335,18 @@ class ServedModel:
         if not show_processes:
             for replica in replicas:
                 replica.pop("pid")
-        return {
+        described: dict[str, object] = {
             "state": self.state.value,
             "error": self.failure,
             "running": sum(r.occupancy[0] for r in self.replicas),
-            "waiting": sum(r.occupancy[1] for r in self.replicas),
+            "waiting": sum(r.occupancy[1] for r in self.replicas) + self.waiting_for_wake,
+            "keep_alive_s": self.config.keep_alive_s,
+            "idle_s": round(time.monotonic() - self.idle_since, 1) if not self.busy else 0.0,
             "replicas": replicas,
         }
+        if self.settling:
+            described["load_progress"] = round(self.load_progress * 100, 1)
+        return described
 
 
 class ModelRegistry:
@@ -222,10 +364,15 @@ class ModelRegistry:
                     progress: ProgressReport = lambda _id, _f: None) -> ModelRegistry:
         # the physical cores shared out among every engine process the config can start
         threads = threads_per_engine(sum(m.replicas for m in config.models))
-        return cls([ServedModel(m, config.server.cache_dir, planner, progress, threads)
+        residency = Residency(config.server)
+        return cls([ServedModel(m, config.server.cache_dir, planner, progress, threads, residency)
                     for m in config.models])
 
     def start(self) -> None:
+        residencies = {id(m.residency): m.residency for m in self.models}
+        for residency in residencies.values():
+            residency.models = self.models
+            residency.start()
         for served in self.models:
             if served.config.load_at_start:
                 served.load()
@@ -246,7 +393,7 @@ class ModelRegistry:
         """(HTTP status, body) for /health: 200 `ok` only when every model that should serve
         (loaded at start or on request) is ready; 503 `loading` while one is on its way, else
         503 `unavailable` (failed, unloaded)."""
-        wanted = [m for m in self.models if m.wanted]
+        wanted = [m for m in self.models if m.wanted and m.state is not State.SLEEPING]
         status = "ok"
         if any(m.state is not State.READY for m in wanted):
             settling = (State.LOADING, State.RESTARTING)
@@ -267,4 +414,6 @@ class ModelRegistry:
                 replica.fail_in_flight(message, FailureKind.SHUTTING_DOWN)
 
     async def close(self) -> None:
+        for residency in {id(m.residency): m.residency for m in self.models}.values():
+            await residency.stop()
         await asyncio.gather(*(m.unload() for m in self.models))

@@ -21,7 +21,8 @@ from gateway import wire
 from gateway.engine.session_key import named
 from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, GenerationRequest, Queued, SamplingParams, TextDelta
 from gateway.errors import ContextLengthExceeded, InvalidRequest
-from gateway.serving import responses
+from gateway.serving import responses, waking
+from gateway.serving.lifecycle import State
 from gateway.serving.completions import unless_hung_up
 from gateway.serving.failures import error_frame
 from gateway.serving.infill import ExtraText, FimTokens, infill_tokens
@@ -188,7 +189,7 @@ def result(model: str, text: str, finished: Finished, timer: Timer, streamed: bo
 
 
 NativeStreamItem = (native.NativeChunk | native.NativeResult | dict[str, object]
-                    | responses.QueueNotice | wire.ErrorResponse)
+                    | responses.QueueNotice | responses.LoadingNotice | wire.ErrorResponse)
 
 
 @dataclass
@@ -231,7 +232,10 @@ async def complete_native(registry: ModelRegistry,
                           client: str, hung_up: Callable[[], Awaitable[None]]
                           ) -> NativeStreamed | native.NativeResult | dict[str, object]:
     served = model_for(registry, body.model)
-    served.require_ready()
+    if body.stream and waking.must_wait(served):  # the stream starts now: `: loading` comments
+        return NativeStreamed(waking.loading_then(
+            served, lambda: _native_items(complete_native(registry, body, client, hung_up))))
+    await waking.ready(served, hung_up)
     request = await asyncio.to_thread(build_native_request, served, body, client)
     timer = Timer(sent=time.perf_counter())
     events = await responses.accepted(served.run(request, "infill" if isinstance(body, native.InfillRequest) else "completion"))
@@ -243,12 +247,26 @@ async def complete_native(registry: ModelRegistry,
     return pick_fields(whole, body.response_fields) if body.response_fields else whole
 
 
+async def _native_items(result: Awaitable[object]) -> AsyncIterator[NativeStreamItem]:
+    streamed = await result
+    assert isinstance(streamed, NativeStreamed)
+    return streamed.items
+
+
 # ---- tokens and properties ------------------------------------------------------------------
 
 
-def tokenize(registry: ModelRegistry, body: native.TokenizeRequest) -> native.TokenizeResponse:
+async def vocabulary_ready(served: ServedModel) -> None:
+    """Tokens need only the model's vocabulary (kept while it sleeps); a model never loaded
+    (or unloaded, or failed) is woken or refused as for a generation."""
+    if served.tokenizer is None or served.state in (State.FAILED, State.UNLOADED):
+        await served.wait_ready()
+
+
+async def tokenize(registry: ModelRegistry, body: native.TokenizeRequest
+                   ) -> native.TokenizeResponse:
     served = model_for(registry, body.model)
-    served.require_ready()
+    await vocabulary_ready(served)
     vocab = served.tokenizer
     assert vocab is not None
     _check_size(served, len(body.content), "content")
@@ -267,9 +285,10 @@ def tokenize(registry: ModelRegistry, body: native.TokenizeRequest) -> native.To
     return native.TokenizeResponse(tokens=pieces)
 
 
-def detokenize(registry: ModelRegistry, body: native.DetokenizeRequest) -> native.DetokenizeResponse:
+async def detokenize(registry: ModelRegistry, body: native.DetokenizeRequest
+                     ) -> native.DetokenizeResponse:
     served = model_for(registry, body.model)
-    served.require_ready()
+    await vocabulary_ready(served)
     vocab = served.tokenizer
     assert vocab is not None
     bad = [i for i, t in enumerate(body.tokens) if t >= vocab.n_vocab]
@@ -280,11 +299,11 @@ def detokenize(registry: ModelRegistry, body: native.DetokenizeRequest) -> nativ
     return native.DetokenizeResponse(content=text.decode("utf-8", errors="replace"))
 
 
-def props(registry: ModelRegistry, name: str | None) -> dict[str, object]:
+async def props(registry: ModelRegistry, name: str | None) -> dict[str, object]:
     """What llama-server's GET /props says that clients read: the model, the context per
     slot, the slots, the template, and (ours) what fill-in-the-middle the model supports."""
     served = model_for(registry, name)
-    served.require_ready()
+    await vocabulary_ready(served)
     vocab = served.tokenizer
     assert vocab is not None
     context = served.config.context

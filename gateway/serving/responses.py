@@ -50,6 +50,14 @@ class QueueNotice:
     position: int
 
 
+@dataclass(frozen=True)
+class LoadingNotice:
+    """The model is waking (or loading) for this stream; the API layer shows it as an SSE
+    comment, `: loading 42%`."""
+
+    percent: float
+
+
 @dataclass
 class ResponseIds:
     model: str
@@ -189,7 +197,8 @@ def merged(answers: list[Answer]) -> Answer:
                                    usage=usage)
 
 
-StreamItem = wire.ChatCompletionChunk | wire.Completion | wire.ErrorResponse | QueueNotice
+StreamItem = (wire.ChatCompletionChunk | wire.Completion | wire.ErrorResponse | QueueNotice
+              | LoadingNotice)
 
 
 async def _translate(

@@ -21,7 +21,7 @@ from gateway import responses_wire as rw
 from gateway import wire
 from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, Queued, TextDelta
 from gateway.errors import InvalidRequest, NotFound
-from gateway.serving import responses, tool_formats, tools
+from gateway.serving import responses, tool_formats, tools, waking
 from gateway.serving.completions import unless_hung_up
 from gateway.serving.model_registry import ModelRegistry
 from gateway.serving.request_builder import build_chat_request, tool_plan
@@ -180,7 +180,7 @@ async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.Respon
                   client: str, hung_up: Callable[[], Awaitable[None]]
                   ) -> rw.Response | StreamedResponse:
     served = registry.get(body.model)
-    served.require_ready()
+    await waking.ready(served, hung_up)  # a stream here starts once the model is awake
     response_id, created = f"resp_{uuid.uuid4().hex}", int(time.time())
     prepared = prepare(store, body, response_id, client)
     request = await asyncio.to_thread(build_chat_request, served, prepared.chat, None, client)

@@ -1,0 +1,86 @@
+"""Which models are awake, for the rig as a whole: a model idle for its `keep_alive_s` goes to
+sleep; a model waking when the GPUs are short puts the least recently used idle one to sleep
+first; the host-RAM budget for saved conversations is shared out among the engines that run;
+on a small host engines load one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from gateway.config import ServerConfig
+from gateway.serving.lifecycle import State
+
+if TYPE_CHECKING:
+    from gateway.serving.model_registry import ServedModel
+
+log = logging.getLogger(__name__)
+
+SMALL_HOST_BYTES = 8 << 30  # below this much RAM, engines load one at a time
+WATCH_EVERY_S = 0.25
+
+
+def host_ram_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
+
+
+class Residency:
+    def __init__(self, server: ServerConfig | None = None, host_bytes: int | None = None) -> None:
+        server = server or ServerConfig()
+        host = host_ram_bytes() if host_bytes is None else host_bytes
+        self.ram_budget_bytes = (int(server.host_ram_mb * (1 << 20)) if server.host_ram_mb is not None
+                                 else host // 4)
+        loads = server.parallel_loads or (1 if 0 < host < SMALL_HOST_BYTES else 0)
+        self.load_gate = asyncio.Semaphore(loads) if loads else None
+        self.models: list[ServedModel] = []
+        self._watcher: asyncio.Task[None] | None = None
+
+    def share_ram(self) -> None:
+        """Each running engine's share of the host-RAM budget (at most its model's own
+        `session_cache.ram_mb`): the budget holds however many engines spill at once."""
+        engines = [(m, r) for m in self.models for r in m.replicas]
+        if not engines:
+            return
+        share = self.ram_budget_bytes // len(engines)
+        for model, replica in engines:
+            replica.set_ram_budget(min(share, model.config.session_cache.ram_bytes))
+
+    async def make_room(self, waking: ServedModel) -> bool:
+        """Put the least recently used idle model to sleep so `waking` fits; False when no
+        model is idle."""
+        idle = [m for m in self.models
+                if m is not waking and m.state is State.READY and m.busy == 0]
+        if not idle:
+            return False
+        await min(idle, key=lambda m: m.idle_since).sleep(f"making room on the GPUs for {waking.id}")
+        return True
+
+    def start(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    async def _watch(self) -> None:
+        """Models idle past their `keep_alive_s` go to sleep."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            now = time.monotonic()
+            for model in self.models:
+                keep = model.config.keep_alive_s
+                if (keep is not None and model.state is State.READY and model.busy == 0
+                        and now - model.idle_since >= keep):
+                    try:
+                        await model.sleep(f"idle for {keep:g} s")
+                    except Exception:  # the watcher must outlive any one model's trouble
+                        log.exception("model %s could not go to sleep", model.id)
