@@ -63,7 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     bars: dict[str, ProgressBar] = {}
 
     def progress(name: str, fraction: float) -> None:
-        bars.setdefault(name, ProgressBar(f"loading {name}")).update(fraction)
+        bar = bars.get(name)
+        if bar is None or (bar.done and fraction < 1.0):  # loaded again: woken, restarted
+            bar = bars[name] = ProgressBar(f"loading {name}")
+        bar.update(fraction)
 
     registry = ModelRegistry.from_config(config, planner, progress)
     app = create_app(config, registry, policy)

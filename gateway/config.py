@@ -35,6 +35,7 @@ class GpuConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     index: int
     memory_gib: float
     name: str = "GPU"
+    vendor: Literal["nvidia", "amd"] = "nvidia"
 
 
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -16,6 +16,10 @@ class ProgressBar:
         self._last_quarter = -1
         self._done = False
 
+    @property
+    def done(self) -> bool:
+        return self._done
+
     def update(self, fraction: float) -> None:
         if self._done:
             return

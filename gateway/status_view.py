@@ -1,8 +1,8 @@
 """`gateway status`: a live table of a running gateway, read from its /health and /metrics.
 
-Models (state, replicas, slots busy of total, waiting, tokens/s, TTFT p50 by class), and each
-replica (where it runs, its planned memory, restarts, prompt tokens computed), refreshed in
-place; `--once` prints one snapshot and exits. A client of the HTTP API only: it imports
+Models (state or load progress, replicas, slots busy of total, waiting, tokens/s, TTFT p50 by
+class, conversations held), each replica (where it runs, its planned memory, restarts, prompt
+tokens computed) and each GPU (memory, load, temperature, power), refreshed in place; `--once` prints one snapshot and exits. A client of the HTTP API only: it imports
 neither the engine nor the web layer.
 """
 
@@ -62,7 +62,7 @@ def _ttft_p50(now: Snapshot, model: str, kind: str) -> str:
 def render(now: Snapshot, before: Snapshot | None) -> Group:
     models = Table(title=f"gateway: {now.health.get('status')}")
     for column in ("model", "state", "replicas", "slots busy", "waiting", "tokens/s",
-                   "TTFT p50 ongoing", "TTFT p50 new"):
+                   "TTFT p50 ongoing", "TTFT p50 new", "conversations (slots/RAM/disk)"):
         models.add_column(column)
     replicas = Table(title="replicas")
     for column in ("model", "#", "state", "device", "GPUs", "memory", "restarts",
@@ -76,9 +76,14 @@ def render(now: Snapshot, before: Snapshot | None) -> Group:
             rate = f"{made / (now.at - before.at):.1f}"
         busy, slots = now.metric("gateway_slots_busy", model=model), now.metric("gateway_slots",
                                                                                 model=model)
-        models.add_row(model, str(state["state"]), str(len(state["replicas"])),
+        shown = str(state["state"])
+        if "load_progress" in state:
+            shown += f" {state['load_progress']:g}%"
+        held = "/".join(f"{now.metric('gateway_conversations', model=model, where=w):g}"
+                        for w in ("resident", "ram", "disk"))
+        models.add_row(model, shown, str(len(state["replicas"])),
                        f"{busy:g} / {slots:g}", str(state["waiting"]), rate,
-                       _ttft_p50(now, model, "ongoing"), _ttft_p50(now, model, "new"))
+                       _ttft_p50(now, model, "ongoing"), _ttft_p50(now, model, "new"), held)
         for i, replica in enumerate(state["replicas"]):
             memory = replica.get("memory_bytes") or 0
             replicas.add_row(model, str(i), str(replica["state"]), str(replica.get("device", "-")),
@@ -86,7 +91,22 @@ def render(now: Snapshot, before: Snapshot | None) -> Group:
                              f"{memory / (1 << 30):.1f} GiB" if memory else "-",
                              str(replica.get("restarts", 0)),
                              str(replica.get("prompt_tokens_computed", 0)))
-    return Group(models, replicas)
+    return Group(models, replicas, _gpus(now.health.get("gpus") or []))
+
+
+def _gpus(readings: list[dict[str, Any]]) -> Table:
+    table = Table(title="GPUs" if readings else "GPUs: none read (CPU, or no driver tool)")
+    for column in ("#", "name", "memory", "load", "temperature", "power"):
+        table.add_column(column)
+    for gpu in readings:
+        def shown(key: str, unit: str) -> str:
+            value = gpu.get(key)
+            return f"{value:.0f}{unit}" if value is not None else "-"
+        table.add_row(str(gpu["index"]), str(gpu["name"]),
+                      f"{gpu['memory_used'] / (1 << 30):.1f} / {gpu['memory_total'] / (1 << 30):.1f} GiB",
+                      shown("utilization", " %"), shown("temperature_c", " °C"),
+                      shown("power_w", " W"))
+    return table
 
 
 def run(url: str, once: bool, interval_s: float, api_key: str | None) -> None:

@@ -17,7 +17,7 @@ from gateway.api.body import decode_body
 from gateway.api.sse import HEADERS, frames, typed_events
 from gateway.serving import completions as serving
 from gateway.serving import embeddings as embedding_serving
-from gateway.serving import responses_api
+from gateway.serving import model_status, responses_api
 from gateway.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.serving.model_registry import ModelRegistry, ServedModel
 
@@ -33,7 +33,7 @@ def registry_of(request: Request) -> ModelRegistry:
 
 
 def _card(request: Request, served: ServedModel) -> wire.ModelCard:
-    status = served.describe(show_processes=bool(request.scope.get("gateway.admin", False)))
+    status = model_status.describe(served, show_processes=bool(request.scope.get("gateway.admin", False)))
     return wire.ModelCard(id=served.id, created=served.created, status=status)
 
 
@@ -51,7 +51,7 @@ def get_model(request: Request, model_id: str) -> Response[bytes]:
 def health(request: Request) -> Response[bytes]:
     """200 when every model that should serve is ready; 503 otherwise, saying why."""
     admin = bool(request.scope.get("gateway.admin", False))
-    status, body = registry_of(request).health(show_processes=admin)
+    status, body = model_status.health(registry_of(request), show_processes=admin)
     return json_response(body, status)
 
 
@@ -109,14 +109,14 @@ async def create_response(request: Request) -> Response[bytes] | Stream:
 async def load_model(request: Request, model_id: str) -> Response[bytes]:
     served = registry_of(request).get(model_id)
     served.load()
-    return json_response({"id": served.id, **served.describe(show_processes=True)})
+    return json_response({"id": served.id, **model_status.describe(served, show_processes=True)})
 
 
 @post("/admin/models/{model_id:str}/unload", status_code=200)
 async def unload_model(request: Request, model_id: str) -> Response[bytes]:
     served = registry_of(request).get(model_id)
     await served.unload()
-    return json_response({"id": served.id, **served.describe(show_processes=True)})
+    return json_response({"id": served.id, **model_status.describe(served, show_processes=True)})
 
 
 ROUTES = [list_models, get_model, health, metrics, chat_completions, completions, embeddings,

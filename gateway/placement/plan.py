@@ -24,6 +24,7 @@ class Gpu:
     name: str
     total_bytes: int
     free_bytes: int
+    vendor: str = "nvidia"  # "amd": engines are pointed at their cards the HIP way
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,12 @@ class ReplicaPlacement:
     n_gpu_layers: int
     context_bytes: int = 0  # its process's GPU context, on each of its GPUs
 
-    def env(self) -> dict[str, str]:
+    def env(self, vendor: str = "nvidia") -> dict[str, str]:
+        """The engine's view of its GPUs: CUDA's variable, or HIP's on AMD cards (ROCm applies
+        both, one after the other, so only one is set)."""
         if self.gpus:
-            return {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in self.gpus)}
+            variable = "HIP_VISIBLE_DEVICES" if vendor == "amd" else "CUDA_VISIBLE_DEVICES"
+            return {variable: ",".join(str(g) for g in self.gpus)}
         return {}
 
     def bytes_per_gpu(self) -> dict[int, int]:
@@ -189,4 +193,5 @@ def remaining(gpus: list[Gpu], placements: list[Placement]) -> list[Gpu]:
         for r in placement.replicas:
             for g, share in r.bytes_per_gpu().items():
                 taken[g] = taken.get(g, 0) + share
-    return [Gpu(g.index, g.name, g.total_bytes, g.free_bytes - taken.get(g.index, 0)) for g in gpus]
+    return [Gpu(g.index, g.name, g.total_bytes, g.free_bytes - taken.get(g.index, 0), g.vendor)
+            for g in gpus]

@@ -46,6 +46,10 @@ class Planner:
         self.unknown: dict[str, str] = {}  # models whose file could not be read now, and why
 
     @property
+    def vendor(self) -> str:
+        return self.gpus[0].vendor if self.gpus else ""
+
+    @property
     def context_bytes(self) -> int:
         return int(self.config.server.gpu_context_mb * (1 << 20))
 

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gateway.engine.types import Embedded, EngineEvent, Failed, Finished
+from gateway.placement.gpus import GpuReading
 
 if TYPE_CHECKING:
     from gateway.serving.model_registry import ServedModel
@@ -21,7 +22,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
-    def __init__(self, models: Callable[[], list[ServedModel]]) -> None:
+    def __init__(self, models: Callable[[], list[ServedModel]],
+                 gpus: Callable[[], list[GpuReading]] = lambda: []) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("gateway_requests", "Requests ended, by how they ended",
                                 ["model", "route", "status"], registry=self.registry)
@@ -35,6 +37,7 @@ class Metrics:
         self.tokens = Counter("gateway_tokens", "Tokens of ended requests",
                               ["model", "kind"], registry=self.registry)  # prompt, cached, generated
         self.registry.register(_Engines(models))
+        self.registry.register(_Gpus(gpus))
 
     def observe(self, model: str, route: str, end: EngineEvent | None, ttft: float | None,
                 gaps: list[float]) -> None:
@@ -61,7 +64,8 @@ class Metrics:
 
 
 class _Engines:
-    """What the engines say at scrape time: slots, waiting, their own counters, restarts."""
+    """What the engines say at scrape time: slots, waiting, their own counters, restarts, where
+    their conversations are, whether each model is awake and how long it took to load."""
 
     def __init__(self, models: Callable[[], list[ServedModel]]) -> None:
         self.models = models
@@ -76,6 +80,23 @@ class _Engines:
                                        labels=["model"])
         restarts = CounterMetricFamily("gateway_engine_restarts", "Engine process restarts",
                                        labels=["model"])
+        awake = GaugeMetricFamily("gateway_model_awake",
+                                  "1 while the model's engines run, 0 asleep or unloaded",
+                                  labels=["model"])
+        load_s = GaugeMetricFamily("gateway_model_load_seconds",
+                                   "Seconds its last load (or wake) took, to ready", labels=["model"])
+        held = GaugeMetricFamily("gateway_conversations",
+                                 "Conversations held: resident in a slot, saved in RAM, on disk",
+                                 labels=["model", "where"])
+        held_bytes = GaugeMetricFamily("gateway_conversation_bytes",
+                                       "Bytes of saved conversations (KV state)",
+                                       labels=["model", "where"])
+        budget = GaugeMetricFamily("gateway_session_cache_budget_bytes",
+                                   "The engines' share of the host-RAM budget", labels=["model"])
+        moves = {name: CounterMetricFamily(f"gateway_conversation_{name}", text, labels=["model"])
+                 for name, text in (("spills", "Conversations moved out of a slot to the cache"),
+                                    ("restores", "Conversations brought back into a slot"),
+                                    ("preemptions", "Turns paused for an ongoing conversation"))}
         for served in self.models():
             model = served.id
             replicas = served.replicas
@@ -84,4 +105,45 @@ class _Engines:
             waiting.add_metric([model], sum(r.occupancy[1] for r in replicas))
             computed.add_metric([model], sum(r.computed[0] for r in replicas))
             restarts.add_metric([model], sum(r.restarts for r in replicas))
-        yield from (busy, total, waiting, computed, restarts)
+            awake.add_metric([model], 1 if replicas else 0)
+            loads = [r.load_seconds for r in replicas if r.load_seconds is not None]
+            if loads:
+                load_s.add_metric([model], max(loads))
+            counts = [r.conversations for r in replicas]
+            for where, n in (("resident", sum(c.resident for c in counts)),
+                             ("ram", sum(c.in_ram for c in counts)),
+                             ("disk", sum(c.on_disk for c in counts))):
+                held.add_metric([model, where], n)
+            held_bytes.add_metric([model, "ram"], sum(c.ram_bytes for c in counts))
+            held_bytes.add_metric([model, "disk"], sum(c.disk_bytes for c in counts))
+            budget.add_metric([model], sum(c.ram_budget_bytes for c in counts))
+            moves["spills"].add_metric([model], sum(c.spills for c in counts))
+            moves["restores"].add_metric([model], sum(c.restores for c in counts))
+            moves["preemptions"].add_metric([model], sum(c.preemptions for c in counts))
+        yield from (busy, total, waiting, computed, restarts, awake, load_s, held, held_bytes,
+                    budget, *moves.values())
+
+
+class _Gpus:
+    """Each GPU as its driver reads now (NVML, rocm-smi or amdgpu's sysfs), labelled by index."""
+
+    def __init__(self, gpus: Callable[[], list[GpuReading]]) -> None:
+        self.gpus = gpus
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["gpu", "name"]
+        used = GaugeMetricFamily("gateway_gpu_memory_used_bytes", "GPU memory in use", labels=labels)
+        total = GaugeMetricFamily("gateway_gpu_memory_total_bytes", "GPU memory", labels=labels)
+        load = GaugeMetricFamily("gateway_gpu_utilization_percent", "GPU busy", labels=labels)
+        heat = GaugeMetricFamily("gateway_gpu_temperature_celsius", "GPU temperature",
+                                 labels=labels)
+        power = GaugeMetricFamily("gateway_gpu_power_watts", "GPU power draw", labels=labels)
+        for gpu in self.gpus():
+            key = [str(gpu.index), gpu.name]
+            used.add_metric(key, gpu.memory_used)
+            total.add_metric(key, gpu.memory_total)
+            for family, value in ((load, gpu.utilization), (heat, gpu.temperature_c),
+                                  (power, gpu.power_w)):
+                if value is not None:
+                    family.add_metric(key, value)
+        yield from (used, total, load, heat, power)

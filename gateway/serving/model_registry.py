@@ -27,6 +27,7 @@ from gateway.engine.types import EngineEvent, FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
 from gateway.placement.cpus import threads_per_engine
+from gateway.placement.gpus import ReadingsCache
 from gateway.placement.plan import Placement, PlacementError
 from gateway.placement.planner import Planner
 from gateway.serving import access_log
@@ -254,7 +255,7 @@ class ServedModel:
                           where.n_gpu_layers, where.tensor_split)
         name = self.id if len(self.placement.replicas) == 1 else f"{self.id}#{index}"
         on_cpu = not where.gpus or where.n_gpu_layers >= 0  # some layers (or all) on the CPU
-        return EngineProcess(spec, where.env(), lambda f: self.progress(name, f),
+        return EngineProcess(spec, where.env(self.planner.vendor), lambda f: self.progress(name, f),
                              extra_buffers=self.config.cpu_extra_buffers, on_cpu=on_cpu,
                              load_gate=self.residency.load_gate)
 
@@ -326,33 +327,11 @@ class ServedModel:
         return self.router.pick(self.require_ready(), request.session_key, request.prompt_tokens,
                                 request.scope)
 
-    def describe(self, show_processes: bool = False) -> dict[str, object]:
-        """State, failure, occupancy and replicas; process ids only for `show_processes` (callers
-        allowed on the admin routes)."""
-        placed = self.placement.replicas if self.placement is not None else []
-        replicas = [{**r.describe(), **(placed[i].describe() if i < len(placed) else {})}
-                    for i, r in enumerate(self.replicas)]
-        if not show_processes:
-            for replica in replicas:
-                replica.pop("pid")
-        described: dict[str, object] = {
-            "state": self.state.value,
-            "error": self.failure,
-            "running": sum(r.occupancy[0] for r in self.replicas),
-            "waiting": sum(r.occupancy[1] for r in self.replicas) + self.waiting_for_wake,
-            "keep_alive_s": self.config.keep_alive_s,
-            "idle_s": round(time.monotonic() - self.idle_since, 1) if not self.busy else 0.0,
-            "replicas": replicas,
-        }
-        if self.settling:
-            described["load_progress"] = round(self.load_progress * 100, 1)
-        return described
-
-
 class ModelRegistry:
-    def __init__(self, models: list[ServedModel]) -> None:
+    def __init__(self, models: list[ServedModel], gpus: ReadingsCache | None = None) -> None:
         self.models = models
-        self.metrics = Metrics(lambda: self.models)
+        self.gpus = gpus or ReadingsCache()
+        self.metrics = Metrics(lambda: self.models, self.gpus.latest)
         self._by_name: dict[str, ServedModel] = {}
         for served in models:
             served.metrics = self.metrics
@@ -388,23 +367,6 @@ class ModelRegistry:
 
     def names(self) -> list[str]:
         return [m.id for m in self.models]
-
-    def health(self, show_processes: bool = False) -> tuple[int, dict[str, object]]:
-        """(HTTP status, body) for /health: 200 `ok` only when every model that should serve
-        (loaded at start or on request) is ready; 503 `loading` while one is on its way, else
-        503 `unavailable` (failed, unloaded)."""
-        wanted = [m for m in self.models if m.wanted and m.state is not State.SLEEPING]
-        status = "ok"
-        if any(m.state is not State.READY for m in wanted):
-            settling = (State.LOADING, State.RESTARTING)
-            status = "loading" if any(m.state in settling for m in wanted) else "unavailable"
-        body: dict[str, object] = {
-            "status": status,
-            "models": {m.id: m.describe(show_processes) for m in self.models},
-            "gateway": {"tasks": len(asyncio.all_tasks()),
-                        "in_flight": sum(r.in_flight for m in self.models for r in m.replicas)},
-        }
-        return (200 if status == "ok" else 503), body
 
     def end_in_flight(self, message: str) -> None:
         """End every request in flight with a 503 `shutting_down` (a stream gets its error frame
