@@ -57,7 +57,7 @@ def nvml_readings() -> list[GpuReading]:
             name = pynvml.nvmlDeviceGetName(handle)
             found.append(GpuReading(
                 i, name.decode() if isinstance(name, bytes) else str(name), "nvidia",
-                int(memory.used), int(memory.total),
+                int(memory.total) - int(memory.free), int(memory.total),
                 _optional(lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)),
                 _optional(lambda: float(pynvml.nvmlDeviceGetTemperature(handle, 0))),
                 _optional(lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0)))

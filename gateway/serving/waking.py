@@ -20,8 +20,15 @@ NOTICE_EVERY_S = 1.0
 
 
 def must_wait(served: ServedModel) -> bool:
-    """Whether a request finds no ready replica (it waits or is refused)."""
-    return not any(r.state is State.READY for r in served.replicas)
+    """Whether a request waits for the model: it sleeps or is on its way up. Where it cannot
+    serve and will not by waiting (failed, unloaded by the admin, restarting after it served),
+    the 503 that says so is raised here, before any stream starts."""
+    if any(r.state is State.READY for r in served.replicas):
+        return False
+    if served.state is State.SLEEPING or served.settling:
+        return True
+    served.require_ready()  # raises: there is no ready replica
+    return False
 
 
 async def ready(served: ServedModel, hung_up: Callable[[], Awaitable[None]]) -> None:

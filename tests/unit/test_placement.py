@@ -163,3 +163,34 @@ def test_plan_table_counts_a_user_split_once() -> None:
     table = plan_table(config, placements, gpus)
     planned = {line.split()[0]: line.split()[-4] for line in table.splitlines()[-2:]}
     assert planned == {"0": "3.00", "1": "1.00"}  # GiB: 3/4 and 1/4 of the need, not 3x and 1x
+
+
+def test_each_process_gpu_context_is_kept_free_besides_its_model() -> None:
+    card = [Gpu(0, "12 GiB", 12 * GIB, 12 * GIB)]
+    assert plan([ModelDemand("m", need(11.8))], card)  # fits without the context
+    with pytest.raises(PlacementError, match="GPU context"):
+        plan([ModelDemand("m", need(11.8))], card, context_bytes=GIB // 2)
+    placed = plan([ModelDemand("m", need(4.0), replicas=2)], card, context_bytes=GIB // 2)
+    replicas = placed["m"].replicas
+    assert all(r.gpus == [0] for r in replicas)  # 2 x (4 + 0.5) fits 12
+    assert replicas[0].bytes_per_gpu()[0] == int(4.0 * GIB) + 1 + GIB // 2
+    with pytest.raises(PlacementError):  # 3 x 4.5 does not
+        plan([ModelDemand("m", need(4.0), replicas=3)], card, context_bytes=GIB // 2)
+
+
+def test_a_model_split_across_cards_pays_the_context_on_each() -> None:
+    rig = parse_inventory("2x12GiB")
+    placed = plan([ModelDemand("big", need(20.0))], rig, context_bytes=GIB)
+    replica = placed["big"].replicas[0]
+    assert replica.gpus == [0, 1]
+    assert sum(replica.bytes_per_gpu().values()) <= 24 * GIB
+    assert all(share > GIB for share in replica.bytes_per_gpu().values())
+    with pytest.raises(PlacementError):  # 22.5 + 2 x 1 does not fit 24
+        plan([ModelDemand("big", need(22.5))], rig, context_bytes=GIB)
+
+
+def test_engines_on_amd_cards_are_pointed_at_them_the_hip_way() -> None:
+    placed = plan([ModelDemand("m", need(4.0))], [Gpu(0, "RX 7900", 24 * GIB, 24 * GIB, "amd")])
+    replica = placed["m"].replicas[0]
+    assert replica.env("amd") == {"HIP_VISIBLE_DEVICES": "0"}
+    assert replica.env() == {"CUDA_VISIBLE_DEVICES": "0"}

@@ -104,3 +104,16 @@ def test_no_ram_budget_still_saves_to_disk(tmp_path: Path) -> None:
     assert cache.enabled
     assert cache.put(entry("k:a", 100)) and "k:a" in cache
     assert not SessionCache("m1", budget_bytes=0).enabled
+
+
+def test_a_smaller_budget_pushes_the_oldest_out_to_disk(tmp_path: Path) -> None:
+    cache = SessionCache("m1", budget_bytes=400, disk_dir=str(tmp_path), disk_budget_bytes=4000)
+    for i in range(4):
+        cache.put(entry(f"k{i}", 100))
+    cache.resize(250)  # the gateway gave this engine a smaller share of the host's RAM
+    assert cache.bytes_used <= 250 and cache.budget_bytes == 250
+    in_ram, ram_bytes, on_disk, disk_bytes = cache.usage()
+    assert (in_ram, ram_bytes) == (2, 200) and on_disk == 2 and disk_bytes > 200
+    assert cache.take("k0") is not None  # from disk, not lost
+    cache.resize(0)
+    assert cache.usage()[:2] == (0, 0)

@@ -1,0 +1,204 @@
+"""Sleeping models: `keep_alive_s` puts an idle model's engines to sleep and a request wakes it;
+a `load_at_start = false` model is loaded by its first request; when the (declared) GPU memory is
+short for a wake, the least recently used idle model sleeps first; one host-RAM budget holds
+across two models spilling conversations at once."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from gateway.placement.footprint import footprint
+from tests.api.test_multi_model import alive, engine_pid
+from tests.support import RunningServer, model_block, model_status, running_server, wait_for_state
+from tests.tiny_model import write_tiny_gguf
+
+NAP = "nap"  # keep_alive_s = 2
+LAZY = "lazy"  # load_at_start = false
+N_CTX = 512
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    where = tmp_path_factory.mktemp("tiny-sleep")
+    return write_tiny_gguf(where / "a.gguf"), write_tiny_gguf(where / "b.gguf", seed=1)
+
+
+@pytest.fixture(scope="module")
+def sleepy(tiny_files: tuple[Path, Path], extra_buffers: bool,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    first, second = tiny_files
+    config = (model_block(NAP, first, n_ctx=N_CTX, parallel=1, threads=1, keep_alive_s=2,
+                          cpu_extra_buffers=extra_buffers)
+              + model_block(LAZY, second, n_ctx=N_CTX, parallel=1, threads=1, load_at_start=False,
+                            cpu_extra_buffers=extra_buffers))
+    with running_server(config, tmp_path_factory.mktemp("sleepy")) as server:
+        yield server
+
+
+def metric(server: RunningServer, name: str, **labels: str) -> float | None:
+    text = httpx.get(server.base + "/metrics", timeout=10).text
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    found = re.search(rf"^{name}\{{{re.escape(wanted)}\}} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def sse_lines(server: RunningServer, model: str) -> list[str]:
+    body = {"model": model, "prompt": "abc", "max_tokens": 4, "stream": True}
+    with httpx.stream("POST", server.v1 + "/completions", json=body, timeout=120) as r:
+        assert r.status_code == 200
+        return [line for line in r.iter_lines() if line]
+
+
+def test_an_idle_model_sleeps_after_keep_alive_s_and_a_request_wakes_it(sleepy: RunningServer
+                                                                       ) -> None:
+    pid = engine_pid(sleepy, NAP)
+    status = wait_for_state(sleepy, NAP, "sleeping", seconds=30)
+    assert status["replicas"] == [] and status["keep_alive_s"] == 2
+    assert not alive(pid)  # its engine process is gone: its memory is free
+    health = httpx.get(sleepy.base + "/health", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"  # sleeping is fine
+    assert metric(sleepy, "gateway_model_awake", model=NAP) == 0
+    # the next request wakes it and succeeds (no 503)
+    client = openai.OpenAI(base_url=sleepy.v1, api_key="x", max_retries=0)
+    reply = client.completions.create(model=NAP, prompt="abc", max_tokens=3)
+    assert reply.usage is not None and reply.usage.completion_tokens == 3
+    assert model_status(sleepy, NAP)["state"] == "ready"
+    assert engine_pid(sleepy, NAP) != pid
+    assert metric(sleepy, "gateway_model_awake", model=NAP) == 1
+    # asleep again, a stream says it is loading (SSE comments), then streams as usual
+    wait_for_state(sleepy, NAP, "sleeping", seconds=30)
+    lines = sse_lines(sleepy, NAP)
+    assert lines[0].startswith(": loading ") and lines[0].endswith("%")
+    chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    assert chunks and chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert lines[-1] == "data: [DONE]"
+    log = sleepy.log()
+    assert f"model {NAP} goes to sleep: idle for 2 s" in log
+    assert f"model {NAP} wakes for a request" in log
+
+
+def test_a_model_not_loaded_at_start_is_loaded_by_its_first_request(sleepy: RunningServer
+                                                                    ) -> None:
+    status = model_status(sleepy, LAZY)
+    if status["state"] == "sleeping":  # (not yet woken by an earlier test)
+        assert status["replicas"] == []
+        assert metric(sleepy, "gateway_model_awake", model=LAZY) == 0
+    client = openai.OpenAI(base_url=sleepy.v1, api_key="x", max_retries=0)
+    reply = client.chat.completions.create(model=LAZY, max_tokens=3,
+                                           messages=[{"role": "user", "content": "abc"}])
+    assert reply.choices[0].finish_reason == "length"
+    status = model_status(sleepy, LAZY)
+    assert status["state"] == "ready" and len(status["replicas"]) == 1
+    load_s = metric(sleepy, "gateway_model_load_seconds", model=LAZY)
+    assert load_s is not None and 0 < load_s < 120
+    # it has no keep_alive_s: it stays
+    assert status["keep_alive_s"] is None
+
+
+def test_tokenize_on_a_sleeping_model_needs_no_engine(sleepy: RunningServer) -> None:
+    wait_for_state(sleepy, NAP, "sleeping", seconds=30)
+    r = httpx.post(sleepy.base + "/tokenize", json={"model": NAP, "content": "abc"}, timeout=30)
+    assert r.status_code == 200 and len(r.json()["tokens"]) >= 3
+    assert model_status(sleepy, NAP)["state"] == "sleeping"  # the vocabulary stayed here
+
+
+def test_an_unloaded_model_still_answers_503_not_a_wake(sleepy: RunningServer) -> None:
+    client = openai.OpenAI(base_url=sleepy.v1, api_key="x", max_retries=0)
+    client.completions.create(model=LAZY, prompt="a", max_tokens=1)
+    assert httpx.post(f"{sleepy.base}/admin/models/{LAZY}/unload", timeout=30).status_code == 200
+    r = httpx.post(sleepy.v1 + "/completions", json={"model": LAZY, "prompt": "x", "max_tokens": 2})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "model_unloaded"
+    assert model_status(sleepy, LAZY)["state"] == "unloaded"
+    # a stream for it: one clean error frame, then [DONE]
+    body = {"model": LAZY, "prompt": "x", "max_tokens": 2, "stream": True}
+    r = httpx.post(sleepy.v1 + "/completions", json=body, timeout=30)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "model_unloaded"
+    assert httpx.post(f"{sleepy.base}/admin/models/{LAZY}/load", timeout=30).status_code == 200
+    wait_for_state(sleepy, LAZY, "ready")
+
+
+# ---- GPU memory: the least recently used idle model sleeps for a wake ----------------------
+
+
+def test_a_wake_puts_the_least_recently_used_idle_model_to_sleep_when_vram_is_short(
+        tiny_files: tuple[Path, Path], extra_buffers: bool, tmp_path: Path) -> None:
+    first, second = tiny_files
+    context_mb = 64
+    need_mb = footprint(first, N_CTX, 1, 512).total / (1 << 20) + context_mb
+    gpu_gib = need_mb * 1.5 / 1024  # room for one model, not two
+    config = (f"[server]\ngpu_context_mb = {context_mb}\n"
+              f"[[gpus]]\nindex = 0\nmemory_gib = {gpu_gib:.4f}\nname = \"declared\"\n"
+              + model_block("one", first, n_ctx=N_CTX, parallel=1, threads=1,
+                            cpu_extra_buffers=extra_buffers)
+              + model_block("two", second, n_ctx=N_CTX, parallel=1, threads=1,
+                            load_at_start=False, cpu_extra_buffers=extra_buffers))
+    with running_server(config, tmp_path) as server:
+        one = model_status(server, "one")
+        assert one["replicas"][0]["gpus"] == [0]
+        assert model_status(server, "two")["state"] == "sleeping"  # placement left it out
+        pid = engine_pid(server, "one")
+        r = httpx.post(server.v1 + "/completions", timeout=120,
+                       json={"model": "two", "prompt": "abc", "max_tokens": 2})
+        assert r.status_code == 200, r.text
+        assert model_status(server, "one")["state"] == "sleeping" and not alive(pid)
+        two = model_status(server, "two")
+        assert two["state"] == "ready" and two["replicas"][0]["gpus"] == [0]
+        assert "making room on the GPUs for two" in server.log()
+        # and back: the other one is now the least recently used
+        r = httpx.post(server.v1 + "/completions", timeout=120,
+                       json={"model": "one", "prompt": "abc", "max_tokens": 2})
+        assert r.status_code == 200, r.text
+        assert model_status(server, "two")["state"] == "sleeping"
+        assert httpx.get(server.base + "/health", timeout=10).json()["status"] == "ok"
+
+
+# ---- one host-RAM budget for every engine's saved conversations ----------------------------
+
+
+def test_the_host_ram_budget_holds_across_two_models_spilling_at_once(
+        tiny_files: tuple[Path, Path], extra_buffers: bool, tmp_path: Path) -> None:
+    first, second = tiny_files
+    budget_kib = 512
+    config = (f"[server]\nhost_ram_mb = {budget_kib / 1024}\n"
+              + model_block("left", first, n_ctx=N_CTX, parallel=1, threads=1,
+                            cpu_extra_buffers=extra_buffers)
+              + model_block("right", second, n_ctx=N_CTX, parallel=1, threads=1,
+                            cpu_extra_buffers=extra_buffers))
+    errors: list[str] = []
+
+    def conversations(model: str) -> None:
+        for i in range(8):  # each new conversation spills the one before out of the one slot
+            prompt = " ".join(f"{chr(97 + (i + j) % 26)}{chr(97 + j % 26)}" for j in range(100))
+            r = httpx.post(server.v1 + "/completions", timeout=120,
+                           headers={"x-session-id": f"{model}-{i}"},
+                           json={"model": model, "prompt": prompt, "max_tokens": 2})
+            if r.status_code != 200:
+                errors.append(r.text)
+
+    with running_server(config, tmp_path) as server:
+        threads = [threading.Thread(target=conversations, args=(m,)) for m in ("left", "right")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+        assert not errors
+        held = {m: model_status(server, m)["replicas"][0]["conversations"]
+                for m in ("left", "right")}
+        share = budget_kib * 1024 // 2
+        for model, c in held.items():
+            assert c["ram_budget_bytes"] == share, (model, c)  # half each: two engines run
+            assert c["spills"] >= 4, (model, c)  # they did spill
+            assert 0 < c["ram_bytes"] <= share, (model, c)
+            assert c["in_ram"] < c["spills"]  # older ones were pushed out to keep the budget
+        assert sum(c["ram_bytes"] for c in held.values()) <= budget_kib * 1024
+        assert metric(server, "gateway_session_cache_budget_bytes", model="left") == share
+        spills = metric(server, "gateway_conversation_spills_total", model="left")
+        assert spills is not None and spills >= 4
