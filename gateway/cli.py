@@ -114,7 +114,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
     except (PlacementError, ModelSourceError) as exc:
         sys.exit(f"gateway: {exc}")
     print(f"GPUs: {planner.source}")
-    print(plan_table(config, planner.placements, planner.gpus, planner.unknown))
+    print(plan_table(config, planner.placements, planner.gpus, planner.unknown, planner.sleeping))
     if planner.unknown:
         print(f"gateway: {len(planner.unknown)} model(s) could not be read now and were not "
               "placed: " + ", ".join(planner.unknown), file=sys.stderr)

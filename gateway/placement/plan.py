@@ -59,12 +59,15 @@ class ReplicaPlacement:
     context_bytes: int = 0  # its process's GPU context, on each of its GPUs
 
     def env(self, vendor: str = "nvidia") -> dict[str, str]:
-        """The engine's view of its GPUs: CUDA's variable, or HIP's on AMD cards (ROCm applies
-        both, one after the other, so only one is set)."""
-        if self.gpus:
-            variable = "HIP_VISIBLE_DEVICES" if vendor == "amd" else "CUDA_VISIBLE_DEVICES"
-            return {variable: ",".join(str(g) for g in self.gpus)}
-        return {}
+        """The engine's view of its GPUs: CUDA's variable; on AMD cards HIP's (ROCm would apply
+        CUDA's as well, one after the other, so it is not set) and ggml's Vulkan one (a Vulkan
+        build reads only that)."""
+        if not self.gpus:
+            return {}
+        cards = ",".join(str(g) for g in self.gpus)
+        if vendor == "amd":
+            return {"HIP_VISIBLE_DEVICES": cards, "GGML_VK_VISIBLE_DEVICES": cards}
+        return {"CUDA_VISIBLE_DEVICES": cards}
 
     def bytes_per_gpu(self) -> dict[int, int]:
         """What this replica takes from each of its GPUs: its need split by its tensor split
@@ -120,12 +123,16 @@ def plan(demands: list[ModelDemand], gpus: list[Gpu], reserved: frozenset[int] =
                 continue
         placed = _place_one(demand, need, allowed, free, context_bytes)
         if placed is None:
-            room = sum(max(free[i] - context_bytes, 0) for i in allowed)
+            usable = [free[i] - context_bytes for i in allowed if free[i] > context_bytes]
+            room = sum(usable)
+            short = (need - room if usable
+                     else need + context_bytes - max((free[i] for i in allowed), default=0))
             where = ", ".join(f"GPU {i} ({names[i]}) {gib(free[i])} free" for i in allowed)
             problems.append(f"{demand.model_id}: needs {gib(need)} (weights {gib(demand.footprint.weights)}"
                             f" + KV {gib(demand.footprint.kv)} + compute {gib(demand.footprint.compute)}"
                             f"{f' + GPU context {gib(context_bytes)}' if context_bytes else ''});"
-                            f" {where}: short by {gib(max(need - room, 0)) if need > room else 'fragmentation'}")
+                            f" {where}: short by "
+                            f"{gib(short) if need > room else 'fragmentation'}")
             continue
         out[demand.model_id].append(placed)
     if problems:

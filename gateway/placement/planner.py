@@ -13,6 +13,7 @@ from gateway.placement.plan import (
     Gpu,
     ModelDemand,
     Placement,
+    PlacementError,
     cpu_placement,
     gib,
     plan,
@@ -44,6 +45,7 @@ class Planner:
         self.source = source
         self.placements: dict[str, Placement] = {}
         self.unknown: dict[str, str] = {}  # models whose file could not be read now, and why
+        self.sleeping: dict[str, str] = {}  # models placed only when a request wakes them: how
 
     @property
     def vendor(self) -> str:
@@ -90,6 +92,31 @@ class Planner:
         self.placements.update(placed)
         return placed[model.id]
 
+    def note_sleepers(self) -> None:
+        """For `gateway plan`: how each model not loaded at start would fit when woken."""
+        reserved = frozenset(self.config.server.reserved_gpus)
+        for model in self.config.models:
+            if model.load_at_start or model.id in self.placements:
+                continue
+            if not self.gpus:
+                self.sleeping[model.id] = "asleep until a request (CPU)"
+                continue
+            try:
+                demand = demand_for(model, resolve_model_path(
+                    model, self.config.server.cache_dir, local_only=True))
+            except (ModelSourceError, OSError, ValueError) as exc:
+                self.unknown[model.id] = str(exc) or type(exc).__name__
+                continue
+            left = remaining(self.gpus, list(self.placements.values()))
+            for gpus, note in ((left, "fits beside the others"),
+                               (self.gpus, "fits once idle models sleep for it")):
+                try:
+                    plan([demand], gpus, reserved, self.context_bytes)
+                    self.sleeping[model.id] = f"asleep until a request; {note}"
+                    break
+                except PlacementError as exc:
+                    self.sleeping[model.id] = f"does not fit even alone: {exc}"
+
     def release(self, model_id: str) -> None:
         """`model_id` sleeps or was unloaded: its room is free for the others."""
         self.placements.pop(model_id, None)
@@ -106,14 +133,19 @@ def plan_config(config: Config, gpus: list[Gpu] | None = None) -> Planner:
     """A planner that placed every model it could read (downloading what must be); the others
     are in its `unknown`. Without GPUs nothing is read: every replica runs on the CPU."""
     planner = planner_for(config, gpus)
-    planner.plan_available(download=True, awake_only=False)
+    planner.plan_available(download=True)
+    planner.note_sleepers()
     return planner
 
 
 def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu],
-               unknown: dict[str, str] | None = None) -> str:
+               unknown: dict[str, str] | None = None, sleeping: dict[str, str] | None = None
+               ) -> str:
     lines = [f"{'model':<28} {'replica':>7} {'device':<10} {'gpus':<12} {'tensor_split':<24} {'memory':>10}"]
     for model in config.models:
+        if model.id in (sleeping or {}):
+            lines.append(f"{model.id:<28} {'-':>7} {'sleeping':<10} {(sleeping or {})[model.id]}")
+            continue
         if model.id not in placements:
             why = (unknown or {}).get(model.id, "not placed")
             lines.append(f"{model.id:<28} {'-':>7} {'unknown':<10} {why}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.placement.plan import (
@@ -192,5 +194,27 @@ def test_a_model_split_across_cards_pays_the_context_on_each() -> None:
 def test_engines_on_amd_cards_are_pointed_at_them_the_hip_way() -> None:
     placed = plan([ModelDemand("m", need(4.0))], [Gpu(0, "RX 7900", 24 * GIB, 24 * GIB, "amd")])
     replica = placed["m"].replicas[0]
-    assert replica.env("amd") == {"HIP_VISIBLE_DEVICES": "0"}
+    assert replica.env("amd") == {"HIP_VISIBLE_DEVICES": "0", "GGML_VK_VISIBLE_DEVICES": "0"}
     assert replica.env() == {"CUDA_VISIBLE_DEVICES": "0"}
+
+
+def test_only_models_awake_at_start_are_placed_and_plan_says_how_the_others_fit(
+        tmp_path: Path) -> None:
+    from gateway.config import decode_config, model_entry
+    from gateway.placement.planner import plan_config, plan_table
+    from tests.tiny_model import write_tiny_gguf
+
+    tiny = write_tiny_gguf(tmp_path / "tiny.gguf")
+    config = decode_config(
+        "[server]\ngpu_context_mb = 64\n[[gpus]]\nindex = 0\nmemory_gib = 0.2\n"
+        + model_entry("one", tiny, n_ctx=512, parallel=1)
+        + model_entry("two", tiny, n_ctx=512, parallel=1, load_at_start=False)
+        + model_entry("huge", tiny, n_ctx=65536, parallel=64, load_at_start=False))
+    planner = plan_config(config)
+    assert set(planner.placements) == {"one"}  # the others are placed when they wake
+    assert planner.sleeping["two"] == "asleep until a request; fits once idle models sleep for it"
+    assert planner.sleeping["huge"].startswith("does not fit even alone")
+    table = plan_table(config, planner.placements, planner.gpus, planner.unknown, planner.sleeping)
+    assert "sleeping" in table and "fits once idle models sleep" in table
+    planner.release("one")  # asleep: its room is free
+    assert planner.placements == {}
