@@ -123,9 +123,9 @@ def plan(demands: list[ModelDemand], gpus: list[Gpu], reserved: frozenset[int] =
                 continue
         placed = _place_one(demand, need, allowed, free, context_bytes)
         if placed is None:
-            usable = [free[i] - context_bytes for i in allowed if free[i] > context_bytes]
-            room = sum(usable)
-            short = (need - room if usable
+            spare = [free[i] - context_bytes for i in allowed if free[i] > context_bytes]
+            room = sum(spare)
+            short = (need - room if spare
                      else need + context_bytes - max((free[i] for i in allowed), default=0))
             where = ", ".join(f"GPU {i} ({names[i]}) {gib(free[i])} free" for i in allowed)
             problems.append(f"{demand.model_id}: needs {gib(need)} (weights {gib(demand.footprint.weights)}"
