@@ -13,10 +13,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from gateway.engine.types import Embedded, EngineEvent, Failed, Finished
 from gateway.placement.gpus import GpuReading
+from gateway.serving.lifecycle import State
 
 if TYPE_CHECKING:
     from gateway.serving.model_registry import ServedModel
 
+RUNNING = (State.READY, State.LOADING, State.RESTARTING)  # its engines run (or start)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -81,7 +83,7 @@ class _Engines:
         restarts = CounterMetricFamily("gateway_engine_restarts", "Engine process restarts",
                                        labels=["model"])
         awake = GaugeMetricFamily("gateway_model_awake",
-                                  "1 while the model's engines run, 0 asleep or unloaded",
+                                  "1 while the model's engines run, 0 asleep, unloaded, failed",
                                   labels=["model"])
         load_s = GaugeMetricFamily("gateway_model_load_seconds",
                                    "Seconds its last load (or wake) took, to ready", labels=["model"])
@@ -105,7 +107,7 @@ class _Engines:
             waiting.add_metric([model], sum(r.occupancy[1] for r in replicas))
             computed.add_metric([model], sum(r.computed[0] for r in replicas))
             restarts.add_metric([model], sum(r.restarts for r in replicas))
-            awake.add_metric([model], 1 if replicas else 0)
+            awake.add_metric([model], 1 if served.state in RUNNING else 0)
             loads = [r.load_seconds for r in replicas if r.load_seconds is not None]
             if loads:
                 load_s.add_metric([model], max(loads))
@@ -114,6 +116,8 @@ class _Engines:
                              ("ram", sum(c.in_ram for c in counts)),
                              ("disk", sum(c.on_disk for c in counts))):
                 held.add_metric([model, where], n)
+            held_bytes.add_metric([model, "resident"],
+                                  sum(c.resident_tokens for c in counts) * served.kv_bytes_per_token)
             held_bytes.add_metric([model, "ram"], sum(c.ram_bytes for c in counts))
             held_bytes.add_metric([model, "disk"], sum(c.disk_bytes for c in counts))
             budget.add_metric([model], sum(c.ram_budget_bytes for c in counts))

@@ -27,6 +27,7 @@ from gateway.engine.types import EngineEvent, FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
 from gateway.placement.cpus import threads_per_engine
+from gateway.placement.footprint import footprint
 from gateway.placement.gpus import ReadingsCache
 from gateway.placement.plan import Placement, PlacementError
 from gateway.placement.planner import Planner
@@ -84,6 +85,7 @@ class ServedModel:
         self.asleep = not config.load_at_start  # engines stopped; the next request wakes it
         self.last_used = time.monotonic()  # a request arrived or ended
         self.waiting_for_wake = 0  # requests waiting for it to wake or load
+        self.kv_bytes_per_token = 0  # of a conversation resident in a slot (f16 KV)
         self._attempt = 0  # loads started: a waiter knows whether the one it waits for failed
         self._wake_failure: tuple[int, str] | None = None  # (attempt, why it could not wake)
         self._woken = False  # this load is a wake (a request's), not the admin's or the start's
@@ -218,6 +220,10 @@ class ServedModel:
                     return
                 raise
             if self.tokenizer is None:
+                context = self.config.context
+                need = await asyncio.to_thread(footprint, Path(path), context.n_ctx, 1,
+                                               context.n_batch)
+                self.kv_bytes_per_token = need.kv // context.n_ctx
                 self.tokenizer = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
                 source = self.tokenizer.chat_template or self.config.chat_template
                 if source:

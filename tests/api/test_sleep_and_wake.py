@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pytest
 
 from gateway.placement.footprint import footprint
 from tests.api.test_multi_model import alive, engine_pid
-from tests.support import RunningServer, model_block, model_status, running_server, wait_for_state
+from tests.support import (RunningServer, free_port, model_block, model_status, running_server,
+                           wait_for_state)
 from tests.tiny_model import write_tiny_gguf
 
 NAP = "nap"  # keep_alive_s = 2
@@ -50,6 +52,16 @@ def metric(server: RunningServer, name: str, **labels: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def gone(pid: int, seconds: float = 15) -> bool:
+    """Whether the process ends within `seconds` (an engine stops within its stop timeout)."""
+    deadline = time.monotonic() + seconds
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def sse_lines(server: RunningServer, model: str) -> list[str]:
     body = {"model": model, "prompt": "abc", "max_tokens": 4, "stream": True}
     with httpx.stream("POST", server.v1 + "/completions", json=body, timeout=120) as r:
@@ -62,7 +74,7 @@ def test_an_idle_model_sleeps_after_keep_alive_s_and_a_request_wakes_it(sleepy: 
     pid = engine_pid(sleepy, NAP)
     status = wait_for_state(sleepy, NAP, "sleeping", seconds=30)
     assert status["replicas"] == [] and status["keep_alive_s"] == 2
-    assert not alive(pid)  # its engine process is gone: its memory is free
+    assert gone(pid)  # its engine process ends: its memory is free
     health = httpx.get(sleepy.base + "/health", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"  # sleeping is fine
     assert metric(sleepy, "gateway_model_awake", model=NAP) == 0
@@ -101,6 +113,24 @@ def test_a_model_not_loaded_at_start_is_loaded_by_its_first_request(sleepy: Runn
     assert load_s is not None and 0 < load_s < 120
     # it has no keep_alive_s: it stays
     assert status["keep_alive_s"] is None
+
+
+def test_a_wake_shows_its_load_progress_and_the_waiting_request(sleepy: RunningServer) -> None:
+    wait_for_state(sleepy, NAP, "sleeping", seconds=30)
+    body = {"model": NAP, "prompt": "abc", "max_tokens": 2}
+    request = threading.Thread(target=httpx.post, args=(sleepy.v1 + "/completions",),
+                               kwargs={"json": body, "timeout": 120})
+    request.start()
+    seen: list[dict] = []
+    while request.is_alive():
+        status = model_status(sleepy, NAP)
+        if status["state"] in ("loading", "restarting"):
+            seen.append(status)
+        time.sleep(0.01)
+    assert seen, "the wake was never seen loading"
+    assert all(0 <= s["load_progress"] <= 100 for s in seen)
+    assert all(s["waiting"] >= 1 for s in seen)  # the request that woke it waits for it
+    assert model_status(sleepy, NAP)["state"] == "ready"
 
 
 def test_tokenize_on_a_sleeping_model_needs_no_engine(sleepy: RunningServer) -> None:
@@ -148,7 +178,7 @@ def test_a_wake_puts_the_least_recently_used_idle_model_to_sleep_when_vram_is_sh
         r = httpx.post(server.v1 + "/completions", timeout=120,
                        json={"model": "two", "prompt": "abc", "max_tokens": 2})
         assert r.status_code == 200, r.text
-        assert model_status(server, "one")["state"] == "sleeping" and not alive(pid)
+        assert model_status(server, "one")["state"] == "sleeping" and gone(pid)
         two = model_status(server, "two")
         assert two["state"] == "ready" and two["replicas"][0]["gpus"] == [0]
         assert "making room on the GPUs for two" in server.log()
@@ -202,3 +232,46 @@ def test_the_host_ram_budget_holds_across_two_models_spilling_at_once(
         assert metric(server, "gateway_session_cache_budget_bytes", model="left") == share
         spills = metric(server, "gateway_conversation_spills_total", model="left")
         assert spills is not None and spills >= 4
+        ram = metric(server, "gateway_conversation_bytes", model="left", where="ram")
+        assert ram == held["left"]["ram_bytes"]
+        resident = metric(server, "gateway_conversation_bytes", model="left", where="resident")
+        assert resident is not None and resident > 0  # the last conversation, in its slot
+
+
+def test_a_small_host_loads_its_engines_one_at_a_time(
+        tiny_files: tuple[Path, Path], extra_buffers: bool, tmp_path: Path) -> None:
+    first, second = tiny_files
+    config = ("[server]\nparallel_loads = 1\n"
+              + model_block("p", first, n_ctx=N_CTX, parallel=1, threads=1,
+                            cpu_extra_buffers=extra_buffers)
+              + model_block("q", second, n_ctx=N_CTX, parallel=1, threads=1,
+                            cpu_extra_buffers=extra_buffers))
+    port = free_port()
+    most_loading = [0]
+    polls = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                models = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["models"]
+            except (httpx.HTTPError, ValueError):
+                time.sleep(0.01)
+                continue
+            polls[0] += 1
+            loading = [r for m in models.values() for r in m["replicas"]
+                       if r["state"] in ("loading", "restarting") and r.get("pid")
+                       and alive(r["pid"])]
+            most_loading[0] = max(most_loading[0], len(loading))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with running_server(config, tmp_path, port=port) as server:
+            health = httpx.get(server.base + "/health", timeout=10).json()
+            assert all(m["state"] == "ready" for m in health["models"].values())
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert polls[0] > 10 and most_loading[0] == 1  # never two engine processes loading at once

@@ -15,3 +15,5 @@ def test_status_once_prints_a_snapshot(server: RunningServer) -> None:
     assert "gemma-3-270m" in out and "ready" in out
     assert "/ 4" in out  # slots busy of total
     assert "replicas" in out and "cpu" in out
+    assert "GPUs" in out  # its table (none here: "none read")
+    assert "conversations" in out
