@@ -36,8 +36,13 @@ async def frames(items: AsyncIterator[StreamItem] | AsyncIterator[NativeStreamIt
         yield DONE
 
 
-async def typed_events(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
-    """The Responses API's stream: each event named in an `event:` line, then its `data:`."""
+async def typed_events(events: AsyncIterator[StreamEvent | LoadingNotice]
+                       ) -> AsyncIterator[bytes]:
+    """The Responses API's stream: each event named in an `event:` line, then its `data:`;
+    loading notices as comments."""
     encoder = msgspec.json.Encoder()
     async for item in events:
+        if isinstance(item, LoadingNotice):
+            yield f": loading {item.percent:g}%\n\n".encode()
+            continue
         yield b"event: " + item.type.encode() + b"\ndata: " + encoder.encode(item) + b"\n\n"

@@ -22,6 +22,7 @@ from gateway import wire
 from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, Queued, TextDelta
 from gateway.errors import InvalidRequest, NotFound
 from gateway.serving import responses, tool_formats, tools, waking
+from gateway.serving.responses import LoadingNotice
 from gateway.serving.completions import unless_hung_up
 from gateway.serving.model_registry import ModelRegistry
 from gateway.serving.request_builder import build_chat_request, tool_plan
@@ -173,14 +174,19 @@ def _response(body: rw.ResponsesRequest, response_id: str, model: str, created: 
 
 @dataclass
 class StreamedResponse:
-    events: AsyncIterator[rw.StreamEvent]
+    events: AsyncIterator[rw.StreamEvent | LoadingNotice]
 
 
 async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.ResponsesRequest,
                   client: str, hung_up: Callable[[], Awaitable[None]]
                   ) -> rw.Response | StreamedResponse:
     served = registry.get(body.model)
-    await waking.ready(served, hung_up)  # a stream here starts once the model is awake
+    if body.stream and waking.must_wait(served):  # the stream starts now: `: loading` comments
+        return StreamedResponse(waking.loading_then(
+            served, lambda: _events(respond(registry, store, body, client, hung_up)),
+            lambda exc: rw.StreamEvent(type="error", sequence_number=0, code=exc.code,
+                                       message=exc.message)))
+    await waking.ready(served, hung_up)
     response_id, created = f"resp_{uuid.uuid4().hex}", int(time.time())
     prepared = prepare(store, body, response_id, client)
     request = await asyncio.to_thread(build_chat_request, served, prepared.chat, None, client)
@@ -199,6 +205,13 @@ async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.Respon
         return StreamedResponse(_stream(start, events, finish, with_tools))
     text, finished = await unless_hung_up(hung_up, responses.collect(events))
     return finish(text, finished)
+
+
+async def _events(result: Awaitable[rw.Response | StreamedResponse]
+                  ) -> AsyncIterator[rw.StreamEvent | LoadingNotice]:
+    streamed = await result
+    assert isinstance(streamed, StreamedResponse)
+    return streamed.events
 
 
 async def _stream(start: rw.Response, events: AsyncIterator[EngineEvent],

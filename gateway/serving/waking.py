@@ -16,6 +16,7 @@ from gateway.serving.model_registry import ServedModel
 from gateway.serving.responses import LoadingNotice
 
 T = TypeVar("T")
+E = TypeVar("E")
 NOTICE_EVERY_S = 1.0
 
 
@@ -49,10 +50,15 @@ async def ready(served: ServedModel, hung_up: Callable[[], Awaitable[None]]) -> 
     waiter.result()
 
 
-async def loading_then(served: ServedModel, rest: Callable[[], Awaitable[AsyncIterator[T]]]
-                       ) -> AsyncIterator[T | LoadingNotice | wire.ErrorResponse]:
+def error_frame(exc: GatewayError) -> wire.ErrorResponse:
+    return wire.error_response(exc.message, exc.type, exc.code)
+
+
+async def loading_then(served: ServedModel, rest: Callable[[], Awaitable[AsyncIterator[T]]],
+                       error_item: Callable[[GatewayError], E] = error_frame,  # type: ignore[assignment]
+                       ) -> AsyncIterator[T | LoadingNotice | E]:
     """A stream for a model that must wake first: loading notices while it loads, then the
-    items of `rest()` (or one error frame: it failed, it was unloaded, no room on the GPUs)."""
+    items of `rest()` (or one error item: it failed, it was unloaded, no room on the GPUs)."""
     waiter = asyncio.ensure_future(served.wait_ready())
     try:
         yield LoadingNotice(round(served.load_progress * 100, 1))
@@ -63,7 +69,7 @@ async def loading_then(served: ServedModel, rest: Callable[[], Awaitable[AsyncIt
         waiter.result()
         items = await rest()
     except GatewayError as exc:
-        yield wire.error_response(exc.message, exc.type, exc.code)
+        yield error_item(exc)
         return
     finally:
         if not waiter.done():

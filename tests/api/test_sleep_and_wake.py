@@ -133,6 +133,25 @@ def test_a_wake_shows_its_load_progress_and_the_waiting_request(sleepy: RunningS
     assert model_status(sleepy, NAP)["state"] == "ready"
 
 
+def test_responses_and_native_streams_also_say_loading_while_it_wakes(sleepy: RunningServer
+                                                                     ) -> None:
+    wait_for_state(sleepy, NAP, "sleeping", seconds=30)
+    body = {"model": NAP, "input": "abc", "stream": True, "max_output_tokens": 3}
+    with httpx.stream("POST", sleepy.v1 + "/responses", json=body, timeout=120) as r:
+        assert r.status_code == 200
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[0].startswith(": loading ")
+    events = [line[7:] for line in lines if line.startswith("event: ")]
+    assert events[0] == "response.created" and events[-1] == "response.completed"
+    wait_for_state(sleepy, NAP, "sleeping", seconds=30)
+    body = {"model": NAP, "prompt": "abc", "n_predict": 3, "stream": True}
+    with httpx.stream("POST", sleepy.base + "/completion", json=body, timeout=120) as r:
+        assert r.status_code == 200
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[0].startswith(": loading ")
+    assert json.loads(lines[-1][6:])["stop"] is True  # llama.cpp's shape, no [DONE]
+
+
 def test_tokenize_on_a_sleeping_model_needs_no_engine(sleepy: RunningServer) -> None:
     wait_for_state(sleepy, NAP, "sleeping", seconds=30)
     r = httpx.post(sleepy.base + "/tokenize", json={"model": NAP, "content": "abc"}, timeout=30)
