@@ -117,6 +117,17 @@ class Planner:
                 except PlacementError as exc:
                     self.sleeping[model.id] = f"does not fit even alone: {exc}"
 
+    def alone_problem(self, model: ModelConfig, path: Path) -> str | None:
+        """Why `model` does not fit the GPUs even with nothing else on them (too big, pinned to
+        a reserved or absent GPU): then putting other models to sleep cannot make room for it.
+        None when it fits alone."""
+        try:
+            plan([demand_for(model, path)], self.gpus, frozenset(self.config.server.reserved_gpus),
+                 self.context_bytes)
+        except PlacementError as exc:
+            return f"{exc} (with no other model on the GPUs)"
+        return None
+
     def release(self, model_id: str) -> None:
         """`model_id` sleeps or was unloaded: its room is free for the others."""
         self.placements.pop(model_id, None)

@@ -215,8 +215,11 @@ class ServedModel:
             try:
                 self.placement = await self._place(Path(path))
             except PlacementError as exc:
+                alone = self.planner.alone_problem(self.config, Path(path))
+                if alone is not None:
+                    raise PlacementError(alone) from None  # it cannot fit here: `failed`, why
                 if self._woken:
-                    self._back_to_sleep(str(exc))  # the next request tries again
+                    self._back_to_sleep(str(exc))  # the others are busy: the next request tries
                     return
                 raise
             if self.tokenizer is None:
@@ -239,12 +242,14 @@ class ServedModel:
 
     async def _place(self, path: Path) -> Placement:
         """Where its replicas go; when the GPUs are short, idle models are put to sleep, least
-        recently used first, until it fits (a `PlacementError` when nothing idle is left)."""
+        recently used first, until it fits (a `PlacementError` when nothing idle is left, or
+        when it would not fit even alone: then nothing is put to sleep for it)."""
         while True:
             try:
                 return self.planner.placement_for(self.config, path)
             except PlacementError:
-                if not await self.residency.make_room(self):
+                if (self.planner.alone_problem(self.config, path) is not None
+                        or not await self.residency.make_room(self)):
                     raise
 
     def _back_to_sleep(self, why: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from gateway.placement.footprint import footprint
 from tests.api.test_multi_model import alive, engine_pid
-from tests.support import (RunningServer, free_port, model_block, model_status, running_server,
+from tests.support import (BackgroundStream, RunningServer, free_port, model_block, model_status, running_server,
                            wait_for_state)
 from tests.tiny_model import write_tiny_gguf
 
@@ -207,6 +207,63 @@ def test_a_wake_puts_the_least_recently_used_idle_model_to_sleep_when_vram_is_sh
         assert r.status_code == 200, r.text
         assert model_status(server, "two")["state"] == "sleeping"
         assert httpx.get(server.base + "/health", timeout=10).json()["status"] == "ok"
+
+
+def test_no_model_is_put_to_sleep_while_busy_or_for_a_model_that_cannot_fit(
+        gemma_path: Path, tiny_files: tuple[Path, Path], extra_buffers: bool,
+        tmp_path: Path) -> None:
+    tiny, _ = tiny_files
+    context_mb = 64
+    gemma_mb = footprint(gemma_path, N_CTX, 1, 512).total / (1 << 20) + context_mb
+    tiny_mb = footprint(tiny, N_CTX, 1, 512).total / (1 << 20) + context_mb
+    gpu_gib = (gemma_mb + tiny_mb / 2) / 1024  # either fits, not both
+    config = (f"[server]\ngpu_context_mb = {context_mb}\n"
+              f"[[gpus]]\nindex = 0\nmemory_gib = {gpu_gib:.4f}\n"
+              + model_block("chat", gemma_path, n_ctx=N_CTX, parallel=1, threads=1,
+                            chat_template="gemma", cpu_extra_buffers=extra_buffers)
+              + model_block("small", tiny, n_ctx=N_CTX, parallel=1, threads=1,
+                            load_at_start=False, cpu_extra_buffers=extra_buffers)
+              + model_block("huge", tiny, n_ctx=65536, parallel=64, load_at_start=False,
+                            cpu_extra_buffers=extra_buffers))
+    with running_server(config, tmp_path, timeout=120) as server:
+        pid = engine_pid(server, "chat")
+        stream = BackgroundStream(server, "chat", "Tell me a long story.", 400)
+        deadline = time.monotonic() + 60
+        while stream.first_text_at is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stream.first_text_at is not None
+        # chat is answering: it is not put to sleep, and the wake is refused for now
+        r = httpx.post(server.v1 + "/completions", timeout=120,
+                       json={"model": "small", "prompt": "abc", "max_tokens": 2})
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "insufficient_gpu_memory"
+        assert "retry-after" in r.headers
+        assert model_status(server, "small")["state"] == "sleeping"
+        assert alive(pid) and stream.is_alive()
+        stream.leave.set()
+        stream.join(60)
+        wait_until_idle(server, "chat")
+        # a model too big for the GPUs even alone: nothing is put to sleep for it
+        r = httpx.post(server.v1 + "/completions", timeout=120,
+                       json={"model": "huge", "prompt": "abc", "max_tokens": 2})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "model_failed", r.text
+        assert "with no other model on the GPUs" in r.json()["error"]["message"]
+        assert model_status(server, "chat")["state"] == "ready" and alive(pid)
+        # idle now: the chat model sleeps for the small one
+        r = httpx.post(server.v1 + "/completions", timeout=120,
+                       json={"model": "small", "prompt": "abc", "max_tokens": 2})
+        assert r.status_code == 200, r.text
+        assert model_status(server, "chat")["state"] == "sleeping"
+
+
+def wait_until_idle(server: RunningServer, model: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        status = model_status(server, model)
+        if status["running"] == 0 and status["waiting"] == 0:
+            return
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
 
 
 # ---- one host-RAM budget for every engine's saved conversations ----------------------------
