@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gateway.engine.types import Embedded, EngineEvent, Failed, Finished, GenerationRequest, TextDelta
 from gateway.serving.metrics import Metrics
@@ -35,8 +35,10 @@ def line(request: GenerationRequest, model: str, end: EngineEvent | None, ttft: 
 
 
 async def logged(events: AsyncIterator[EngineEvent], request: GenerationRequest, model: str,
-                 route: str, metrics: Metrics | None = None) -> AsyncIterator[EngineEvent]:
-    """The events as they are; when the request ends, its line, and its figures in `metrics`."""
+                 route: str, metrics: Metrics | None = None,
+                 on_end: Callable[[], None] | None = None) -> AsyncIterator[EngineEvent]:
+    """The events as they are; when the request ends, its line, its figures in `metrics`, and
+    `on_end` called."""
     start = time.perf_counter()
     first: float | None = None
     last = start
@@ -58,4 +60,6 @@ async def logged(events: AsyncIterator[EngineEvent], request: GenerationRequest,
         log.info("%s", line(request, model, end, first, time.perf_counter() - start))
         if metrics is not None:
             metrics.observe(model, route, end, first, gaps)
+        if on_end is not None:
+            on_end()
         await events.aclose()  # type: ignore[attr-defined]

@@ -108,9 +108,8 @@ class _Engines:
             computed.add_metric([model], sum(r.computed[0] for r in replicas))
             restarts.add_metric([model], sum(r.restarts for r in replicas))
             awake.add_metric([model], 1 if served.state in RUNNING else 0)
-            loads = [r.load_seconds for r in replicas if r.load_seconds is not None]
-            if loads:
-                load_s.add_metric([model], max(loads))
+            if served.load_seconds is not None:
+                load_s.add_metric([model], served.load_seconds)
             counts = [r.conversations for r in replicas]
             for where, n in (("resident", sum(c.resident for c in counts)),
                              ("ram", sum(c.in_ram for c in counts)),

@@ -86,6 +86,7 @@ class ServedModel:
         self.last_used = time.monotonic()  # a request arrived or ended
         self.waiting_for_wake = 0  # requests waiting for it to wake or load
         self.kv_bytes_per_token = 0  # of a conversation resident in a slot (f16 KV)
+        self.last_load_s: float | None = None  # its engines' last load, kept while it sleeps
         self._attempt = 0  # loads started: a waiter knows whether the one it waits for failed
         self._wake_failure: tuple[int, str] | None = None  # (attempt, why it could not wake)
         self._woken = False  # this load is a wake (a request's), not the admin's or the start's
@@ -289,7 +290,14 @@ class ServedModel:
         self._stopped = stopped
         await asyncio.shield(stopped)
 
+    @property
+    def load_seconds(self) -> float | None:
+        """How long its last load (or wake) took, to ready."""
+        loads = [r.load_seconds for r in self.replicas if r.load_seconds is not None]
+        return max(loads) if loads else self.last_load_s
+
     async def _stop_engines(self) -> None:
+        self.last_load_s = self.load_seconds
         loading, self._loading = self._loading, None
         replicas, self.replicas = self.replicas, []
         self.router = Router()
@@ -321,17 +329,8 @@ class ServedModel:
     def run(self, request: GenerationRequest, route: str) -> AsyncIterator[EngineEvent]:
         """The request on a replica the router picks: its events, logged and counted (for
         `route`) when it ends."""
-        return self._touching(access_log.logged(generate(self.pick(request), request), request,
-                                                self.id, route, self.metrics))
-
-    async def _touching(self, events: AsyncIterator[EngineEvent]) -> AsyncIterator[EngineEvent]:
-        """The events; its idle time counts from the end of its last request."""
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]
-            self.touch()
+        return access_log.logged(generate(self.pick(request), request), request, self.id, route,
+                                 self.metrics, on_end=self.touch)  # idle from its last request
 
     def pick(self, request: GenerationRequest) -> EngineProcess:
         """The replica for this request: the one holding its conversation, else the least loaded."""

@@ -78,6 +78,7 @@ def test_an_idle_model_sleeps_after_keep_alive_s_and_a_request_wakes_it(sleepy: 
     health = httpx.get(sleepy.base + "/health", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"  # sleeping is fine
     assert metric(sleepy, "gateway_model_awake", model=NAP) == 0
+    assert (metric(sleepy, "gateway_model_load_seconds", model=NAP) or 0) > 0  # kept asleep
     # the next request wakes it and succeeds (no 503)
     client = openai.OpenAI(base_url=sleepy.v1, api_key="x", max_retries=0)
     reply = client.completions.create(model=NAP, prompt="abc", max_tokens=3)
