@@ -224,11 +224,8 @@ class ServedModel:
                     return
                 raise
             if self.tokenizer is None:
-                context = self.config.context
-                need = await asyncio.to_thread(footprint, Path(path), context.n_ctx, 1,
-                                               context.n_batch)
-                self.kv_bytes_per_token = need.kv // context.n_ctx
                 self.tokenizer = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
+                self.kv_bytes_per_token = await asyncio.to_thread(self._kv_per_token, Path(path))
                 source = self.tokenizer.chat_template or self.config.chat_template
                 if source:
                     self.template = ChatTemplate(source, self.tokenizer.bos_text, self.tokenizer.eos_text)
@@ -240,6 +237,14 @@ class ServedModel:
         self.residency.share_ram()  # before they start: each learns its share on connecting
         for replica in self.replicas:
             replica.start()
+
+    def _kv_per_token(self, path: Path) -> int:
+        """KV bytes a resident conversation holds per token (for /metrics; 0 if unreadable)."""
+        context = self.config.context
+        try:
+            return footprint(path, context.n_ctx, 1, context.n_batch).kv // context.n_ctx
+        except (OSError, ValueError):
+            return 0
 
     async def _place(self, path: Path) -> Placement:
         """Where its replicas go; when the GPUs are short, idle models are put to sleep, least
