@@ -290,7 +290,6 @@ class ServedModel:
 
     async def _stop(self, asleep: bool) -> None:
         self.asleep = asleep
-        self.planner.release(self.id)
         stopped = asyncio.get_running_loop().create_task(self._stop_engines())
         self._stopped = stopped
         await asyncio.shield(stopped)
@@ -309,6 +308,7 @@ class ServedModel:
         if loading is not None and not loading.done():
             loading.cancel()
         await asyncio.gather(*(r.stop() for r in replicas))
+        self.planner.release(self.id)  # its GPU memory is free once its processes are gone
         self.residency.share_ram()
         self._stopped = None
 
