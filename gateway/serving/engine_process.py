@@ -67,8 +67,11 @@ class EngineProcess:
                  on_progress: Callable[[float], None] = lambda _f: None,
                  backoff_s: tuple[float, float] = (0.5, 30.0), max_failures: int = 4,
                  stable_s: float = 60.0, extra_buffers: Literal["auto"] | bool = "auto",
-                 on_cpu: bool = True, load_gate: asyncio.Semaphore | None = None) -> None:
-        self.spec = msgspec.structs.replace(spec, extra_buffers=extra_buffers is not False)
+                 on_cpu: bool = True, load_gate: asyncio.Semaphore | None = None,
+                 healed: bool = False) -> None:
+        # `healed`: an earlier engine of this model healed itself: start without them at once
+        self.spec = msgspec.structs.replace(spec, extra_buffers=extra_buffers is not False
+                                            and not healed)
         self.env = env or {}
         self.on_progress = on_progress
         self.backoff_s = backoff_s
@@ -82,7 +85,7 @@ class EngineProcess:
         self.restarts = 0
         self.pid: int | None = None
         self.failure: str | None = None  # why it is `failed`, or why it last died
-        self.note: str | None = None  # e.g. that it healed itself by turning extra buffers off
+        self.note: str | None = HEALED_NOTE if healed else None  # e.g. that it healed itself
         self._sinks: dict[str, Sink] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._process: asyncio.subprocess.Process | None = None

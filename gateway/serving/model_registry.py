@@ -34,7 +34,7 @@ from gateway.placement.planner import Planner
 from gateway.serving import access_log
 from gateway.serving.metrics import Metrics
 from gateway.serving.chat_template import ChatTemplate
-from gateway.serving.engine_process import EngineProcess
+from gateway.serving.engine_process import HEALED_NOTE, EngineProcess
 from gateway.serving.lifecycle import State
 from gateway.serving.residency import Residency
 from gateway.serving.router import Router
@@ -87,6 +87,7 @@ class ServedModel:
         self.waiting_for_wake = 0  # requests waiting for it to wake or load
         self.kv_bytes_per_token = 0  # of a conversation resident in a slot (f16 KV)
         self.last_load_s: float | None = None  # its engines' last load, kept while it sleeps
+        self.healed = False  # its engines ran without llama.cpp's extra buffer types (they faulted)
         self._attempt = 0  # loads started: a waiter knows whether the one it waits for failed
         self._wake_failure: tuple[int, str] | None = None  # (attempt, why it could not wake)
         self._woken = False  # this load is a wake (a request's), not the admin's or the start's
@@ -274,7 +275,7 @@ class ServedModel:
         on_cpu = not where.gpus or where.n_gpu_layers >= 0  # some layers (or all) on the CPU
         return EngineProcess(spec, where.env(self.planner.vendor), lambda f: self.progress(name, f),
                              extra_buffers=self.config.cpu_extra_buffers, on_cpu=on_cpu,
-                             load_gate=self.residency.load_gate)
+                             load_gate=self.residency.load_gate, healed=self.healed and on_cpu)
 
     async def sleep(self, why: str) -> None:
         """Stop its engines and free their memory until a request wakes it (one that comes
@@ -302,6 +303,9 @@ class ServedModel:
 
     async def _stop_engines(self) -> None:
         self.last_load_s = self.load_seconds
+        # a CPU backend that faulted with extra buffer types faults again: the next wake starts
+        # without them instead of crashing once more
+        self.healed = self.healed or any(r.note == HEALED_NOTE for r in self.replicas)
         loading, self._loading = self._loading, None
         replicas, self.replicas = self.replicas, []
         self.router = Router()

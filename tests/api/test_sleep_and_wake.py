@@ -352,3 +352,21 @@ def test_a_small_host_loads_its_engines_one_at_a_time(
         stop.set()
         watcher.join(5)
     assert polls[0] > 10 and most_loading[0] == 1  # never two engine processes loading at once
+
+
+def test_a_model_that_healed_wakes_without_extra_buffers_at_once(
+        tiny_files: tuple[Path, Path], tmp_path: Path) -> None:
+    tiny, _ = tiny_files
+    config = model_block("healed", tiny, n_ctx=N_CTX, parallel=1, threads=1, keep_alive_s=1)
+    env = {"GATEWAY_FAILPOINTS": "engine.decode=segfault_with_extra_buffers"}  # the AMX fault
+    with running_server(config, tmp_path, env=env, timeout=90) as server:
+        replica = model_status(server, "healed")["replicas"][0]
+        assert replica["restarts"] == 1 and replica["extra_buffers"] is False  # it healed
+        wait_for_state(server, "healed", "sleeping", seconds=30)
+        r = httpx.post(server.v1 + "/completions", timeout=120,
+                       json={"model": "healed", "prompt": "abc", "max_tokens": 2})
+        assert r.status_code == 200, r.text
+        replica = model_status(server, "healed")["replicas"][0]
+        # woken without them: no second crash, and it still says why
+        assert replica["restarts"] == 0 and replica["extra_buffers"] is False
+        assert replica["note"] == "CPU backend crashed with extra buffer types; running without them"
