@@ -197,6 +197,19 @@ class ConversationStore:
         slot.session = None
         slot.written_back = False
 
+    def persist(self) -> int:
+        """The engine is stopping (a model going to sleep, a restart): with a disk tier, every
+        conversation a slot holds is saved, and all go to disk, so they come back afterwards
+        instead of being recomputed. How many were written."""
+        if not self.cache.persistent:
+            return 0
+        for slot in self.slots.slots:
+            if slot.tokens and slot.session is not None and not slot.written_back:
+                state = self.ctx.save_sequence(slot.seq)
+                self.cache.put(SavedSession(slot.session, self.model_identity, list(slot.tokens),
+                                            state, self.clock()))
+        return self.cache.persist()
+
     def release(self, slot: Slot, evict_first: bool = False) -> None:
         """The turn in this slot is over (or paused); its KV stays for the next turn."""
         slot.busy = False

@@ -413,6 +413,7 @@ class Engine:
         for pending in self.scheduler.drain():
             pending.drop()
             pending.sink(Failed("the engine is shutting down", FailureKind.SHUTTING_DOWN))
+        log.info("%d conversations saved to disk", self.conversations.persist())
         self.ctx.close()
         if self.embedder is not None:
             self.embedder.close()

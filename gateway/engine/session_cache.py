@@ -100,6 +100,25 @@ class SessionCache:
             if self._disk:
                 self._disk.put(old)
 
+    @property
+    def persistent(self) -> bool:
+        """Whether it has a disk tier: what it holds can outlive the engine process."""
+        return self._disk is not None
+
+    def persist(self) -> int:
+        """Everything in RAM to the disk tier, oldest first (the engine is stopping: its
+        conversations come back when the next engine of this model file starts). How many
+        were written."""
+        written = 0
+        while self._disk is not None and self._ram:
+            _, entry = self._ram.popitem(last=False)
+            self.bytes_used -= len(entry.state)
+            try:
+                written += self._disk.put(entry)
+            except OSError:  # a full or gone disk: what is not written is recomputed later
+                break
+        return written
+
     def usage(self) -> tuple[int, int, int, int]:
         """(entries in RAM, their bytes, entries on disk, their bytes)."""
         disk = self._disk

@@ -370,3 +370,30 @@ def test_a_model_that_healed_wakes_without_extra_buffers_at_once(
         # woken without them: no second crash, and it still says why
         assert replica["restarts"] == 0 and replica["extra_buffers"] is False
         assert replica["note"] == "CPU backend crashed with extra buffer types; running without them"
+
+
+def test_with_a_disk_tier_conversations_come_back_after_the_model_slept(
+        gemma_path: Path, extra_buffers: bool, tmp_path: Path) -> None:
+    config = model_block("chat", gemma_path, n_ctx=N_CTX, parallel=2, threads=1,
+                         chat_template="gemma", keep_alive_s=1, dir=str(tmp_path / "kv"),
+                         cpu_extra_buffers=extra_buffers)
+    client_messages = [{"role": "user", "content": "Name three rivers of Europe, please."}]
+    with running_server(config, tmp_path / "srv") as server:
+        client = openai.OpenAI(base_url=server.v1, api_key="x", max_retries=0,
+                               default_headers={"x-session-id": "rivers"})
+        first = client.chat.completions.create(model="chat", messages=client_messages,
+                                               max_tokens=12, temperature=0)
+        assert first.usage is not None
+        wait_for_state(server, "chat", "sleeping", seconds=30)
+        saved = list((tmp_path / "kv").rglob("*.kv"))
+        assert saved  # written to disk as the engine stopped
+        second = client.chat.completions.create(
+            model="chat", max_tokens=4, temperature=0,
+            messages=[*client_messages,
+                      {"role": "assistant", "content": first.choices[0].message.content or ""},
+                      {"role": "user", "content": "And one more?"}])
+        assert second.usage is not None and second.usage.prompt_tokens_details is not None
+        # the woken engine restored the conversation instead of computing it again
+        assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens
+        conversations = model_status(server, "chat")["replicas"][0]["conversations"]
+        assert conversations["restores"] >= 1

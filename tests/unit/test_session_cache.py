@@ -117,3 +117,16 @@ def test_a_smaller_budget_pushes_the_oldest_out_to_disk(tmp_path: Path) -> None:
     assert cache.take("k0") is not None  # from disk, not lost
     cache.resize(0)
     assert cache.usage()[:2] == (0, 0)
+
+
+def test_persist_moves_everything_in_ram_to_disk_for_the_next_engine(tmp_path: Path) -> None:
+    cache = SessionCache("m1", budget_bytes=1000, disk_dir=str(tmp_path), disk_budget_bytes=4000)
+    for i in range(3):
+        cache.put(entry(f"k{i}", 100, tokens=[i, i + 1]))
+    assert cache.persistent and cache.persist() == 3
+    assert cache.usage()[:2] == (0, 0)
+    later = SessionCache("m1", budget_bytes=1000, disk_dir=str(tmp_path), disk_budget_bytes=4000)
+    assert later.tokens_of("k2") == [2, 3]  # a new engine of the same model file finds them
+    taken = later.take("k1")
+    assert taken is not None and taken.state == b"x" * 100
+    assert not SessionCache("m1", budget_bytes=1000).persistent  # no disk tier: nothing to do
