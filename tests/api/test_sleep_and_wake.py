@@ -153,6 +153,27 @@ def test_responses_and_native_streams_also_say_loading_while_it_wakes(sleepy: Ru
     assert json.loads(lines[-1][6:])["stop"] is True  # llama.cpp's shape, no [DONE]
 
 
+def test_many_requests_at_once_wake_a_sleeping_model_once(sleepy: RunningServer) -> None:
+    wait_for_state(sleepy, NAP, "sleeping", seconds=30)
+    before = sleepy.log().count(f"model {NAP} wakes for a request")
+    results: list[int] = []
+
+    def ask(i: int) -> None:
+        r = httpx.post(sleepy.v1 + "/completions", timeout=120,
+                       json={"model": NAP, "prompt": f"abc {i}", "max_tokens": 2,
+                             "stream": i % 2 == 0})
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert results == [200] * 12
+    assert sleepy.log().count(f"model {NAP} wakes for a request") == before + 1
+    assert len(model_status(sleepy, NAP)["replicas"]) == 1
+
+
 def test_tokenize_on_a_sleeping_model_needs_no_engine(sleepy: RunningServer) -> None:
     wait_for_state(sleepy, NAP, "sleeping", seconds=30)
     r = httpx.post(sleepy.base + "/tokenize", json={"model": NAP, "content": "abc"}, timeout=30)
