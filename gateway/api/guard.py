@@ -6,10 +6,12 @@ every route (unknown ones included), so nothing reaches a handler that this has 
 - Browsers: a request carrying an `Origin` must come from the same origin or one of
   `[server] cors_origins`; CORS headers (and preflight answers) only for those. POST bodies must be
   `application/json`: a cross-site page cannot send that without a preflight.
-- Keys: with API keys, every route but /health needs a bearer key; /admin needs an admin key, or,
-  with none configured, a loopback client.
+- Keys: with API keys, every route but /health needs a bearer key (and /health tells a caller
+  without one its status only); /admin needs an admin key, or, with none configured, a loopback
+  client.
 - Identity: the client is its key's hash, or its address when keys are off; handlers read it as
-  `scope["gateway.client"]` (sessions are scoped to it) and `scope["gateway.admin"]`.
+  `scope["gateway.client"]` (sessions are scoped to it), `scope["gateway.admin"]` and
+  `scope["gateway.trusted"]` (a key holder, or anyone when keys are off).
 - Fairness: at most `max_requests_per_client` generation requests in flight per client.
 Refusals are OpenAI-shaped errors. Keys are never logged.
 """
@@ -199,6 +201,7 @@ class Guard:
                           "invalid_api_key"), cors
         identity = api_id or admin_id
         scope["gateway.client"] = f"key:{identity}" if identity else f"addr:{address}"
+        scope["gateway.trusted"] = not policy.api_keys or identity is not None
         scope["gateway.admin"] = (admin_id is not None if policy.admin_keys
                                   else is_loopback(address) and (not policy.api_keys or
                                                                  api_id is not None))

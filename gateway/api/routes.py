@@ -49,9 +49,12 @@ def get_model(request: Request, model_id: str) -> Response[bytes]:
 
 @get("/health", sync_to_thread=False)
 def health(request: Request) -> Response[bytes]:
-    """200 when every model that should serve is ready; 503 otherwise, saying why."""
+    """200 when every model that should serve is ready; 503 otherwise, saying why (to a caller
+    without a key, when keys are on, only the status: no models, GPUs or counts)."""
     admin = bool(request.scope.get("gateway.admin", False))
     status, body = model_status.health(registry_of(request), show_processes=admin)
+    if not request.scope.get("gateway.trusted", False):
+        body = {"status": body["status"]}
     return json_response(body, status)
 
 

@@ -87,8 +87,11 @@ def test_keys_from_a_file_and_admin_keys_are_separate(keyed: RunningServer) -> N
                      ).status_code == 200
     unload = f"{keyed.base}/admin/models/{MODEL}/unload"
     assert httpx.post(unload, headers={"Authorization": "Bearer alice-key"}).status_code == 401
-    health = httpx.get(keyed.base + "/health").json()
-    assert "pid" not in health["models"][MODEL]["replicas"][0]  # no process ids for strangers
+    stranger = httpx.get(keyed.base + "/health")
+    assert stranger.status_code == 200 and stranger.json() == {"status": "ok"}  # nothing else
+    health = httpx.get(keyed.base + "/health", headers={"Authorization": "Bearer alice-key"}).json()
+    assert "pid" not in health["models"][MODEL]["replicas"][0]  # no process ids for users
+    assert "gpus" in health
     admin = httpx.get(keyed.base + "/health", headers={"Authorization": "Bearer root-key"}).json()
     assert admin["models"][MODEL]["replicas"][0]["pid"] > 0
     assert "alice-key" not in keyed.log() and "root-key" not in keyed.log()
