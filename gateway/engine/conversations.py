@@ -183,8 +183,9 @@ class ConversationStore:
 
     def _spill(self, slot: Slot) -> None:
         """Move an idle slot's conversation out to the session cache and empty the slot (a copy
-        written back while idle is already there)."""
-        if slot.written_back:
+        written back while idle is already there, unless the cache has pushed it out since: a
+        smaller share of RAM, other spills)."""
+        if slot.written_back and slot.session is not None and slot.session in self.cache:
             self.spilled += 1
         elif slot.tokens and slot.session is not None and self.cache.enabled:
             state = self.ctx.save_sequence(slot.seq)

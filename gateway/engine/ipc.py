@@ -70,6 +70,7 @@ class Conversations(msgspec.Struct, frozen=True):
     spills: int = 0
     restores: int = 0
     preemptions: int = 0
+    pushed_out: int = 0  # saved conversations RAM could not keep for want of room
 
 
 class Occupancy(msgspec.Struct, frozen=True, tag=True):

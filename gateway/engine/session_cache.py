@@ -59,6 +59,7 @@ class SessionCache:
                                 disk_budget_bytes)
                       if disk_dir and disk_budget_bytes > 0 else None)
         self.bytes_used = 0
+        self.pushed_out = 0  # entries that RAM could not keep for want of room (it wants more)
 
     @property
     def enabled(self) -> bool:
@@ -76,8 +77,10 @@ class SessionCache:
         self.discard(entry.key)
         size = len(entry.state)
         if size > self.budget_bytes:
+            self.pushed_out += 1
             return self._disk.put(entry) if self._disk else False
         while self.bytes_used + size > self.budget_bytes:
+            self.pushed_out += 1
             _, old = self._ram.popitem(last=False)
             self.bytes_used -= len(old.state)
             if self._disk:

@@ -81,7 +81,7 @@ def census(engine: Engine) -> ipc.Conversations:
     in_ram, ram_bytes, on_disk, disk_bytes = engine.cache.usage()
     return ipc.Conversations(len(held), sum(len(s.tokens) for s in held), in_ram, ram_bytes,
                              engine.cache.budget_bytes, on_disk, disk_bytes, store.spilled,
-                             store.restored, engine.stats.paused)
+                             store.restored, engine.stats.paused, engine.cache.pushed_out)
 
 
 def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:

@@ -1,7 +1,7 @@
 """Which models are awake, for the rig as a whole: a model idle for its `keep_alive_s` goes to
 sleep; a model waking when the GPUs are short puts the least recently used idle one to sleep
-first; the host-RAM budget for saved conversations is shared out among the engines that run;
-on a small host engines load one at a time."""
+first; the host-RAM budget for saved conversations is shared among the engines that run, by
+demand (`ram_shares`); on a small host engines load one at a time."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from gateway.config import ServerConfig
+from gateway.serving import ram_shares
 from gateway.serving.lifecycle import State
 
 if TYPE_CHECKING:
@@ -41,16 +42,40 @@ class Residency:
         self.load_gate = asyncio.Semaphore(loads) if loads else None
         self.models: list[ServedModel] = []
         self._watcher: asyncio.Task[None] | None = None
+        self._pushed_out: dict[int, int] = {}  # each engine's count at the last rebalance
 
     def share_ram(self) -> None:
-        """Each running engine's share of the host-RAM budget (at most its model's own
-        `session_cache.ram_mb`): the budget holds however many engines spill at once."""
+        """Each engine's share of the host-RAM budget, equal (at most its model's own
+        `session_cache.ram_mb`), when engines start or stop; `rebalance_ram` then moves the
+        shares toward what each uses. The budget holds however many engines spill at once."""
         engines = [(m, r) for m in self.models for r in m.replicas]
         if not engines:
             return
         share = self.ram_budget_bytes // len(engines)
         for model, replica in engines:
             replica.set_ram_budget(min(share, model.config.session_cache.ram_bytes))
+
+    def rebalance_ram(self) -> None:
+        """Shares by demand (`ram_shares`) among the ready engines (one still loading keeps its
+        share). Shrinking shares are sent first; growing ones only once every engine has
+        confirmed what it was last sent, so the shares in force never sum past the budget."""
+        engines = [(m, r) for m in self.models for r in m.replicas]
+        ready = [(m, r) for m, r in engines if r.state is State.READY and r.ram_budget is not None]
+        if not ready or any(r.conversations.ram_budget_bytes != r.ram_budget for _, r in ready):
+            return  # nothing to share, or a change still on its way
+        fixed = sum(r.ram_budget or 0 for m, r in engines if (m, r) not in ready)
+        pushed = {id(r): r.conversations.pushed_out for _, r in ready}
+        wanted = ram_shares.shares(self.ram_budget_bytes - fixed, [
+            ram_shares.EngineRam(m.config.session_cache.ram_bytes, r.conversations.ram_bytes,
+                                 r.ram_budget or 0,
+                                 pushed[id(r)] > self._pushed_out.get(id(r), pushed[id(r)]))
+            for m, r in ready])
+        self._pushed_out = pushed
+        step = max(self.ram_budget_bytes // 100, 1)  # moves under 1% are not worth a message
+        moves = [(r, w) for (_, r), w in zip(ready, wanted) if abs(w - (r.ram_budget or 0)) >= step]
+        shrinking = [(r, w) for r, w in moves if w < (r.ram_budget or 0)]
+        for replica, share in shrinking or moves:
+            replica.set_ram_budget(share)
 
     async def make_room(self, waking: ServedModel) -> bool:
         """Put the least recently used idle model to sleep so `waking` fits; False when no
@@ -75,6 +100,7 @@ class Residency:
         """Models idle past their `keep_alive_s` go to sleep."""
         while True:
             await asyncio.sleep(WATCH_EVERY_S)
+            self.rebalance_ram()
             now = time.monotonic()
             for model in self.models:
                 keep = model.config.keep_alive_s

@@ -291,49 +291,80 @@ def wait_until_idle(server: RunningServer, model: str, seconds: float = 60) -> N
 # ---- one host-RAM budget for every engine's saved conversations ----------------------------
 
 
+def ram_config(tiny_files: tuple[Path, Path], extra_buffers: bool, budget_kib: int) -> str:
+    first, second = tiny_files
+    return (f"[server]\nhost_ram_mb = {budget_kib / 1024}\n"
+            + model_block("left", first, n_ctx=N_CTX, parallel=1, threads=1,
+                          cpu_extra_buffers=extra_buffers)
+            + model_block("right", second, n_ctx=N_CTX, parallel=1, threads=1,
+                          cpu_extra_buffers=extra_buffers))
+
+
+def conversations(server: RunningServer, model: str, count: int, errors: list[str]) -> None:
+    """`count` new conversations of ~200 tokens: each spills the one before out of the slot."""
+    for i in range(count):
+        prompt = " ".join(f"{chr(97 + (i + j) % 26)}{chr(97 + j % 26)}" for j in range(100))
+        r = httpx.post(server.v1 + "/completions", timeout=120,
+                       headers={"x-session-id": f"{model}-{i}"},
+                       json={"model": model, "prompt": prompt, "max_tokens": 2})
+        if r.status_code != 200:
+            errors.append(r.text)
+
+
+def held(server: RunningServer) -> dict[str, dict]:
+    return {m: model_status(server, m)["replicas"][0]["conversations"] for m in ("left", "right")}
+
+
 def test_the_host_ram_budget_holds_across_two_models_spilling_at_once(
         tiny_files: tuple[Path, Path], extra_buffers: bool, tmp_path: Path) -> None:
-    first, second = tiny_files
-    budget_kib = 512
-    config = (f"[server]\nhost_ram_mb = {budget_kib / 1024}\n"
-              + model_block("left", first, n_ctx=N_CTX, parallel=1, threads=1,
-                            cpu_extra_buffers=extra_buffers)
-              + model_block("right", second, n_ctx=N_CTX, parallel=1, threads=1,
-                            cpu_extra_buffers=extra_buffers))
+    budget = 512 * 1024
     errors: list[str] = []
-
-    def conversations(model: str) -> None:
-        for i in range(8):  # each new conversation spills the one before out of the one slot
-            prompt = " ".join(f"{chr(97 + (i + j) % 26)}{chr(97 + j % 26)}" for j in range(100))
-            r = httpx.post(server.v1 + "/completions", timeout=120,
-                           headers={"x-session-id": f"{model}-{i}"},
-                           json={"model": model, "prompt": prompt, "max_tokens": 2})
-            if r.status_code != 200:
-                errors.append(r.text)
-
-    with running_server(config, tmp_path) as server:
-        threads = [threading.Thread(target=conversations, args=(m,)) for m in ("left", "right")]
+    with running_server(ram_config(tiny_files, extra_buffers, budget // 1024), tmp_path) as server:
+        assert all(c["ram_budget_bytes"] == budget // 2 for c in held(server).values())  # at start
+        threads = [threading.Thread(target=conversations, args=(server, m, 8, errors))
+                   for m in ("left", "right")]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(300)
         assert not errors
-        held = {m: model_status(server, m)["replicas"][0]["conversations"]
-                for m in ("left", "right")}
-        share = budget_kib * 1024 // 2
-        for model, c in held.items():
-            assert c["ram_budget_bytes"] == share, (model, c)  # half each: two engines run
+        now = held(server)
+        assert sum(c["ram_budget_bytes"] for c in now.values()) <= budget
+        assert sum(c["ram_bytes"] for c in now.values()) <= budget
+        for model, c in now.items():
             assert c["spills"] >= 4, (model, c)  # they did spill
-            assert 0 < c["ram_bytes"] <= share, (model, c)
+            assert 0 < c["ram_bytes"] <= c["ram_budget_bytes"], (model, c)
             assert c["in_ram"] < c["spills"]  # older ones were pushed out to keep the budget
-        assert sum(c["ram_bytes"] for c in held.values()) <= budget_kib * 1024
-        assert metric(server, "gateway_session_cache_budget_bytes", model="left") == share
+        shares = metric(server, "gateway_session_cache_budget_bytes", model="left")
+        assert shares == now["left"]["ram_budget_bytes"]
         spills = metric(server, "gateway_conversation_spills_total", model="left")
         assert spills is not None and spills >= 4
         ram = metric(server, "gateway_conversation_bytes", model="left", where="ram")
-        assert ram == held["left"]["ram_bytes"]
+        assert ram == now["left"]["ram_bytes"]
         resident = metric(server, "gateway_conversation_bytes", model="left", where="resident")
         assert resident is not None and resident > 0  # the last conversation, in its slot
+
+
+def test_a_busy_model_gets_the_ram_an_idle_one_leaves(
+        tiny_files: tuple[Path, Path], extra_buffers: bool, tmp_path: Path) -> None:
+    budget = 512 * 1024
+    errors: list[str] = []
+    with running_server(ram_config(tiny_files, extra_buffers, budget // 1024), tmp_path) as server:
+        conversations(server, "right", 1, errors)  # the idle one holds a little
+        conversations(server, "left", 16, errors)
+        assert not errors
+        deadline = time.monotonic() + 10
+        while True:
+            now = held(server)
+            if now["left"]["ram_bytes"] > budget // 2 or time.monotonic() > deadline:
+                break
+            conversations(server, "left", 2, errors)
+        # it holds more than an equal share would allow, and the total still holds
+        assert now["left"]["ram_bytes"] > budget // 2, now
+        assert now["left"]["ram_budget_bytes"] > budget // 2
+        assert sum(c["ram_budget_bytes"] for c in now.values()) <= budget
+        assert sum(c["ram_bytes"] for c in now.values()) <= budget
+        assert now["right"]["in_ram"] + now["right"]["resident"] >= 1  # the idle one kept its own
 
 
 def test_a_small_host_loads_its_engines_one_at_a_time(

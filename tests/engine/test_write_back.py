@@ -97,3 +97,20 @@ def test_the_engine_thread_writes_back_once_it_is_idle(gemma: LlamaModel, chat) 
         assert "s0" in engine.cache
     finally:
         engine.stop()
+
+
+def test_a_copy_the_cache_pushed_out_is_saved_again_at_the_spill(gemma: LlamaModel, chat) -> None:
+    engine = make_engine(gemma, parallel=2)
+    first = complete(engine, chat("Name three colours."), max_tokens=12, session="a")
+    complete(engine, chat("Name three rivers."), max_tokens=12, session="b")
+    assert engine.conversations.write_back() and "a" in engine.cache
+    budget = engine.cache.budget_bytes
+    engine.cache.resize(0)  # the gateway shrank this engine's share of RAM: the copy is gone
+    engine.cache.resize(budget)
+    assert "a" not in engine.cache
+    saves = counting_saves(engine)
+    complete(engine, chat("Name three trees."), max_tokens=4, session="c")
+    assert saves != [] and "a" in engine.cache  # the spill saved it after all
+    again = complete(engine, chat("Name three colours.", first.text, "Three more."),
+                     max_tokens=8, session="a")
+    assert again.finished.cached_tokens > 0  # restored, not recomputed

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from gateway.config import ModelConfig, ModelSource, ServerConfig
+from gateway.engine.ipc import Conversations
 from gateway.engine.settings import SessionCacheSettings
 from gateway.serving.lifecycle import State
 from gateway.serving.residency import Residency
@@ -15,9 +16,17 @@ from gateway.serving.residency import Residency
 @dataclass
 class Replica:
     budgets: list[int] = field(default_factory=list)
+    state: State = State.READY
+    ram_budget: int | None = None
+    conversations: Conversations = field(default_factory=Conversations)
 
     def set_ram_budget(self, n: int) -> None:
         self.budgets.append(n)
+        self.ram_budget = n
+
+    def confirm(self, used: int) -> None:
+        """What the engine reports once it applied its budget, holding `used` bytes."""
+        self.conversations = Conversations(ram_bytes=used, ram_budget_bytes=self.ram_budget or 0)
 
 
 @dataclass
@@ -74,3 +83,32 @@ def test_a_small_host_loads_one_engine_at_a_time() -> None:
     assert Residency(ServerConfig(parallel_loads=2), host_bytes=64 << 30).load_gate is not None
     # unset host_ram_mb: a quarter of the host's RAM
     assert Residency(ServerConfig(), host_bytes=4 << 30).ram_budget_bytes == 1 << 30
+
+
+def test_shares_move_toward_demand_shrinking_first_then_growing_once_confirmed() -> None:
+    mb = 1 << 20
+    residency = Residency(ServerConfig(host_ram_mb=1000), host_bytes=64 << 30)
+    busy, idle = Model("busy", 0.0, ram_mb=4000), Model("idle", 0.0, ram_mb=4000)
+    residency.models = [busy, idle]  # type: ignore[list-item]
+    residency.share_ram()
+    b, i = busy.replicas[0], idle.replicas[0]
+    assert b.budgets == [500 * mb] and i.budgets == [500 * mb]
+    residency.rebalance_ram()  # not confirmed yet: nothing moves
+    assert len(b.budgets) == 1 and len(i.budgets) == 1
+    b.confirm(used=500 * mb)  # full
+    i.confirm(used=4 * mb)  # nearly empty
+    residency.rebalance_ram()
+    assert i.budgets[-1] == 1000 * mb // 8 and len(b.budgets) == 1  # the shrink goes first
+    residency.rebalance_ram()  # the idle one has not confirmed: the busy one waits
+    assert len(b.budgets) == 1
+    i.confirm(used=4 * mb)
+    residency.rebalance_ram()
+    assert b.budgets[-1] == 1000 * mb - 1000 * mb // 8  # then the busy one grows
+    assert b.budgets[-1] + i.budgets[-1] <= 1000 * mb
+    b.confirm(used=b.budgets[-1])
+    residency.rebalance_ram()  # settled: no message
+    assert len(b.budgets) == 2 and len(i.budgets) == 2
+    i.state = State.LOADING  # (restarting) keeps its share out of the split
+    b.confirm(used=b.budgets[-1])
+    residency.rebalance_ram()
+    assert len(b.budgets) == 2
