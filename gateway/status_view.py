@@ -35,7 +35,10 @@ class Snapshot:
 def fetch(url: str, api_key: str | None) -> Snapshot:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     health = httpx.get(url + "/health", headers=headers, timeout=10).json()
-    text = httpx.get(url + "/metrics", headers=headers, timeout=10).text
+    metrics = httpx.get(url + "/metrics", headers=headers, timeout=10)
+    if metrics.status_code == 401:
+        raise SystemExit("gateway status: this gateway needs an API key: pass --api-key KEY")
+    text = metrics.text
     samples = []
     for line in text.splitlines():
         found = _SAMPLE.match(line)

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -138,7 +139,8 @@ def test_requests_queue_and_never_interrupt_the_running_one(single_slot_server: 
     first = threading.Thread(target=stream, args=(0,))
     first.start()
     deadline = time.monotonic() + 30  # the first holds the only slot before the others come
-    while httpx.get(single_slot_server.base + "/health").json()["models"][MODEL]["running"] != 1:
+    while httpx.get(single_slot_server.base + "/health",  # with the key: the details
+                    headers=headers).json()["models"][MODEL]["running"] != 1:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     others = [threading.Thread(target=stream, args=(i,)) for i in (1, 2)]
@@ -169,3 +171,14 @@ def test_stream_sh_sends_the_key_and_any_question_safely(single_slot_server: Run
                                  env={**env, "GATEWAY_API_KEY": "", "OPENAI_API_KEY": ""}, capture_output=True,
                                  text=True, timeout=60)
     assert "invalid_api_key" in without_key.stdout
+
+
+def test_status_view_asks_for_the_key_a_keyed_gateway_needs(single_slot_server: RunningServer
+                                                            ) -> None:
+    command = [sys.executable, "-m", "gateway", "status", "--once", "--url", single_slot_server.v1]
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert refused.returncode != 0 and "--api-key" in refused.stderr
+    shown = subprocess.run([*command, "--api-key", "secret-key"], capture_output=True, text=True,
+                           timeout=60, env=env, check=True).stdout
+    assert MODEL in shown and "ready" in shown
