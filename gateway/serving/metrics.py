@@ -75,7 +75,8 @@ class _Engines:
     def collect(self) -> Iterator[Metric]:
         busy = GaugeMetricFamily("gateway_slots_busy", "Sequence slots answering", labels=["model"])
         total = GaugeMetricFamily("gateway_slots", "Sequence slots", labels=["model"])
-        waiting = GaugeMetricFamily("gateway_requests_waiting", "Requests waiting for a slot",
+        waiting = GaugeMetricFamily("gateway_requests_waiting",
+                                    "Requests waiting for a slot, or for their model to wake",
                                     labels=["model"])
         computed = CounterMetricFamily("gateway_engine_prompt_tokens_computed",
                                        "Prompt tokens the engines computed (not reused)",
@@ -104,7 +105,8 @@ class _Engines:
             replicas = served.replicas
             busy.add_metric([model], sum(r.occupancy[0] for r in replicas))
             total.add_metric([model], served.config.context.parallel * len(replicas))
-            waiting.add_metric([model], sum(r.occupancy[1] for r in replicas))
+            waiting.add_metric([model], sum(r.occupancy[1] for r in replicas)
+                               + served.waiting_for_wake)
             computed.add_metric([model], sum(r.computed[0] for r in replicas))
             restarts.add_metric([model], sum(r.restarts for r in replicas))
             awake.add_metric([model], 1 if served.state in RUNNING else 0)

@@ -23,7 +23,7 @@ from gateway.engine.settings import EngineSettings
 from gateway.engine.ipc import WorkerSpec
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.async_client import generate
-from gateway.engine.types import EngineEvent, FailureKind, GenerationRequest
+from gateway.engine.types import EngineEvent, Failed, FailureKind, GenerationRequest
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.model_source import resolve_model_path
 from gateway.placement.cpus import threads_per_engine
@@ -35,6 +35,7 @@ from gateway.serving import access_log
 from gateway.serving.metrics import Metrics
 from gateway.serving.chat_template import ChatTemplate
 from gateway.serving.engine_process import HEALED_NOTE, EngineProcess
+from gateway.serving.failures import EngineFailure
 from gateway.serving.lifecycle import State
 from gateway.serving.residency import Residency
 from gateway.serving.router import Router
@@ -170,8 +171,10 @@ class ServedModel:
     async def wait_ready(self) -> list[EngineProcess]:
         """Its ready replicas, waking it (or waiting for its load) first: a sleeping model, a
         `load_at_start = false` model and one still loading keep the request waiting instead of
-        answering 503. Failed, unloaded by the admin, restarting after it served: a clear 503."""
+        answering 503. Failed, unloaded by the admin, restarting after it served: a clear 503.
+        As many may wait as the model's `max_queue`; past it, a 429 as for a full queue."""
         self.touch()
+        self.check_room_to_wait()
         self.waiting_for_wake += 1
         attempt: int | None = None
         try:
@@ -191,6 +194,13 @@ class ServedModel:
         finally:
             self.waiting_for_wake -= 1
             self.touch()
+
+    def check_room_to_wait(self) -> None:
+        """A 429 (as for a full queue) when `max_queue` requests already wait for it to load."""
+        limit = self.config.scheduling.max_queue
+        if limit and self.waiting_for_wake >= limit:
+            raise EngineFailure(Failed(f"Too many requests are waiting for model `{self.id}` to "
+                                       "load; retry later", FailureKind.QUEUE_FULL, retry_after=5))
 
     def load(self) -> None:
         """Start loading, unless it is loading or loaded already; a failed model (or replica)

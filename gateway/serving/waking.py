@@ -23,10 +23,12 @@ NOTICE_EVERY_S = 1.0
 def must_wait(served: ServedModel) -> bool:
     """Whether a request waits for the model: it sleeps or is on its way up. Where it cannot
     serve and will not by waiting (failed, unloaded by the admin, restarting after it served),
-    the 503 that says so is raised here, before any stream starts."""
+    the 503 that says so is raised here, before any stream starts (and a 429 when `max_queue`
+    requests already wait for it)."""
     if any(r.state is State.READY for r in served.replicas):
         return False
     if served.state is State.SLEEPING or served.settling:
+        served.check_room_to_wait()  # a 429 before any stream starts
         return True
     served.require_ready()  # raises: there is no ready replica
     return False

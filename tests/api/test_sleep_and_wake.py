@@ -174,6 +174,31 @@ def test_many_requests_at_once_wake_a_sleeping_model_once(sleepy: RunningServer)
     assert len(model_status(sleepy, NAP)["replicas"]) == 1
 
 
+def test_requests_waiting_for_a_wake_are_bounded_by_max_queue(
+        tiny_files: tuple[Path, Path], extra_buffers: bool, tmp_path: Path) -> None:
+    tiny, _ = tiny_files
+    config = model_block("lazy", tiny, n_ctx=N_CTX, parallel=1, threads=1, load_at_start=False,
+                         max_queue=2, cpu_extra_buffers=extra_buffers)
+    with running_server(config, tmp_path) as server:
+        answers: list[httpx.Response] = []
+
+        def ask(i: int) -> None:
+            answers.append(httpx.post(server.v1 + "/completions", timeout=120, json={
+                "model": "lazy", "prompt": "abc", "max_tokens": 2, "stream": i % 2 == 1}))
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        refused = [r for r in answers if r.status_code == 429]
+        assert len(answers) == 6 and len(refused) >= 1  # past max_queue waiting for the load
+        assert all(r.json()["error"]["code"] == "queue_full" and "retry-after" in r.headers
+                   for r in refused)  # a plain 429, streamed or not
+        assert sum(r.status_code == 200 for r in answers) >= 2 and len(refused) <= 4
+        assert model_status(server, "lazy")["state"] == "ready"
+
+
 def test_tokenize_on_a_sleeping_model_needs_no_engine(sleepy: RunningServer) -> None:
     wait_for_state(sleepy, NAP, "sleeping", seconds=30)
     r = httpx.post(sleepy.base + "/tokenize", json={"model": NAP, "content": "abc"}, timeout=30)
