@@ -85,6 +85,9 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # GPU memory each engine process costs on each GPU it uses beyond its model (the CUDA or
     # ROCm context), kept free by placement
     gpu_context_mb: Annotated[float, msgspec.Meta(ge=0)] = 400
+    # "auto": the GPUs the drivers report (NVML, rocm-smi, amdgpu sysfs), else the [[gpus]]
+    # declared; "declared": only those declared (plan for other cards, or keep drivers out of it)
+    gpu_discovery: Literal["auto", "declared"] = "auto"
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -172,6 +172,8 @@ def declared_gpus(config: Config) -> list[Gpu]:
 
 
 def discover(config: Config) -> tuple[list[Gpu], str]:
+    if config.server.gpu_discovery == "declared":
+        return declared_gpus(config), "config"
     found = nvml_gpus()
     if found:
         return found, "nvml"

@@ -230,7 +230,7 @@ def test_a_wake_puts_the_least_recently_used_idle_model_to_sleep_when_vram_is_sh
     context_mb = 64
     need_mb = footprint(first, N_CTX, 1, 512).total / (1 << 20) + context_mb
     gpu_gib = need_mb * 1.5 / 1024  # room for one model, not two
-    config = (f"[server]\ngpu_context_mb = {context_mb}\n"
+    config = (f"[server]\ngpu_context_mb = {context_mb}\ngpu_discovery = \"declared\"\n"
               f"[[gpus]]\nindex = 0\nmemory_gib = {gpu_gib:.4f}\nname = \"declared\"\n"
               + model_block("one", first, n_ctx=N_CTX, parallel=1, threads=1,
                             cpu_extra_buffers=extra_buffers)
@@ -264,7 +264,7 @@ def test_no_model_is_put_to_sleep_while_busy_or_for_a_model_that_cannot_fit(
     gemma_mb = footprint(gemma_path, N_CTX, 1, 512).total / (1 << 20) + context_mb
     tiny_mb = footprint(tiny, N_CTX, 1, 512).total / (1 << 20) + context_mb
     gpu_gib = (gemma_mb + tiny_mb / 2) / 1024  # either fits, not both
-    config = (f"[server]\ngpu_context_mb = {context_mb}\n"
+    config = (f"[server]\ngpu_context_mb = {context_mb}\ngpu_discovery = \"declared\"\n"
               f"[[gpus]]\nindex = 0\nmemory_gib = {gpu_gib:.4f}\n"
               + model_block("chat", gemma_path, n_ctx=N_CTX, parallel=1, threads=1,
                             chat_template="gemma", cpu_extra_buffers=extra_buffers)

@@ -140,6 +140,9 @@ def test_nvml_inventory_is_read_when_the_driver_answers(monkeypatch: pytest.Monk
     fake.nvmlDeviceGetName = lambda h: b"NVIDIA GeForce RTX 3060"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     config = decode_config('[[gpus]]\nindex = 0\nmemory_gib = 8\n[[models]]\nid = "m"\nsource = { path = "x" }\n')
+    declared_only = decode_config('[server]\ngpu_discovery = "declared"\n[[gpus]]\nindex = 0\n'
+                                  'memory_gib = 8\n[[models]]\nid = "m"\nsource = { path = "x" }\n')
+    assert discover(declared_only)[1] == "config"  # the drivers are not asked
     gpus, source = discover(config)
     assert source == "nvml" and [g.name for g in gpus] == ["NVIDIA GeForce RTX 3060"] * 2
     assert gpus[1].free_bytes == 11 * GIB
@@ -206,7 +209,8 @@ def test_only_models_awake_at_start_are_placed_and_plan_says_how_the_others_fit(
 
     tiny = write_tiny_gguf(tmp_path / "tiny.gguf")
     config = decode_config(
-        "[server]\ngpu_context_mb = 64\n[[gpus]]\nindex = 0\nmemory_gib = 0.2\n"
+        "[server]\ngpu_context_mb = 64\ngpu_discovery = \"declared\"\n"
+        "[[gpus]]\nindex = 0\nmemory_gib = 0.2\n"
         + model_entry("one", tiny, n_ctx=512, parallel=1)
         + model_entry("two", tiny, n_ctx=512, parallel=1, load_at_start=False)
         + model_entry("huge", tiny, n_ctx=65536, parallel=64, load_at_start=False))
