@@ -18,6 +18,7 @@ import msgspec
 
 from gateway import llama_wire as native
 from gateway import wire
+from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.session_key import named
 from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, GenerationRequest, Queued, SamplingParams, TextDelta
 from gateway.errors import ContextLengthExceeded, InvalidRequest
@@ -256,19 +257,19 @@ async def _native_items(result: Awaitable[object]) -> AsyncIterator[NativeStream
 # ---- tokens and properties ------------------------------------------------------------------
 
 
-async def vocabulary_ready(served: ServedModel) -> None:
-    """Tokens need only the model's vocabulary (kept while it sleeps); a model never loaded
-    (or unloaded, or failed) is woken or refused as for a generation."""
+async def vocabulary(served: ServedModel) -> LlamaModel:
+    """The model's vocabulary: all that tokens need (it stays while the model sleeps); a model
+    never loaded (or unloaded, or failed) is woken or refused as for a generation."""
     if served.tokenizer is None or served.state in (State.FAILED, State.UNLOADED):
         await served.wait_ready()
+    assert served.tokenizer is not None
+    return served.tokenizer
 
 
 async def tokenize(registry: ModelRegistry, body: native.TokenizeRequest
                    ) -> native.TokenizeResponse:
     served = model_for(registry, body.model)
-    await vocabulary_ready(served)
-    vocab = served.tokenizer
-    assert vocab is not None
+    vocab = await vocabulary(served)
     _check_size(served, len(body.content), "content")
     tokens = vocab.tokenize(body.content, add_special=body.add_special,
                             parse_special=body.parse_special)
@@ -288,9 +289,7 @@ async def tokenize(registry: ModelRegistry, body: native.TokenizeRequest
 async def detokenize(registry: ModelRegistry, body: native.DetokenizeRequest
                      ) -> native.DetokenizeResponse:
     served = model_for(registry, body.model)
-    await vocabulary_ready(served)
-    vocab = served.tokenizer
-    assert vocab is not None
+    vocab = await vocabulary(served)
     bad = [i for i, t in enumerate(body.tokens) if t >= vocab.n_vocab]
     if bad:
         raise InvalidRequest(f"Token id {body.tokens[bad[0]]} is out of the vocabulary",
@@ -303,9 +302,7 @@ async def props(registry: ModelRegistry, name: str | None) -> dict[str, object]:
     """What llama-server's GET /props says that clients read: the model, the context per
     slot, the slots, the template, and (ours) what fill-in-the-middle the model supports."""
     served = model_for(registry, name)
-    await vocabulary_ready(served)
-    vocab = served.tokenizer
-    assert vocab is not None
+    vocab = await vocabulary(served)
     context = served.config.context
     return {
         "default_generation_settings": {
