@@ -65,7 +65,8 @@ def _ttft_p50(now: Snapshot, model: str, kind: str) -> str:
 def render(now: Snapshot, before: Snapshot | None) -> Group:
     models = Table(title=f"gateway: {now.health.get('status')}")
     for column in ("model", "state", "replicas", "slots busy", "waiting", "tokens/s",
-                   "TTFT p50 ongoing", "TTFT p50 new", "conversations (slots/RAM/disk)"):
+                   "TTFT p50 ongoing", "TTFT p50 new", "conversations (slots/RAM/disk)",
+                   "sleeps in"):
         models.add_column(column)
     replicas = Table(title="replicas")
     for column in ("model", "#", "state", "device", "GPUs", "memory", "restarts",
@@ -86,7 +87,8 @@ def render(now: Snapshot, before: Snapshot | None) -> Group:
                         for w in ("resident", "ram", "disk"))
         models.add_row(model, shown, str(len(state["replicas"])),
                        f"{busy:g} / {slots:g}", str(state["waiting"]), rate,
-                       _ttft_p50(now, model, "ongoing"), _ttft_p50(now, model, "new"), held)
+                       _ttft_p50(now, model, "ongoing"), _ttft_p50(now, model, "new"), held,
+                       _sleeps_in(state))
         for i, replica in enumerate(state["replicas"]):
             memory = replica.get("memory_bytes") or 0
             replicas.add_row(model, str(i), str(replica["state"]), str(replica.get("device", "-")),
@@ -95,6 +97,14 @@ def render(now: Snapshot, before: Snapshot | None) -> Group:
                              str(replica.get("restarts", 0)),
                              str(replica.get("prompt_tokens_computed", 0)))
     return Group(models, replicas, _gpus(now.health.get("gpus") or []))
+
+
+def _sleeps_in(state: dict[str, Any]) -> str:
+    """How long until an idle model with `keep_alive_s` goes to sleep."""
+    keep = state.get("keep_alive_s")
+    if keep is None or state["state"] != "ready":
+        return "-"
+    return f"{max(0.0, keep - state.get('idle_s', 0.0)):.0f} s"
 
 
 def _gpus(readings: list[dict[str, Any]]) -> Table:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -93,6 +95,11 @@ def test_an_idle_model_sleeps_after_keep_alive_s_and_a_request_wakes_it(sleepy: 
     chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
     assert chunks and chunks[-1]["choices"][0]["finish_reason"] == "length"
     assert lines[-1] == "data: [DONE]"
+    wait_for_state(sleepy, NAP, "sleeping", seconds=30)
+    shown = subprocess.run([sys.executable, "-m", "gateway", "status", "--once", "--url",
+                            sleepy.v1], capture_output=True, text=True, timeout=60, check=True,
+                           env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"}).stdout
+    assert NAP in shown and "sleeping" in shown  # the status view shows it asleep
     log = sleepy.log()
     assert f"model {NAP} goes to sleep: idle for 2 s" in log
     assert f"model {NAP} wakes for a request" in log
