@@ -92,6 +92,10 @@ class PlacementError(Exception):
     """The models cannot fit; the message says which, where, and by how much."""
 
 
+class DoesNotFitAlone(PlacementError):
+    """A model does not fit even with nothing else on the GPUs: no model's sleep makes room."""
+
+
 def cpu_placement(model_id: str, replicas: int, need: int = 0) -> Placement:
     return Placement(model_id, [ReplicaPlacement([], [], need, 0) for _ in range(replicas)])
 

@@ -29,7 +29,7 @@ from gateway.model_source import resolve_model_path
 from gateway.placement.cpus import threads_per_engine
 from gateway.placement.footprint import footprint
 from gateway.placement.gpus import ReadingsCache
-from gateway.placement.plan import Placement, PlacementError
+from gateway.placement.plan import DoesNotFitAlone, Placement, PlacementError
 from gateway.placement.planner import Planner
 from gateway.serving import access_log
 from gateway.serving.metrics import Metrics
@@ -226,10 +226,9 @@ class ServedModel:
                                            lambda msg: log.info("%s", msg))
             try:
                 self.placement = await self._place(Path(path))
+            except DoesNotFitAlone:
+                raise  # putting others to sleep cannot help: `failed`, saying why
             except PlacementError as exc:
-                alone = self.planner.alone_problem(self.config, Path(path))
-                if alone is not None:
-                    raise PlacementError(alone) from None  # it cannot fit here: `failed`, why
                 if self._woken:
                     self._back_to_sleep(str(exc))  # the others are busy: the next request tries
                     return
@@ -265,8 +264,10 @@ class ServedModel:
             try:
                 return self.planner.placement_for(self.config, path)
             except PlacementError:
-                if (self.planner.alone_problem(self.config, path) is not None
-                        or not await self.residency.make_room(self)):
+                alone = self.planner.alone_problem(self.config, path)
+                if alone is not None:
+                    raise DoesNotFitAlone(alone) from None
+                if not await self.residency.make_room(self):
                     raise
 
     def _back_to_sleep(self, why: str) -> None:
