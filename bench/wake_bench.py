@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import (Server, embedded_model_path, free_port, llama_server_binary, median,
+from bench.harness import (Server, chat_template_flags, embedded_model_path, free_port, llama_server_binary, median,
                            print_table, run, shipped_gateway, stream_completion)
 from gateway.placement.cpus import threads_per_engine
 from gateway.progress import ProgressBar
@@ -68,7 +68,7 @@ def llama_server_runs(runs: int, path: Path, parallel: int, n_ctx: int, threads:
     for i in range(runs):
         port = free_port()
         cmd = [str(binary), "-m", str(path), "-c", str(n_ctx * parallel), "-np", str(parallel),
-               "-t", str(threads), "--no-jinja", "--chat-template", "gemma",
+               "-t", str(threads), *chat_template_flags(path),
                "--host", "127.0.0.1", "--port", str(port)]
         server = Server("llama-server", f"http://127.0.0.1:{port}/v1", "gemma", {"ignore_eos": True})
         started = time.perf_counter()

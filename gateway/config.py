@@ -20,10 +20,12 @@ class ConfigError(Exception):
 
 
 class ModelSource(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Where a GGUF comes from: exactly one of `path`, `package` or `hf` ("org/repo:file.gguf")."""
+    """Where a GGUF comes from: exactly one of `path`, `package`, `parts` (packages that each ship
+    a piece of it, in order; with its `sha256`) or `hf` ("org/repo:file.gguf")."""
 
     path: str | None = None
     package: str | None = None
+    parts: list[str] | None = None
     hf: str | None = None
     revision: str | None = None
     sha256: str | None = None
@@ -123,10 +125,12 @@ def _check(config: Config, origin: str) -> None:
     for index, model in enumerate(config.models):
         where = f"$.models[{index}]"
         source = model.source
-        if sum(x is not None for x in (source.path, source.package, source.hf)) != 1:
-            raise ConfigError(
-                f"{origin}: give exactly one of `path`, `package` or `hf` - at `{where}.source`"
-            )
+        if sum(x is not None for x in (source.path, source.package, source.parts, source.hf)) != 1:
+            raise ConfigError(f"{origin}: give exactly one of `path`, `package`, `parts` or `hf` - "
+                              f"at `{where}.source`")
+        if source.parts is not None and (not source.parts or source.sha256 is None):
+            raise ConfigError(f"{origin}: `parts` needs at least one package and the whole "
+                              f"file's `sha256` - at `{where}.source`")
         if source.hf is not None and ":" not in source.hf:
             raise ConfigError(
                 f"{origin}: `hf` is \"org/repo:file.gguf\" - at `{where}.source.hf`"

@@ -1,8 +1,9 @@
 """Turns a model's configured source into a local GGUF path.
 
-A `path` is used as it is. A `package` is a Python package that ships a GGUF (the embedded default):
-it is assembled once into the cache directory and checksum-verified; later starts reuse the verified
-file without hashing it again. Knows nothing of llama.cpp or of serving.
+A `path` is used as it is. A `package` is a Python package that ships a GGUF (Gemma's); `parts` are
+packages that each ship one piece of a GGUF (`get_part_path()`; the embedded default's): either is
+assembled once into the cache directory and checksum-verified; later starts reuse the verified file
+without hashing it again. Knows nothing of llama.cpp or of serving.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def resolve_model_path(
         if source.sha256 is not None:
             _verify(path, source.sha256, model.id)
         return path
+    if source.parts is not None:
+        assert source.sha256 is not None  # the config requires it with `parts`
+        return _from_parts(model.id, source.parts, source.sha256, cache, report)
     assert source.package is not None
     return _from_package(model.id, source.package, cache, report)
 
@@ -113,22 +117,89 @@ def _from_package(
             "(needs MODEL_NAME, EXPECTED_SHA256 and assemble(path))"
         )
     target = cache_dir / package / name
-    marker = target.with_name(target.name + ".verified")
-    if target.is_file() and _marker_matches(marker, target, expected):
+    if _verified(target, expected):
         return target
     report(f"assembling {name} from package {package} into {target.parent}")
     _private_dir(target.parent)
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
+    partial = _partial(target)
     try:
         assemble(partial, overwrite=True)
     except Exception as exc:  # the package's own failure, e.g. a checksum mismatch
         partial.unlink(missing_ok=True)
         raise ModelSourceError(f"model {model_id!r}: assembling from {package!r} failed: {exc}") from None
-    _verify(partial, expected, model_id)
+    return _install(partial, target, expected, model_id)
+
+
+def _from_parts(model_id: str, packages: list[str], expected: str, cache_dir: Path,
+                report: Callable[[str], None]) -> Path:
+    """The GGUF the packages' pieces make, concatenated in order (each package's
+    `get_part_path()`), with progress; a package missing, or a piece it lacks, is named."""
+    target = cache_dir / "parts" / packages[0] / f"{expected.lower()[:16]}.gguf"
+    if _verified(target, expected):
+        return target
+    pieces = [_part_path(model_id, package) for package in packages]
+    total = sum(piece.stat().st_size for piece in pieces)
+    report(f"model {model_id}: assembling {total / 2**20:.0f} MiB from {len(pieces)} packages "
+           f"into {target}")
+    _private_dir(target.parent)
+    partial = _partial(target)
+    done, shown = 0, 0
+    try:
+        with partial.open("wb") as out:
+            for number, piece in enumerate(pieces, 1):
+                with piece.open("rb") as part:
+                    for block in iter(lambda: part.read(8 << 20), b""):
+                        out.write(block)
+                        done += len(block)
+                        if done * 10 // total > shown:  # every tenth
+                            shown = done * 10 // total
+                            report(f"model {model_id}: assembling {shown * 10}% "
+                                   f"(part {number} of {len(pieces)})")
+        return _install(partial, target, expected, model_id,
+                        f"the file assembled from {', '.join(packages)} (all of one release?)")
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _part_path(model_id: str, package: str) -> Path:
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise ModelSourceError(
+            f"model {model_id!r}: part package {package!r} is not installed ({exc})") from None
+    get_path = getattr(module, "get_part_path", None)
+    if not callable(get_path):
+        raise ModelSourceError(
+            f"model {model_id!r}: package {package!r} ships no model part (needs get_part_path())")
+    path = Path(get_path())
+    if not path.is_file():
+        raise ModelSourceError(f"model {model_id!r}: package {package!r} lacks its part {path}")
+    return path
+
+
+def _partial(target: Path) -> Path:
+    """Where a file is written before it verifies: unique, so two writers never mix."""
+    return target.with_name(f"{target.name}.{os.getpid()}.{id(target):x}.partial")
+
+
+def _verified(target: Path, expected: str) -> bool:
+    marker = target.with_name(target.name + ".verified")
+    return target.is_file() and _marker_matches(marker, target, expected)
+
+
+def _install(partial: Path, target: Path, expected: str, model_id: str,
+             made_from: str | None = None) -> Path:
+    """The written file moved into place once its checksum matches, with a marker that spares
+    the next start the hashing; a mismatch is an error and the file is not used."""
+    try:
+        _verify(partial, expected, model_id, made_from)
+    except ModelSourceError:
+        partial.unlink(missing_ok=True)
+        raise
     _private_file(partial)
     os.replace(partial, target)
     stat = target.stat()
+    marker = target.with_name(target.name + ".verified")
     marker.write_text(json.dumps({"sha256": expected, "size": stat.st_size, "mtime": stat.st_mtime}))
     _private_file(marker)
     return target
@@ -147,12 +218,12 @@ def _marker_matches(marker: Path, target: Path, expected: str) -> bool:
     )
 
 
-def _verify(path: Path, expected: str, model_id: str) -> None:
+def _verify(path: Path, expected: str, model_id: str, made_from: str | None = None) -> None:
     digest = hashlib.sha256()
     with path.open("rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     if digest.hexdigest() != expected.lower():
         raise ModelSourceError(
-            f"model {model_id!r}: {path} has sha256 {digest.hexdigest()}, expected {expected}"
-        )
+            f"model {model_id!r}: {made_from or path} has sha256 {digest.hexdigest()}, "
+            f"expected {expected}")

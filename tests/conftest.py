@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ModelConfig, ModelSource
+from gateway.config import ModelConfig, ModelSource, load_config
 from gateway.engine.decode_check import decodes
 from gateway.model_source import resolve_model_path
 from tests.support import RunningServer, model_block, running_server
@@ -47,4 +47,32 @@ def server(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         chat_template="gemma", threads=2,
     )
     with running_server(config, tmp_path_factory.mktemp("server")) as running:
+        yield running
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
+
+
+@pytest.fixture(scope="session")
+def default_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cache the shipped config's models are assembled into, once for the whole run."""
+    return tmp_path_factory.mktemp("default-cache")
+
+
+@pytest.fixture(scope="session")
+def qwen_path(default_cache: Path, extra_buffers: bool) -> Path:
+    """The embedded default (Qwen2.5-Coder 0.5B Instruct), assembled from its part packages as
+    `gateway serve` assembles it."""
+    config = load_config(DEFAULT_CONFIG)
+    return resolve_model_path(config.models[0], str(default_cache))
+
+
+@pytest.fixture(scope="session")
+def default_server(qwen_path: Path, default_cache: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """`gateway serve` on configs/default.toml as it ships (its cache in the test's room): the
+    server a new user gets."""
+    text = DEFAULT_CONFIG.read_text().replace(
+        "[server]\n", f'[server]\ncache_dir = "{default_cache}"\n', 1)
+    with running_server(text, tmp_path_factory.mktemp("default-server")) as running:
         yield running

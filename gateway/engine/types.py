@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from gateway.engine.hole_end import Hole
 from gateway.engine.session_key import SessionKey
 
 
@@ -53,6 +54,7 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     logprobs: int | None = None  # report each drawn token's logprob and this many alternatives
     # an embeddings request: one vector per input, no generation (prompt_tokens unused)
     embed_inputs: list[list[int]] | None = None
+    hole: Hole | None = None  # fill-in-the-middle: end the answer where the middle ends
 
 
 class TopLogprob(msgspec.Struct, frozen=True, array_like=True):
@@ -85,7 +87,9 @@ class Finished(msgspec.Struct, frozen=True, tag=True):
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
-    stop_word: bool = False  # STOP: a stop string ended it (else an end-of-generation token)
+    stop_word: bool = False  # STOP: a stop string ended it, or it left its hole (else an
+    # end-of-generation token)
+    stopping_word: str = ""  # that stop string, or the line that left the hole (stripped)
     ongoing: bool = False  # a turn of a conversation the engine knew (else a new one)
     queue_wait_s: float = 0.0  # from its arrival in the engine to its start
 

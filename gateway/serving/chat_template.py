@@ -6,6 +6,7 @@ or inline Jinja. Rendering runs in a sandbox; a template error becomes a `Templa
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -47,10 +48,20 @@ def _raise(message: str) -> None:
     raise TemplateError(message)
 
 
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
+            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+    """JSON as the templates' authors wrote them against (Hugging Face's `tojson`, as llama.cpp's
+    minja): keys in their order, text unescaped; Jinja's own sorts keys and escapes `<>&'` for
+    HTML, so a tool's description would reach the model as `\u003c`."""
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      sort_keys=sort_keys)
+
+
 class ChatTemplate:
     def __init__(self, source: str, bos_token: str, eos_token: str) -> None:
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         env.globals["raise_exception"] = _raise
+        env.filters["tojson"] = _tojson
         self.source = NAMED_TEMPLATES.get(source, source)  # the Jinja text
         self._template = env.from_string(self.source)
         self._bos = bos_token

@@ -54,7 +54,6 @@ async def complete(registry: ModelRegistry,
                                 fingerprint=responses.fingerprint(identity))
     events = await responses.accepted(served.run(request, "chat" if chat else "completions"))
     plan = tool_plan(served, body) if isinstance(body, wire.ChatCompletionRequest) else None
-    with_tools, native = plan is not None, plan.native if plan is not None else None
     n = body.n or 1
     streams = [events]
     if n > 1:  # the others start from the first's computed prompt
@@ -64,7 +63,7 @@ async def complete(registry: ModelRegistry,
             streams.append(await responses.accepted(served.run(other, "chat" if chat else "completions")))
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        to_chunks = (functools.partial(responses.tool_chat_chunks, native=native) if with_tools
+        to_chunks = (functools.partial(responses.tool_chat_chunks, plan=plan) if plan is not None
                      else responses.chat_chunks if chat else responses.completion_chunks)
         if n == 1:
             return Streamed(to_chunks(ids, events, include_usage))
@@ -79,8 +78,8 @@ async def complete(registry: ModelRegistry,
         for stream in streams:
             logprobs: list[TokenLogprob] | None = [] if request.logprobs is not None else None
             text, finished = await unless_hung_up(hung_up, responses.collect(stream, logprobs))
-            if with_tools:
-                answers.append(responses.tool_chat_completion(ids, text, finished, native))
+            if plan is not None:
+                answers.append(responses.tool_chat_completion(ids, text, finished, plan))
             elif chat:
                 answers.append(responses.chat_completion(ids, text, finished, logprobs))
             else:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.engine.hole_end import Hole, hole_around
+
 FIM_WINDOW = 2048  # llama-server's default batch: the prefix and suffix fit in it
 SNIPPET_SEPARATOR = "\n\n--- snippet ---\n\n"
 
@@ -33,6 +35,8 @@ class FimTokens:
 
 class Vocabulary(Protocol):
     def tokenize(self, text: str, add_special: bool, parse_special: bool = True) -> list[int]: ...
+
+    def token_bytes(self, token: int, special: bool = False) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,19 @@ def infill_tokens(vocab: Vocabulary, fim: FimTokens, bos: int | None, prefix: st
     lead = [bos] if bos is not None else []
     kept_extra = extra_tokens[len(extra_tokens) - extra_take:] if extra_take else []
     return [*kept_extra, *lead, *head, *tail, fim.mid]
+
+
+def hole_in_prompt(vocab: Vocabulary, fim: tuple[int, int, int] | None, prompt: str) -> Hole | None:
+    """The hole of a prompt a client rendered with the model's FIM markers itself (Tabby, and
+    Continue's llama.cpp provider, send `<|fim_prefix|>P<|fim_suffix|>S<|fim_middle|>` to
+    `/completion`); None when the prompt is not one."""
+    if fim is None:
+        return None
+    pre, suf, mid = (vocab.token_bytes(t, special=True).decode("utf-8", "replace") for t in fim)
+    if not (pre and suf and mid) or not prompt.endswith(mid):
+        return None
+    head, found_pre, rest = prompt[: len(prompt) - len(mid)].partition(pre)
+    prefix, found_suf, suffix = rest.partition(suf)
+    if not (found_pre and found_suf):
+        return None
+    return hole_around(prefix, suffix)

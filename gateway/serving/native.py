@@ -26,7 +26,8 @@ from gateway.serving import responses, waking
 from gateway.serving.lifecycle import State
 from gateway.serving.completions import unless_hung_up
 from gateway.serving.failures import error_frame
-from gateway.serving.infill import ExtraText, FimTokens, infill_tokens
+from gateway.engine.hole_end import Hole, hole_around
+from gateway.serving.infill import ExtraText, FimTokens, hole_in_prompt, infill_tokens
 from gateway.serving.model_registry import ModelRegistry, ServedModel
 from gateway.serving.request_builder import MAX_CHARS_PER_TOKEN, room_after
 
@@ -105,10 +106,16 @@ def _completion_prompt(loaded: ServedModel, body: native.CompletionNativeRequest
 
 def build_native_request(loaded: ServedModel, body: native.InfillRequest | native.CompletionNativeRequest,
                          client: str) -> GenerationRequest:
+    hole: Hole | None = None
+    vocab = loaded.tokenizer
+    assert vocab is not None
     if isinstance(body, native.InfillRequest):
         tokens, param = _infill_prompt(loaded, body), "input_prefix"
+        hole = hole_around((body.input_prefix or "") + body.prompt, body.input_suffix or "")
     else:
         tokens, param = _completion_prompt(loaded, body), "prompt"
+        if isinstance(body.prompt, str):
+            hole = hole_in_prompt(vocab, vocab.fim_tokens, body.prompt)
     room = room_after(loaded, tokens, param)
     stop = [body.stop] if isinstance(body.stop, str) else [s for s in body.stop or [] if s]
     return GenerationRequest(
@@ -124,6 +131,7 @@ def build_native_request(loaded: ServedModel, body: native.InfillRequest | nativ
         # which llama.cpp ignores): its prompt is the whole point, so it gets the time it takes
         max_prompt_s=_seconds(body.t_max_prompt_ms) if body.n_predict != 0 else None,
         max_predict_s=_seconds(body.t_max_predict_ms),
+        hole=hole,
     )
 
 
@@ -186,6 +194,7 @@ def result(model: str, text: str, finished: Finished, timer: Timer, streamed: bo
         stop_type=_stop_type(finished),
         timings=timer.timings(finished),
         has_new_line="\n" in text,
+        stopping_word=finished.stopping_word if finished.stop_word else "",
     )
 
 

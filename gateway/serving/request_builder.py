@@ -23,7 +23,9 @@ from gateway.engine.session_key import SessionKey, named
 from gateway.engine.types import GenerationRequest, SamplingParams
 from gateway.errors import ContextLengthExceeded, InvalidRequest
 from gateway.engine.llama_backend import LlamaModel, json_schema_grammar
+from gateway.engine.hole_end import hole_around
 from gateway.serving.chat_template import ChatTemplate, TemplateError
+from gateway.serving.infill import hole_in_prompt
 from gateway.serving.model_registry import ServedModel
 from gateway.serving import tool_formats, tools
 from gateway.serving.structured_output import grammar_for
@@ -279,9 +281,16 @@ def build_completion_request(
         bad = [t for t in tokens if not 0 <= t < vocab.n_vocab]
         if bad:
             raise InvalidRequest(f"Token id {bad[0]} is out of the vocabulary", param="prompt")
+    hole = None
     if fill_in:
         tokens = _fill_in_the_middle(loaded, tokens, body.suffix or "")
-    return _finish_building(loaded, body, body.max_tokens, tokens, "prompt", session_header, client)
+        if isinstance(prompt, str):
+            hole = hole_around(prompt, body.suffix or "")
+    elif isinstance(prompt, str):
+        hole = hole_in_prompt(vocab, vocab.fim_tokens, prompt)
+    request = _finish_building(loaded, body, body.max_tokens, tokens, "prompt", session_header,
+                               client)
+    return msgspec.structs.replace(request, hole=hole) if hole is not None else request
 
 
 def _fill_in_the_middle(loaded: ServedModel, prefix: list[int], suffix: str) -> list[int]:

@@ -18,7 +18,7 @@ import msgspec
 
 from gateway import __version__, wire
 from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta, TokenLogprob
-from gateway.serving import tool_formats, tools
+from gateway.serving import tools
 from gateway.serving.failures import EngineFailure, error_frame
 
 
@@ -146,11 +146,10 @@ def chat_completion(ids: ResponseIds, text: str, finished: Finished,
 
 
 def tool_chat_completion(ids: ResponseIds, text: str, finished: Finished,
-                         native: str | None = None) -> wire.ChatCompletion:
+                         plan: tools.ToolPlan) -> wire.ChatCompletion:
     """An answer to a request with tools: its calls (`finish_reason` "tool_calls"), or its reply;
-    the raw text when it was cut short before it parsed. `native`: the answer is in the
-    template's own format (`tool_formats`), else in the generic one (`tools`)."""
-    parsed = tools.parse(text) if native is None else tools.Parsed(*tool_formats.parse(native, text))
+    the raw text when it was cut short before it parsed."""
+    parsed = plan.read(text)
     if parsed is None:
         message, reason = wire.AssistantMessage(content=text), finished.reason.value
     elif parsed.calls:
@@ -252,8 +251,8 @@ async def chat_chunks(
 
 
 async def tool_chat_chunks(
-    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0,
-    native: str | None = None,
+    ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0, *,
+    plan: tools.ToolPlan,
 ) -> AsyncIterator[StreamItem]:
     """A streamed answer to a request with tools. The answer is JSON until it is whole, so it is
     sent when it is: each call as one delta (`index`, `id`, `type`, `name`, `arguments`), or the
@@ -274,7 +273,7 @@ async def tool_chat_chunks(
             yield error_frame(event)
             return
         elif isinstance(event, Finished):
-            whole = tool_chat_completion(ids, "".join(parts), event, native).choices[0]
+            whole = tool_chat_completion(ids, "".join(parts), event, plan).choices[0]
             calls = whole.message.tool_calls
             if isinstance(calls, list):
                 for i, call in enumerate(calls):

@@ -21,7 +21,7 @@ from gateway import responses_wire as rw
 from gateway import wire
 from gateway.engine.types import EngineEvent, Failed, Finished, FinishReason, Queued, TextDelta
 from gateway.errors import InvalidRequest, NotFound
-from gateway.serving import responses, tool_formats, tools, waking
+from gateway.serving import responses, tools, waking
 from gateway.serving.responses import LoadingNotice
 from gateway.serving.completions import unless_hung_up
 from gateway.serving.model_registry import ModelRegistry
@@ -132,13 +132,10 @@ def prepare(store: ResponseStore, body: rw.ResponsesRequest, response_id: str,
     return Prepared(chat, history, chain)
 
 
-def _output(text: str, finished: Finished, with_tools: bool, native: str | None
+def _output(text: str, finished: Finished, plan: tools.ToolPlan | None
             ) -> tuple[list[rw.OutputMessage | rw.FunctionCall], wire.ChatMessage]:
     """The response's output items, and the assistant message they add to the conversation."""
-    parsed = None
-    if with_tools:
-        parsed = tools.parse(text) if native is None else tools.Parsed(
-            *tool_formats.parse(native, text))
+    parsed = plan.read(text) if plan is not None else None
     if parsed is not None and parsed.calls:
         items: list[rw.OutputMessage | rw.FunctionCall] = [
             rw.FunctionCall(id=f"fc_{uuid.uuid4().hex[:24]}", call_id=c.id, name=c.function.name,
@@ -191,18 +188,17 @@ async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.Respon
     prepared = prepare(store, body, response_id, client)
     request = await asyncio.to_thread(build_chat_request, served, prepared.chat, None, client)
     plan = tool_plan(served, prepared.chat)
-    with_tools, native = plan is not None, plan.native if plan is not None else None
     events = await responses.accepted(served.run(request, "responses"))
 
     def finish(text: str, finished: Finished) -> rw.Response:
-        output, said = _output(text, finished, with_tools, native)
+        output, said = _output(text, finished, plan)
         if body.store:
             store.put(response_id, client, prepared.chain, [*prepared.history, said])
         return _response(body, response_id, served.id, created, output, finished)
 
     if body.stream:
         start = _response(body, response_id, served.id, created, [], None)
-        return StreamedResponse(_stream(start, events, finish, with_tools))
+        return StreamedResponse(_stream(start, events, finish, plan is not None))
     text, finished = await unless_hung_up(hung_up, responses.collect(events))
     return finish(text, finished)
 

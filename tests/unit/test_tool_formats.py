@@ -44,3 +44,47 @@ def test_messages_keep_their_calls_for_the_template() -> None:
     result = template_message(wire.ChatMessage(role="tool", tool_call_id="call_1", content="2"),
                               "2")
     assert result == {"role": "tool", "content": "2", "tool_call_id": "call_1"}
+
+
+WEATHER = {"get_weather": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}
+BARE = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+
+
+def test_hermes_calls_written_without_their_tags_are_calls_when_they_fit_a_tool() -> None:
+    for answer in (BARE, f"\n{BARE}\n", f"```json\n{BARE}\n```", f"```\n{BARE}\n```",
+                   f"[{BARE}]", '{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}',
+                   '{"type": "function", "function": ' + BARE + "}"):
+        text, calls = parse(HERMES, answer, WEATHER)
+        assert text is None and len(calls) == 1, answer
+        assert calls[0].function.name == "get_weather"
+        assert json.loads(calls[0].function.arguments) == {"city": "Paris"}
+    text, calls = parse(HERMES, f"{BARE}\n{BARE.replace('Paris', 'Oslo')}", WEATHER)
+    assert text is None and [json.loads(c.function.arguments)["city"] for c in calls] == [
+        "Paris", "Oslo"]
+
+
+def test_json_that_is_no_call_of_a_declared_tool_stays_text() -> None:
+    for answer in ('{"city": "Paris"}',  # no name: JSON the user asked for
+                   '{"name": "get_time", "arguments": {"city": "Paris"}}',  # not declared
+                   '{"name": "get_weather", "arguments": {"town": "Paris"}}',  # misses `city`
+                   '{"name": "get_weather", "arguments": {"city": 7}}',  # wrong type
+                   f"Here is how to call it:\n```json\n{BARE}\n```",  # prose around it
+                   f"{BARE}\n{{\"temperature\": 18}}",  # a call and something else
+                   '{"name": "get_weather", "arguments": {"city": "Par'):  # cut short
+        assert parse(HERMES, answer, WEATHER) == (answer, []), answer
+
+
+def test_tagged_calls_are_checked_against_the_tools_too() -> None:
+    tagged = f"<tool_call>\n{BARE}\n</tool_call>"
+    assert len(parse(HERMES, tagged, WEATHER)[1]) == 1
+    assert len(parse(HERMES, f"<tool_call>\n{BARE}", WEATHER)[1]) == 1  # no closing tag
+    wrong = '<tool_call>{"name": "get_time", "arguments": {}}</tool_call>'
+    assert parse(HERMES, wrong, WEATHER) == (wrong, [])
+    text, calls = parse(HERMES, f"Checking.\n{tagged}\n{wrong}", WEATHER)
+    assert len(calls) == 1 and text == f"Checking.\n\n{wrong}"  # the call that is none stays
+
+
+def test_a_schema_the_validator_cannot_read_lets_the_name_decide() -> None:
+    odd = {"get_weather": {"type": "no such type"}}
+    assert len(parse(HERMES, BARE, odd)[1]) == 1
