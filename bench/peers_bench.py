@@ -1,8 +1,9 @@
 """Issue 11 benchmark: the shipped gateway against llama.cpp's own server, side by side in one run,
-with the raw llama.cpp ceiling. Same model (the embedded Gemma 3 270M), same threads, 4 slots of
-4096 tokens each; the gateway runs `configs/default.toml` as users get it; llama-server runs with
-`-np 4 --no-jinja --chat-template gemma` (see ../shared/peers/llama-server.sh); llama-cpp-python's
-server (one sequence, its own defaults) where `pip install 'llama-cpp-python[server]'` put it.
+with the raw llama.cpp ceiling. Same model (the shipped config's first: the embedded Qwen2.5-Coder
+0.5B Instruct), same threads; the gateway runs `configs/default.toml` as users get it; llama-server
+gets the same slots and context per slot (`-np` and `-c` from that config) and the GGUF's template
+(`--jinja`; see ../shared/peers/llama-server.sh); llama-cpp-python's server (one sequence, its own
+defaults) where `pip install 'llama-cpp-python[server]'` put it.
 
 Scenarios: one stream; 8 concurrent streams; 8 conversations x 6 turns; 2 ongoing conversations
 during a burst of 6 new ~350-token prompts; 8 new keyed conversations sharing an 800-token system
@@ -21,22 +22,21 @@ from pathlib import Path
 from bench.engine_bench import conversation_usage, many_streams, one_stream
 from bench.harness import (
     Server,
-    embedded_model_path,
     llama_cpp_python_server,
     llama_server,
     median,
     percentile,
     print_table,
     shipped_gateway,
+    shipped_model,
     stream_completion,
 )
 from bench.raw_ceiling import decode_rate
 from bench.scheduling_bench import scenario
+from gateway.config import load_config
 from gateway.engine.decode_check import decodes
 from gateway.progress import ProgressBar
 
-PARALLEL = 4
-N_CTX = 4096
 RULES = " ".join(f"Rule {j}: keep every function short, typed and tested." for j in range(70))
 SHARED_SYSTEM = f"You are the coding assistant of a small team. Follow these rules.\n{RULES}\n"
 
@@ -86,10 +86,12 @@ def main() -> None:
     parser.add_argument("--gateway-only", action="store_true",
                         help="measure the gateway alone (to tune a config; no ratios)")
     args = parser.parse_args()
-    path = embedded_model_path()
+    model = shipped_model(args.config)
+    path, context = model.path, load_config(args.config).models[0].context
     raw_bar = ProgressBar("raw ceiling")
     extra_buffers = decodes(path, extra_buffers=True)[0]  # false where they fault (AMX in a VM)
-    raw_one = decode_rate(path, 1, args.tokens, args.threads, N_CTX, extra_buffers=extra_buffers)
+    raw_one = decode_rate(path, 1, args.tokens, args.threads, context.n_ctx,
+                          extra_buffers=extra_buffers)
     raw_bar.update(1.0)
     results: dict[str, dict[str, float]] = {}
     with shipped_gateway(args.config) as server:
@@ -97,10 +99,11 @@ def main() -> None:
     if args.gateway_only:
         print({k: round(v, 3) for k, v in results["gateway"].items()})
         return
-    with llama_server(path, args.threads, PARALLEL, N_CTX) as server:
-        results["llama-server"] = measure(server, args.tokens, "llama-server -np 4")
+    with llama_server(path, args.threads, context.parallel, context.n_ctx) as server:
+        results["llama-server"] = measure(server, args.tokens,
+                                          f"llama-server -np {context.parallel}")
     if importlib.util.find_spec("fastapi") is not None:
-        with llama_cpp_python_server(path, args.threads, N_CTX, extra_buffers) as server:
+        with llama_cpp_python_server(path, args.threads, context.n_ctx, extra_buffers) as server:
             results["llama-cpp-python"] = measure(server, args.tokens, "llama-cpp-python server")
     else:
         print("(no llama-cpp-python server column: pip install 'llama-cpp-python[server]')")
@@ -125,8 +128,8 @@ def main() -> None:
         ["shared system prompt: cached tokens (min)", f"{g['shared_cached']:.0f}",
          f"{p['shared_cached']:.0f}", "n/a", "-", "> 0"],
     ]
-    print_table(f"gateway vs llama-server (Gemma 3 270M Q4_K_M, {args.threads} threads, "
-                f"{args.tokens} tokens per stream)",
+    print_table(f"gateway vs llama-server ({model.id}, {context.parallel} slots of "
+                f"{context.n_ctx}, {args.threads} threads, {args.tokens} tokens per stream)",
                 ["figure", "gateway", "llama-server", "llama-cpp-python", "gateway vs llama-server",
                  "target"], rows)
 

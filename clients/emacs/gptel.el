@@ -8,10 +8,10 @@
         :endpoint "/v1/chat/completions"
         :stream t
         :key "none"                    ; with [server] api_keys set: your key
-        :models '(gemma-3-270m)))
-(setq gptel-model 'gemma-3-270m)
+        :models '(qwen2.5-coder-0.5b)))
+(setq gptel-model 'qwen2.5-coder-0.5b)
 
-;; Libraries written for OpenAI's gpt-3.5-turbo need only the base URL: clients/gateway.toml
+;; Libraries written for OpenAI's gpt-3.5-turbo need only the base URL: configs/default.toml
 ;; gives the chat model that name as an alias, e.g.
 ;;   (setq chatgpt-shell-api-url-base "http://127.0.0.1:8000")
 ;;   (setq org-ai-openai-chat-endpoint "http://127.0.0.1:8000/v1/chat/completions")

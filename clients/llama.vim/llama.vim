@@ -1,6 +1,6 @@
 " llama.vim: put in your vimrc (or init.vim), before the plugin loads.
-" Completions go to /infill on the gateway; its first model answers (the code model in
-" clients/gateway.toml). t_max_prompt_ms is honoured: no first token in time, no suggestion,
+" Completions go to /infill on the gateway; its first model answers (the embedded
+" Qwen2.5-Coder of configs/default.toml). t_max_prompt_ms is honoured: no first token in time, no suggestion,
 " but the prompt computed so far stays cached for the next keystroke.
 let g:llama_config = {
     \ 'endpoint':         'http://127.0.0.1:8000/infill',

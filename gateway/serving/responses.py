@@ -19,6 +19,7 @@ import msgspec
 from gateway import __version__, wire
 from gateway.engine.types import EngineEvent, Failed, Finished, Queued, TextDelta, TokenLogprob
 from gateway.serving import tools
+from gateway.serving.tool_stream import ToolAnswerStream
 from gateway.serving.failures import EngineFailure, error_frame
 
 
@@ -254,36 +255,35 @@ async def tool_chat_chunks(
     ids: ResponseIds, events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0, *,
     plan: tools.ToolPlan,
 ) -> AsyncIterator[StreamItem]:
-    """A streamed answer to a request with tools. The answer is JSON until it is whole, so it is
-    sent when it is: each call as one delta (`index`, `id`, `type`, `name`, `arguments`), or the
-    reply as one content delta."""
+    """A streamed answer to a request with tools: each call as one delta (`index`, `id`, `type`,
+    `name`, `arguments`) once the answer is whole; a reply as content, as it comes where it
+    cannot be a call (`tool_stream`), else as one delta at the end."""
     def chunk(delta: wire.ChatDelta, finish: str | None = None) -> wire.ChatCompletionChunk:
         return wire.ChatCompletionChunk(
             id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
             choices=[wire.ChatChunkChoice(index=index, delta=delta, finish_reason=finish)])
 
     yield chunk(wire.ChatDelta(role="assistant", content=""))
-    parts: list[str] = []
+    answer = ToolAnswerStream(plan)
     async for event in events:
         if isinstance(event, TextDelta):
-            parts.append(event.text)
+            text = answer.push(event.text)
+            if text:
+                yield chunk(wire.ChatDelta(content=text))
         elif isinstance(event, Queued) and event.position > 0:
             yield QueueNotice(event.position)
         elif isinstance(event, Failed):
             yield error_frame(event)
             return
         elif isinstance(event, Finished):
-            whole = tool_chat_completion(ids, "".join(parts), event, plan).choices[0]
-            calls = whole.message.tool_calls
-            if isinstance(calls, list):
-                for i, call in enumerate(calls):
-                    yield chunk(wire.ChatDelta(tool_calls=[wire.ToolCallDelta(
-                        index=i, id=call.id, type="function",
-                        function=wire.FunctionDelta(call.function.name,
-                                                    call.function.arguments))]))
-            elif whole.message.content:
-                yield chunk(wire.ChatDelta(content=whole.message.content))
-            yield chunk(wire.ChatDelta(), whole.finish_reason)
+            rest, calls = answer.finish()
+            if rest:
+                yield chunk(wire.ChatDelta(content=rest))
+            for i, call in enumerate(calls):
+                yield chunk(wire.ChatDelta(tool_calls=[wire.ToolCallDelta(
+                    index=i, id=call.id, type="function",
+                    function=wire.FunctionDelta(call.function.name, call.function.arguments))]))
+            yield chunk(wire.ChatDelta(), "tool_calls" if calls else event.reason.value)
             if include_usage:
                 yield wire.ChatCompletionChunk(id=ids.id, created=ids.created, model=ids.model,
                                                system_fingerprint=ids.fingerprint, choices=[],

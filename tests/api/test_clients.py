@@ -1,16 +1,16 @@
 """Each configuration in clients/ parses, and the requests its client sends (their recorded
 shape: fields, paths, headers, as each client's source builds them) succeed on the gateway.
 
-The gateway runs clients/gateway.toml's models and names, with the tiny code GGUF standing in for
-the downloaded code model. Each test reads the endpoint and model from the client's config and
-sends to the test server instead of port 8000."""
+The gateway is `gateway serve` on configs/default.toml as it ships (the clients assume it): the
+embedded Qwen2.5-Coder answers chat and fill-in-the-middle under its id and the names the clients
+use. Each test reads the endpoint and model from the client's config and sends to the test server
+instead of port 8000."""
 
 from __future__ import annotations
 
 import json
 import re
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,28 +19,20 @@ import openai
 import pytest
 import yaml
 
-from tests.support import RunningServer, model_block, running_server
-from tests.tiny_model import write_tiny_gguf
+from tests.support import RunningServer
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
 
 
 @pytest.fixture(scope="module")
 def gateway_config() -> dict:  # type: ignore[type-arg]
-    return tomllib.loads((CLIENTS / "gateway.toml").read_text())
+    return tomllib.loads(CONFIG.read_text())
 
 
 @pytest.fixture(scope="module")
-def editors(gateway_config: dict, gemma_path: Path,  # type: ignore[type-arg]
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """clients/gateway.toml's models, in its order and with its names; files from the tests."""
-    coder, chat = gateway_config["models"]
-    coder_path = write_tiny_gguf(tmp_path_factory.mktemp("coder") / "coder.gguf", repo_fim=True)
-    config = (model_block(coder["id"], coder_path, n_ctx=4096, parallel=2, threads=1)
-              + model_block(chat["id"], gemma_path, aliases=chat["aliases"], n_ctx=1024,
-                            parallel=2, chat_template=chat["chat_template"], threads=2))
-    with running_server(config, tmp_path_factory.mktemp("editors")) as server:
-        yield server
+def editors(default_server: RunningServer) -> RunningServer:
+    return default_server
 
 
 def on_test_server(url: str, server: RunningServer) -> str:
@@ -77,7 +69,10 @@ def test_continue_chat_and_autocomplete(editors: RunningServer) -> None:
     r = httpx.post(url, json=body, headers={"Authorization": "Bearer undefined"}, timeout=60)
     assert r.status_code == 200, r.text
     frames = sse_data(r.text)
-    assert frames[-1]["stop"] is True and frames[-1]["model"] == "coder"
+    assert frames[-1]["stop"] is True and frames[-1]["model"] == "qwen2.5-coder-0.5b"
+    assert auto["model"] in tomllib.loads(CONFIG.read_text())["models"][0]["aliases"]
+    # the model's own markup: the answer ends where the middle does
+    assert "".join(f["content"] for f in frames).strip().startswith("a + b")
 
 
 def test_llama_vscode_completion_and_cache_warming(editors: RunningServer) -> None:
@@ -147,7 +142,7 @@ def test_gptel_streams_chat_and_the_gpt35_alias_answers(editors: RunningServer,
     model = re.search(r":models '\(([^)\s]+)\)", text).group(1)  # type: ignore[union-attr]
     url = on_test_server(f"http://{host}{endpoint}", editors)
     for name in (model, "gpt-3.5-turbo"):
-        assert name == model or name in gateway_config["models"][1]["aliases"]
+        assert name == model or name in gateway_config["models"][0]["aliases"]
         r = httpx.post(url, timeout=60, json={
             "model": name, "messages": [{"role": "user", "content": "Hello"}], "stream": True,
             "temperature": 1.0, "max_tokens": 6})
