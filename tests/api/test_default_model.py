@@ -166,6 +166,16 @@ def test_a_streamed_tool_call(client: openai.OpenAI) -> None:
     assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
+def test_a_reply_with_tools_on_offer_streams_as_it_comes(client: openai.OpenAI) -> None:
+    chunks = list(client.chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "Hi! Who are you?"}],
+        tools=[WEATHER], temperature=0, max_tokens=60, stream=True))
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 5 and "assistant" in "".join(pieces)  # token by token, not one lump
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
+
+
 def test_json_naming_no_declared_tool_stays_content(client: openai.OpenAI) -> None:
     """Asked for code, with a tool it has no use for, this model answers a fenced call of a tool
     it made up: not a declared tool, so it is the reply."""
