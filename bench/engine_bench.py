@@ -137,7 +137,7 @@ def main() -> None:
     for name, (single, aggregate, p50, p95, _, _) in results.items():
         rows.append([name, f"{single:.1f}", f"{single / raw_1:.0%}", f"{aggregate:.1f}",
                      f"{aggregate / raw_b:.0%}", f"{p50:.2f}", f"{p95:.2f}"])
-    print_table(f"Streams (Gemma 3 270M Q4_K_M, {args.threads} threads, {tokens} tokens per stream)",
+    print_table(f"Streams ({path.name}: the embedded default, {args.threads} threads, {tokens} tokens per stream)",
                 ["server", "1 stream tok/s", "vs raw", "8 streams tok/s", f"vs raw B={PARALLEL}",
                  "TTFT p50 s", "TTFT p95 s"], rows)
     if args.streams_only:

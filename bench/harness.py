@@ -116,12 +116,12 @@ def gateway_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
     fields: dict[str, object] = {"n_ctx": n_ctx, "parallel": parallel, "threads": threads,
                                  **settings}  # the GGUF's chat template, else pass one
     config = Path(tempfile.mkstemp(suffix=".toml")[1])
-    config.write_text(model_block("gemma", model_path, **fields))
+    config.write_text(model_block("model", model_path, **fields))
     cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
     if os.environ.get("BENCH_GATEWAY_LOG"):
         cmd += ["--log-level", "debug"]
     with _process(cmd, f"http://127.0.0.1:{port}/health"):
-        yield Server(name, f"http://127.0.0.1:{port}/v1", "gemma", {"ignore_eos": True})
+        yield Server(name, f"http://127.0.0.1:{port}/v1", "model", {"ignore_eos": True})
 
 
 @contextmanager
@@ -134,11 +134,20 @@ def shipped_gateway(config: Path = SHIPPED_CONFIG) -> Iterator[Server]:
         yield Server("gateway", f"http://127.0.0.1:{port}/v1", model, {"ignore_eos": True})
 
 
+def _reports_amx() -> bool:
+    try:
+        return "amx_tile" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def llama_server_binary() -> Path:
     """llama.cpp's own server, built once from the pinned llama-cpp-python's llama.cpp (see
-    ../shared/peers/llama-server.sh; NATIVE=0 where the native build faults on AMX in a VM)."""
+    ../shared/peers/llama-server.sh): native, as pip builds llama-cpp-python, except on a CPU that
+    reports AMX (NATIVE=0: the native build faults there in some VMs; its AVX-512 build would
+    not run on a CPU without AVX-512)."""
     script = Path(__file__).resolve().parents[2] / "shared" / "peers" / "llama-server.sh"
-    env = {**os.environ, "NATIVE": os.environ.get("NATIVE", "0")}
+    env = {**os.environ, "NATIVE": os.environ.get("NATIVE", "0" if _reports_amx() else "1")}
     out = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, check=True)
     return Path(out.stdout.strip().splitlines()[-1])
 
@@ -151,7 +160,7 @@ def llama_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
            "-np", str(parallel), "-t", str(threads), *chat_template_flags(model_path),
            *extra, "--host", "127.0.0.1", "--port", str(port)]
     with _process(cmd, f"http://127.0.0.1:{port}/health"):
-        yield Server("llama-server", f"http://127.0.0.1:{port}/v1", "gemma", {"ignore_eos": True})
+        yield Server("llama-server", f"http://127.0.0.1:{port}/v1", "model", {"ignore_eos": True})
 
 
 @contextmanager

@@ -4,7 +4,7 @@ An editor plugin fires a completion at each pause in typing and abandons the one
 socket closes). A run: 20 keystrokes 80 ms apart through a code file, each a non-streamed
 request for the text typed so far (`n_predict` 16, as llama.vim's requests but shorter); the last
 is read to its end. Two routes, same llama.cpp build, same model for both servers:
-`/completion` on the embedded Gemma 3 270M, and `/infill` on a generated tiny GGUF with FIM tokens.
+`/completion` and `/infill` on the embedded default (Qwen2.5-Coder 0.5B Instruct, which has FIM tokens).
 
 Reported per server: latency of the completion that is kept (send to answer, p50/p95 over the
 runs), requests still running or waiting once it is answered (must be 0), and the prompt tokens
@@ -20,7 +20,6 @@ import argparse
 import json
 import re
 import socket
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,6 @@ from bench.harness import (
     print_table,
 )
 from gateway.progress import ProgressBar
-from tests.tiny_model import write_tiny_gguf
 
 KEYSTROKES, GAP_S, N_PREDICT = 20, 0.08, 16
 SOURCE = "\n".join(
@@ -130,10 +128,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    gemma = embedded_model_path()
-    tiny = write_tiny_gguf(Path(tempfile.mkdtemp()) / "tiny-fim.gguf")
+    path = embedded_model_path()  # the shipped default: a code model with FIM tokens
     rows = []
-    for route, path, n_ctx in (("/completion", gemma, 4096), ("/infill", tiny, 2048)):
+    for route, n_ctx in (("/completion", 4096), ("/infill", 4096)):
         results: dict[str, dict[str, float]] = {}
         with gateway_server(path, args.threads, 4, n_ctx, reserved_slots=1) as server:
             results["gateway"] = measure(server, route, args.runs, gateway_counters,
@@ -142,7 +139,7 @@ def main() -> None:
             results["llama-server"] = measure(server, route, args.runs, llama_server_counters,
                                               ProgressBar(f"llama-server {route}"))
         g, p = results["gateway"], results["llama-server"]
-        model = "Gemma 3 270M" if path == gemma else "tiny FIM GGUF"
+        model = "the default model"
         rows += [
             [f"{route} ({model}): kept completion p50 s", f"{g['p50']:.3f}", f"{p['p50']:.3f}",
              f"{g['p50'] / p['p50']:.2f}x"],

@@ -112,7 +112,7 @@ def main() -> None:
         ["model-b alone", f"{alone_b:.1f}", f"{alone_b:.1f}"],
         ["both at once", " / ".join(f"{r:.1f}" for r in together), f"{sum(together):.1f}"],
     ]
-    print_table(f"Two resident models, one stream each (Gemma 3 270M twice, {args.threads} thread(s) "
+    print_table(f"Two resident models, one stream each (the embedded default twice, {args.threads} thread(s) "
                 f"per engine process, {os.cpu_count()} cores)", ["case", "per-stream tok/s",
                                                                  "aggregate tok/s"], rows)
     p50_http, p50_local = median(http), median(local)

@@ -74,7 +74,7 @@ def main() -> None:
     rows.append(["llama-cpp-python", f"{free:.1f}", f"{constrained:.1f}",
                  f"{constrained / free:.0%}", "-", "-"])
     print_table(
-        f"Decode speed with JSON output (Gemma 3 270M Q4_K_M, {args.threads} threads, "
+        f"Decode speed with JSON output (the embedded default, {args.threads} threads, "
         f"{args.tokens} tokens, greedy)",
         ["server", "free tok/s", "JSON tok/s", "JSON/free", "4 streams free / JSON tok/s",
          "4 streams JSON/free"],

@@ -114,7 +114,7 @@ def main() -> None:
          f"{median(server_warm):.3f}", f"{median(gateway_warm) / median(server_warm):.2f}x"],
     ]
     print_table(f"a sleeping model's next request: gateway wake vs llama-server restarted by hand "
-                f"(Gemma 3 270M Q4_K_M, {parallel} slots x {n_ctx}, {args.runs} runs)",
+                f"(the embedded default, {parallel} slots x {n_ctx}, {args.runs} runs)",
                 ["figure", "gateway (keep_alive_s)", "llama-server (restart)", "ratio"], rows)
 
 

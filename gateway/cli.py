@@ -26,11 +26,12 @@ def _load(path: str) -> Config:
 
 def cmd_models(args: argparse.Namespace) -> None:
     config = _load(args.config)
-    print(f"{'id':<28} {'aliases':<20} {'source':<40} {'n_ctx':>6} {'parallel':>8}")
+    print(f"{'id':<28} {'aliases':<28} {'source':<40} {'n_ctx':>6} {'parallel':>8}")
     for m in config.models:
         source = m.source.path or (f"package:{m.source.package}" if m.source.package
-                                   else f"hf:{m.source.hf}")
-        print(f"{m.id:<28} {','.join(m.aliases):<20} {source:<40} {m.context.n_ctx:>6} {m.context.parallel:>8}")
+                                   else f"parts:{m.source.parts[0]}+{len(m.source.parts) - 1}"
+                                   if m.source.parts else f"hf:{m.source.hf}")
+        print(f"{m.id:<28} {','.join(m.aliases):<28} {source:<40} {m.context.n_ctx:>6} {m.context.parallel:>8}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

@@ -371,8 +371,11 @@ class ModelRegistry:
     @classmethod
     def from_config(cls, config: Config, planner: Planner,
                     progress: ProgressReport = lambda _id, _f: None) -> ModelRegistry:
-        # the physical cores shared out among every engine process the config can start
-        threads = threads_per_engine(sum(m.replicas for m in config.models))
+        # the physical cores shared out among the engine processes that start with the server; a
+        # model that sleeps until a request gets the same share (counting it would halve the
+        # others' speed on a CPU for a model that may never wake)
+        engines = sum(m.replicas for m in config.models if m.load_at_start)
+        threads = threads_per_engine(engines or sum(m.replicas for m in config.models))
         residency = Residency(config.server)
         return cls([ServedModel(m, config.server.cache_dir, planner, progress, threads, residency)
                     for m in config.models])

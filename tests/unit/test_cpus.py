@@ -27,3 +27,20 @@ def test_a_configured_thread_count_wins() -> None:
     pinned = ModelConfig(id="m", source=ModelSource(path="/m.gguf"),
                          context=model.context.__class__(threads=5))
     assert engine_settings(pinned, 0, threads=3).context.threads == 5
+
+
+def test_a_model_asleep_until_asked_takes_no_share_of_the_cores() -> None:
+    from gateway.config import decode_config
+    from gateway.placement.planner import planner_for
+    from gateway.serving.model_registry import ModelRegistry
+
+    def shares(second: str) -> list[int]:
+        config = decode_config('[server]\ngpu_discovery = "declared"\n'
+                               '[[models]]\nid = "a"\nsource = { path = "/a.gguf" }\n'
+                               f'[[models]]\nid = "b"\nsource = {{ path = "/b.gguf" }}\n{second}')
+        registry = ModelRegistry.from_config(config, planner_for(config))
+        return [m.threads for m in registry.models]
+
+    cores = physical_cores()
+    assert shares("load_at_start = false\n") == [cores, cores]
+    assert shares("") == [max(1, cores // 2)] * 2
