@@ -6,7 +6,7 @@ before as `input_prefix`, with the cursor at the body's indentation, the 10 line
 `input_suffix`, greedy, `n_predict` 128 as llama.vscode sends). Per server: the share of answers
 whose first line is the removed code's first line, the share that are the whole removed body, the
 tokens generated and how many of them went past the body's own length, and the time per request.
-Servers, one after another on the shipped model: the gateway (`configs/default.toml`: it ends an
+Servers, one after another on the shipped model, each started afresh: the gateway (`configs/default.toml`: it ends an
 answer where the middle ends), llama-server as llama.vscode calls it, and llama-server with
 `n_indent` set to the cursor's indentation (what llama.vim sends; llama-server then stops at a line
 indented less).
@@ -132,11 +132,11 @@ def main() -> None:
                          for c in all_cases]
         results["gateway"] = measure(server, "gateway", all_cases, args.n_predict, False,
                                      middle_tokens)
-    with llama_server(model.path, args.threads, 4, 4096) as server:
-        results["llama-server"] = measure(server, "llama-server", all_cases, args.n_predict,
-                                          False, middle_tokens)
-        results["llama-server n_indent"] = measure(server, "llama-server, n_indent", all_cases,
-                                                   args.n_predict, True, middle_tokens)
+    for name, n_indent in (("llama-server", False), ("llama-server n_indent", True)):
+        # a fresh server each: the second must not find the first's prompts cached
+        with llama_server(model.path, args.threads, 4, 4096) as server:
+            results[name] = measure(server, name, all_cases, args.n_predict, n_indent,
+                                    middle_tokens)
     names = list(results)
     g, p = results["gateway"], results["llama-server"]
     rows = [
