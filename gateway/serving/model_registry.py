@@ -223,7 +223,7 @@ class ServedModel:
             await asyncio.shield(self._stopped)  # the last engines' memory is free first
         try:
             path = await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
-                                           lambda msg: log.info("%s", msg))
+                                           lambda msg: events.info("%s", msg))
             try:
                 self.placement = await self._place(Path(path))
             except DoesNotFitAlone:

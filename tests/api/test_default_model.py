@@ -49,6 +49,8 @@ def test_the_shipped_config_serves_the_coder_as_default_and_gemma_asleep(
     props = httpx.get(default_server.base + "/props", timeout=10).json()
     assert props["model_alias"] == MODEL and "<tool_call>" in props["chat_template"]
     assert props["infill"] == {"supported": True, "repo_level": True}
+    # the test run assembled and verified the file once (`qwen_path`): the server used it as is
+    assert "assembling" not in default_server.log()
 
 
 def test_the_capital_of_france_is_paris(client: openai.OpenAI) -> None:
