@@ -22,7 +22,6 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
