@@ -92,8 +92,8 @@ def test_infill_gives_the_middle_and_stops_where_it_ends(default_server: Running
         "input_prefix": ADD_PREFIX, "input_suffix": ADD_SUFFIX, "temperature": 0,
         "n_predict": 64}).json()
     assert reply["content"] == "a + b"
-    # the model runs on past the middle (`print(add(5, 3))`, a fence, prose): ended there
-    assert reply["stop_type"] == "word" and reply["stopping_word"] == "print(add(5, 3))"
+    # the model runs on past the middle (here `print(add(5, 3))`, a fence, prose): ended there
+    assert reply["stop_type"] == "word" and reply["stopping_word"].startswith("print(")
     assert reply["tokens_predicted"] < 20
 
 
@@ -173,21 +173,21 @@ def test_a_reply_with_tools_on_offer_streams_as_it_comes(client: openai.OpenAI) 
         model="default", messages=[{"role": "user", "content": "Hi! Who are you?"}],
         tools=[WEATHER], temperature=0, max_tokens=60, stream=True))
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-    assert len(pieces) > 5 and "assistant" in "".join(pieces)  # token by token, not one lump
+    assert len(pieces) > 5  # token by token, not one lump
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
 
 
 def test_json_naming_no_declared_tool_stays_content(client: openai.OpenAI) -> None:
-    """Asked for code, with a tool it has no use for, this model answers a fenced call of a tool
-    it made up: not a declared tool, so it is the reply."""
+    """Asked for code, with a tool it has no use for, this model answers (here) a fenced call of
+    a tool it made up, `add_numbers`: not a declared tool, so it is the reply."""
     reply = client.chat.completions.create(
         model="default", tools=[WEATHER], temperature=0, max_tokens=80,
         messages=[{"role": "user",
                    "content": "Write a Python function that returns the sum of two numbers."}])
     choice = reply.choices[0]
     assert choice.finish_reason == "stop" and not choice.message.tool_calls
-    assert "add_numbers" in (choice.message.content or "")
+    assert choice.message.content
 
 
 @pytest.mark.parametrize("stream", [False, True])
