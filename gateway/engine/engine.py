@@ -270,7 +270,7 @@ class Engine:
             pending=pending,
             slot=lease.slot,
             sampler=Sampler(request.sampling, self.model, request.grammar),
-            text=TextStream(request.stop, request.hole),
+            text=TextStream(request.stop, None if request.ignore_eos else request.hole),
             prompt_left=request.prompt_tokens[lease.reused:],
             cached_tokens=lease.reused,
         ))
@@ -396,7 +396,6 @@ class Engine:
             prompt_tokens=len(seq.request.prompt_tokens),
             completion_tokens=seq.generated,
             cached_tokens=seq.cached_tokens,
-            stop_word=reason is FinishReason.STOP and seq.text.stopped,
             stopping_word=seq.text.stopping_word if reason is FinishReason.STOP else "",
             ongoing=seq.pending.ongoing,
             queue_wait_s=seq.pending.started - seq.pending.arrived,

@@ -54,7 +54,9 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     logprobs: int | None = None  # report each drawn token's logprob and this many alternatives
     # an embeddings request: one vector per input, no generation (prompt_tokens unused)
     embed_inputs: list[list[int]] | None = None
-    hole: Hole | None = None  # fill-in-the-middle: end the answer where the middle ends
+    # fill-in-the-middle: end the answer where the middle ends (not with ignore_eos, which asks
+    # for max_tokens whatever comes)
+    hole: Hole | None = None
 
 
 class TopLogprob(msgspec.Struct, frozen=True, array_like=True):
@@ -87,9 +89,9 @@ class Finished(msgspec.Struct, frozen=True, tag=True):
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
-    stop_word: bool = False  # STOP: a stop string ended it, or it left its hole (else an
-    # end-of-generation token)
-    stopping_word: str = ""  # that stop string, or the line that left the hole (stripped)
+    # STOP by a stop string: that string; by leaving its hole: that line (stripped); "": by an
+    # end-of-generation token (or not STOP)
+    stopping_word: str = ""
     ongoing: bool = False  # a turn of a conversation the engine knew (else a new one)
     queue_wait_s: float = 0.0  # from its arrival in the engine to its start
 

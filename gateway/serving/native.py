@@ -163,7 +163,7 @@ class Timer:
 
 def _stop_type(finished: Finished) -> str:
     if finished.reason is FinishReason.STOP:
-        return "word" if finished.stop_word else "eos"
+        return "word" if finished.stopping_word else "eos"
     return "limit" if finished.reason is FinishReason.LENGTH else "none"
 
 
@@ -194,7 +194,7 @@ def result(model: str, text: str, finished: Finished, timer: Timer, streamed: bo
         stop_type=_stop_type(finished),
         timings=timer.timings(finished),
         has_new_line="\n" in text,
-        stopping_word=finished.stopping_word if finished.stop_word else "",
+        stopping_word=finished.stopping_word,
     )
 
 

@@ -21,6 +21,8 @@ import jsonschema
 from gateway import wire
 
 HERMES, MISTRAL, LLAMA3 = "hermes", "mistral", "llama3"
+# the markup each format opens a call with (a reply may run on into one)
+CALL_MARKERS = {HERMES: "<tool_call>", MISTRAL: "[TOOL_CALLS]", LLAMA3: "<|python_tag|>"}
 # a tagged call; the closing tag may be missing when the answer ends right after the JSON
 _HERMES_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.DOTALL)
 _FENCE = re.compile(r"```[\w+-]*[ \t]*\n?(.*?)\n?```", re.DOTALL)

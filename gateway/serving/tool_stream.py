@@ -3,19 +3,17 @@
 A call is only known once it is whole, so the grammar-held generic format is sent at the end. An
 answer in a template's own format (`tool_formats`) is often plain text, and a chat that offers
 tools should still stream its reply: text is sent as it comes once it cannot be the start of a
-call (an answer that opens with `{`, `[`, a code fence or `<tool_call>` is held to the end, since
-small models write calls so), and a reply that turns into a tagged call later is held from its
-`<tool_call>`. At the end the whole answer is read as unstreamed answers are; only what was not
+call (an answer that opens with `{`, `[`, a code fence or the format's call marker, such as
+`<tool_call>`, is held to the end, since small models write calls so), and a reply that turns into
+a call later is held from its marker. At the end the whole answer is read as unstreamed answers are; only what was not
 sent yet is sent. Pure.
 """
 
 from __future__ import annotations
 
 from gateway import wire
+from gateway.serving.tool_formats import CALL_MARKERS
 from gateway.serving.tools import Parsed, ToolPlan
-
-_TAG = "<tool_call>"
-_CALL_OPENINGS = ("{", "[", "```", _TAG)
 
 
 class ToolAnswerStream:
@@ -24,6 +22,8 @@ class ToolAnswerStream:
         self._whole = ""
         self._sent = ""  # the text sent so far (a prefix of the answer)
         self._held = plan.native is None  # everything waits for the end
+        self._marker = CALL_MARKERS.get(plan.native or "", "")
+        self._openings = ("{", "[", "```", *([self._marker] if self._marker else []))
 
     def push(self, text: str) -> str:
         """Add generated text; return the text that can be sent now as content."""
@@ -33,17 +33,17 @@ class ToolAnswerStream:
         whole = self._whole
         if not self._sent:
             opening = whole.lstrip()
-            if any(opening.startswith(o) for o in _CALL_OPENINGS):
+            if any(opening.startswith(o) for o in self._openings):
                 self._held = True  # it may be a call: read at the end
                 return ""
-            if any(o.startswith(opening) for o in _CALL_OPENINGS):
+            if any(o.startswith(opening) for o in self._openings):
                 return ""  # nothing yet, or the start of an opening: wait for more
-        tag = whole.find(_TAG, len(self._sent))
-        if tag >= 0:
-            sendable = whole[:tag]
+        marker = whole.find(self._marker, len(self._sent)) if self._marker else -1
+        if marker >= 0:
+            sendable = whole[:marker]
             self._held = True
         else:
-            sendable = whole[: len(whole) - _partial_tag(whole)]
+            sendable = whole[: len(whole) - self._partial_marker(whole)]
         fresh = sendable[len(self._sent):]
         self._sent = sendable
         return fresh
@@ -58,10 +58,9 @@ class ToolAnswerStream:
         said = self._sent.strip() if parsed.calls else self._sent
         return (content[len(said):] if content.startswith(said) else ""), parsed.calls
 
-
-def _partial_tag(text: str) -> int:
-    """Length of the longest end of `text` that could begin `<tool_call>`."""
-    for size in range(min(len(_TAG) - 1, len(text)), 0, -1):
-        if text.endswith(_TAG[:size]):
-            return size
-    return 0
+    def _partial_marker(self, text: str) -> int:
+        """Length of the longest end of `text` that could begin the call marker."""
+        for size in range(min(len(self._marker) - 1, len(text)), 0, -1):
+            if text.endswith(self._marker[:size]):
+                return size
+        return 0

@@ -97,6 +97,15 @@ def test_infill_gives_the_middle_and_stops_where_it_ends(default_server: Running
     assert reply["tokens_predicted"] < 20
 
 
+def test_ignore_eos_asks_for_every_token_past_the_middle_too(
+        default_server: RunningServer) -> None:
+    reply = httpx.post(default_server.base + "/infill", timeout=120, json={
+        "input_prefix": ADD_PREFIX, "input_suffix": ADD_SUFFIX, "temperature": 0,
+        "n_predict": 24, "ignore_eos": True}).json()
+    assert reply["content"].startswith("a + b\n") and reply["tokens_predicted"] == 24
+    assert reply["stop_type"] == "limit"
+
+
 def test_a_streamed_infill_sends_no_text_past_the_middle(default_server: RunningServer) -> None:
     with httpx.stream("POST", default_server.base + "/infill", timeout=120, json={
             "input_prefix": ADD_PREFIX, "input_suffix": ADD_SUFFIX, "temperature": 0,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from gateway import wire
-from gateway.serving.tool_formats import HERMES
+from gateway.serving.tool_formats import HERMES, LLAMA3, MISTRAL
 from gateway.serving.tool_stream import ToolAnswerStream
 from gateway.serving.tools import ToolPlan, plan
 
@@ -16,9 +16,9 @@ TOOL = wire.Tool("function", wire.FunctionDefinition(
 BARE = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
 
 
-def native() -> ToolPlan:
-    made = plan([TOOL], "auto", None, HERMES)
-    assert made is not None and made.native == HERMES
+def native(fmt: str = HERMES) -> ToolPlan:
+    made = plan([TOOL], "auto", None, fmt)
+    assert made is not None and made.native == fmt
     return made
 
 
@@ -70,3 +70,13 @@ def test_the_generic_format_is_read_whole() -> None:
     cut = ToolAnswerStream(generic)
     feed(cut, '{"tool_calls": [{"name": "get_w')
     assert cut.finish() == ('{"tool_calls": [{"name": "get_w', [])  # cut short: the raw text
+
+
+def test_each_format_is_held_from_its_own_call_marker() -> None:
+    for fmt, answer, sent in (
+            (MISTRAL, 'Checking.[TOOL_CALLS][' + BARE + ']', "Checking."),
+            (LLAMA3, '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris"}}', "")):
+        stream = ToolAnswerStream(native(fmt))
+        assert "".join(feed(stream, answer)) == sent, fmt
+        rest, calls = stream.finish()
+        assert rest == "" and [c.function.name for c in calls] == ["get_weather"], fmt
