@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from gateway.engine.decode_check import decodes
+from gateway.engine.process.decode_check import decodes
 
 from gateway.config import load_config
 from gateway.engine.llama_backend import LlamaModel

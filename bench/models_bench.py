@@ -25,13 +25,14 @@ import httpx
 from bench.harness import Server, _process, free_port, embedded_model_path, median, print_table, stream_completion
 from bench.raw_ceiling import PROMPT
 from gateway.config import ModelConfig, ModelSource
-from gateway.engine.decode_check import decodes
+from gateway.engine.process.decode_check import decodes
 from gateway.engine.engine import Engine
 from gateway.engine.settings import ContextSettings
 from gateway.engine.llama_backend import LlamaModel
-from gateway.engine.types import Finished, GenerationRequest, SamplingParams
+from gateway.engine.events import Finished
+from gateway.engine.requests import GenerationRequest, SamplingParams
 from gateway.progress import ProgressBar
-from gateway.serving.model_registry import engine_settings
+from gateway.fleet.served_model import engine_settings
 from gateway.config import model_entry as model_block
 
 

@@ -34,7 +34,7 @@ from bench.harness import (
 from bench.raw_ceiling import decode_rate
 from bench.scheduling_bench import scenario
 from gateway.config import load_config
-from gateway.engine.decode_check import decodes
+from gateway.engine.process.decode_check import decodes
 from gateway.progress import ProgressBar
 
 RULES = " ".join(f"Rule {j}: keep every function short, typed and tested." for j in range(70))

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from gateway.engine.llama_backend import LlamaContext, LlamaModel, Sampler
-from gateway.engine.types import SamplingParams
+from gateway.engine.requests import SamplingParams
 
 PROMPT = "The history of the printing press begins"
 

@@ -40,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from gateway.api.app import create_app, policy_for
     from gateway.api.guard import is_loopback
     from gateway.keys import KeySourceError
-    from gateway.serving.model_registry import ModelRegistry
+    from gateway.fleet.registry import ModelRegistry
 
     config = _load(args.config)
     host = args.host or config.server.host

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ModelConfig, ModelSource, load_config
-from gateway.engine.decode_check import decodes
+from gateway.engine.process.decode_check import decodes
 from gateway.model_source import resolve_model_path
 from tests.support import RunningServer, model_block, running_server
 

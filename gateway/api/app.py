@@ -11,8 +11,8 @@ from gateway.api.native_routes import NATIVE_ROUTES
 from gateway.api.routes import ROUTES
 from gateway.config import Config
 from gateway.keys import KeyRing, gather_keys
-from gateway.serving.model_registry import ModelRegistry
-from gateway.serving.responses_api import ResponseStore
+from gateway.fleet.registry import ModelRegistry
+from gateway.frontend.endpoints.responses_api import ResponseStore
 
 
 def policy_for(config: Config, bind_host: str) -> Policy:

@@ -12,8 +12,8 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from gateway import wire
 from gateway.errors import GatewayError
+from gateway.frontend.error_frames import openai_error
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +21,17 @@ def error_response(
     status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
-    body = msgspec.json.encode(wire.error_response(message, type_, code, param))
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    error = GatewayError(message, param=param, code=code)
+    error.status, error.type = status, type_
+    if headers:
+        error.headers = headers
+    return handle_gateway_error(None, error)
 
 
-def handle_gateway_error(_request: Request, exc: GatewayError) -> Response[bytes]:
-    return error_response(exc.status, exc.message, exc.type, exc.param, exc.code, exc.headers)
+def handle_gateway_error(_request: Request | None, exc: GatewayError) -> Response[bytes]:
+    """The one rendering of an error on OpenAI's (and llama.cpp's) routes."""
+    return Response(msgspec.json.encode(openai_error(exc)), status_code=exc.status,
+                    media_type="application/json", headers=exc.headers or None)
 
 
 def handle_http_exception(_request: Request, exc: HTTPException) -> Response[bytes]:

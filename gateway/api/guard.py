@@ -25,7 +25,8 @@ from typing import Any
 
 import msgspec
 
-from gateway import wire
+from gateway.errors import Failure, GatewayError, ServiceFailure
+from gateway.frontend.error_frames import openai_error
 from gateway.keys import KeyRing
 
 Scope = MutableMapping[str, Any]
@@ -94,10 +95,17 @@ class Policy:
         return scheme in ("http", "https") and host is not None and rest.lower() == host.lower()
 
 
-def _error(status: int, message: str, type_: str, code: str,
-           headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, bytes, list]:
-    body = msgspec.json.encode(wire.error_response(message, type_, code))
-    return status, body, headers or []
+def _refusal(error: GatewayError, headers: list[tuple[bytes, bytes]] | None = None
+             ) -> tuple[int, bytes, list]:
+    """A refused request as (status, body, headers): rendered as every error is."""
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    return error.status, msgspec.json.encode(openai_error(error)), [*extra, *(headers or [])]
+
+
+def _error(status: int, message: str, type_: str, code: str) -> tuple[int, bytes, list]:
+    error = GatewayError(message, code=code)
+    error.status, error.type = status, type_
+    return _refusal(error)
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -141,10 +149,9 @@ class Guard:
         limit = self.policy.max_requests_per_client
         if counted:
             if limit and self.policy.in_flight.get(client, 0) >= limit:
-                await _respond(send, *_error(
-                    429, f"This client already has {limit} requests in flight; wait for one to "
-                    "end", "rate_limit_error", "too_many_requests_for_client",
-                    [(b"retry-after", b"1"), *cors_headers]))
+                await _respond(send, *_refusal(ServiceFailure(
+                    Failure.CLIENT_QUOTA, f"This client already has {limit} requests in flight; "
+                    "wait for one to end"), cors_headers))
                 return
             self.policy.in_flight[client] = self.policy.in_flight.get(client, 0) + 1
         try:

@@ -1,7 +1,7 @@
 """llama.cpp's own routes (what llama.vscode, llama.vim and llama.cpp-speaking tools call):
 `POST /infill`, `POST /completion`, `POST /tokenize`, `POST /detokenize`, `GET /props`.
 
-Thin, as `routes`: decode the body, one call into `serving.native`, encode the result (JSON, or
+Thin, as `routes`: decode the body, one call into `frontend.endpoints.llama_server`, encode the result (JSON, or
 `data:` frames with no `[DONE]`, as llama-server streams them). Never imports the engine.
 """
 
@@ -10,19 +10,19 @@ from __future__ import annotations
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
-from gateway import llama_wire as native
+from gateway.protocol import llama
 from gateway.api.body import decode_body
-from gateway.api.routes import hung_up_on, json_response, registry_of
+from gateway.api.routes import client_of, json_response, registry_of, until_hung_up
 from gateway.api.sse import HEADERS, frames
-from gateway.serving import native as serving
+from gateway.frontend.endpoint import Streamed
+from gateway.frontend.endpoints import llama_server
 
 
-async def _run(request: Request, body: native.InfillRequest | native.CompletionNativeRequest
+async def _run(request: Request, body: llama.InfillRequest | llama.CompletionNativeRequest
                ) -> Response[bytes] | Stream:
-    client: str = request.scope.get("gateway.client", "")  # type: ignore[assignment]
-    result = await serving.complete_native(registry_of(request), body, client,
-                                           hung_up=lambda: hung_up_on(request))
-    if isinstance(result, serving.NativeStreamed):
+    result = await until_hung_up(request, llama_server.complete_native(
+        registry_of(request), body, client_of(request)))
+    if isinstance(result, Streamed):
         return Stream(frames(result.items, done=False), media_type="text/event-stream",
                       headers=HEADERS)
     return json_response(result)
@@ -30,29 +30,29 @@ async def _run(request: Request, body: native.InfillRequest | native.CompletionN
 
 @post("/infill", status_code=200)
 async def infill(request: Request) -> Response[bytes] | Stream:
-    return await _run(request, decode_body(await request.body(), native.InfillRequest))
+    return await _run(request, decode_body(await request.body(), llama.InfillRequest))
 
 
 @post("/completion", status_code=200)
 async def completion(request: Request) -> Response[bytes] | Stream:
-    return await _run(request, decode_body(await request.body(), native.CompletionNativeRequest))
+    return await _run(request, decode_body(await request.body(), llama.CompletionNativeRequest))
 
 
 @post("/tokenize", status_code=200)
 async def tokenize(request: Request) -> Response[bytes]:
-    body = decode_body(await request.body(), native.TokenizeRequest)
-    return json_response(await serving.tokenize(registry_of(request), body))
+    body = decode_body(await request.body(), llama.TokenizeRequest)
+    return json_response(await llama_server.tokenize(registry_of(request), body))
 
 
 @post("/detokenize", status_code=200)
 async def detokenize(request: Request) -> Response[bytes]:
-    body = decode_body(await request.body(), native.DetokenizeRequest)
-    return json_response(await serving.detokenize(registry_of(request), body))
+    body = decode_body(await request.body(), llama.DetokenizeRequest)
+    return json_response(await llama_server.detokenize(registry_of(request), body))
 
 
 @get("/props")
 async def props(request: Request, model: str | None = None) -> Response[bytes]:
-    return json_response(await serving.props(registry_of(request), model))
+    return json_response(await llama_server.props(registry_of(request), model))
 
 
 NATIVE_ROUTES = [infill, completion, tokenize, detokenize, props]

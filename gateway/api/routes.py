@@ -1,27 +1,37 @@
 """HTTP routes: OpenAI's models, chat and text completions, and health; each under /v1 and bare.
 
-Thin: decode the body, one call into serving, encode the result (JSON, or SSE frames when streamed).
+Thin: decode the body, one call into the frontend (cancelled when the client hangs up), encode
+the result (JSON, or SSE frames when streamed).
 Never imports the engine.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
-from gateway import responses_wire, wire
 from gateway.api.body import decode_body
 from gateway.api.sse import HEADERS, frames, typed_events
-from gateway.serving import completions as serving
-from gateway.serving import embeddings as embedding_serving
-from gateway.serving import model_status, responses_api
-from gateway.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from gateway.serving.model_registry import ModelRegistry, ServedModel
+from gateway.errors import ClientGone
+from gateway.fleet import status as model_status
+from gateway.fleet.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.fleet.registry import ModelRegistry
+from gateway.fleet.served_model import ServedModel
+from gateway.frontend.endpoint import Streamed
+from gateway.frontend.endpoints import completions as completion_endpoint
+from gateway.frontend.endpoints import embeddings as embedding_endpoint
+from gateway.frontend.endpoints import responses_api
+from gateway.protocol import openai
+from gateway.protocol import responses as responses_protocol
 
 SESSION_HEADER = "x-session-id"
+T = TypeVar("T")
 
 
 def json_response(obj: Any, status: int = 200) -> Response[bytes]:
@@ -32,14 +42,14 @@ def registry_of(request: Request) -> ModelRegistry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-def _card(request: Request, served: ServedModel) -> wire.ModelCard:
+def _card(request: Request, served: ServedModel) -> openai.ModelCard:
     status = model_status.describe(served, show_processes=bool(request.scope.get("gateway.admin", False)))
-    return wire.ModelCard(id=served.id, created=served.created, status=status)
+    return openai.ModelCard(id=served.id, created=served.created, status=status)
 
 
 @get(["/v1/models", "/models"], sync_to_thread=False)
 def list_models(request: Request) -> Response[bytes]:
-    return json_response(wire.ModelList(data=[_card(request, m) for m in registry_of(request).models]))
+    return json_response(openai.ModelList(data=[_card(request, m) for m in registry_of(request).models]))
 
 
 @get(["/v1/models/{model_id:str}", "/models/{model_id:str}"], sync_to_thread=False)
@@ -58,18 +68,40 @@ def health(request: Request) -> Response[bytes]:
     return json_response(body, status)
 
 
-async def hung_up_on(request: Request) -> None:
+def client_of(request: Request) -> str:
+    """Who is asking (an API key's id, or the address without keys): the guard's word."""
+    return str(request.scope.get("gateway.client", ""))
+
+
+async def _hung_up(request: Request) -> None:
     """Resolves when the client closes the connection."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
 
 
-async def _run(request: Request, body: wire.ChatCompletionRequest | wire.CompletionRequest
+async def until_hung_up(request: Request, work: Awaitable[T]) -> T:
+    """`work` (one endpoint call), cancelled if the client hangs up first (litestar does not
+    cancel a handler for it): the generation stops in its engine and `ClientGone` is raised.
+    The one place cancellation is handled; a stream, once returned, ends when its reader does."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_hung_up(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise ClientGone("The client closed the connection before the response was ready")
+
+
+async def _run(request: Request, body: openai.ChatCompletionRequest | openai.CompletionRequest
                ) -> Response[bytes] | Stream:
-    client: str = request.scope.get("gateway.client", "")  # type: ignore[assignment]
-    result = await serving.complete(registry_of(request), body, request.headers.get(SESSION_HEADER),
-                                    client, hung_up=lambda: hung_up_on(request))
-    if isinstance(result, serving.Streamed):
+    result = await until_hung_up(request, completion_endpoint.complete(
+        registry_of(request), body, request.headers.get(SESSION_HEADER), client_of(request)))
+    if isinstance(result, Streamed):
         return Stream(frames(result.items), media_type="text/event-stream", headers=HEADERS)
     return json_response(result)
 
@@ -82,29 +114,28 @@ def metrics(request: Request) -> Response[bytes]:
 
 @post(["/v1/chat/completions", "/chat/completions"], status_code=200)
 async def chat_completions(request: Request) -> Response[bytes] | Stream:
-    return await _run(request, decode_body(await request.body(), wire.ChatCompletionRequest))
+    return await _run(request, decode_body(await request.body(), openai.ChatCompletionRequest))
 
 
 @post(["/v1/completions", "/completions"], status_code=200)
 async def completions(request: Request) -> Response[bytes] | Stream:
-    return await _run(request, decode_body(await request.body(), wire.CompletionRequest))
+    return await _run(request, decode_body(await request.body(), openai.CompletionRequest))
 
 
 @post(["/v1/embeddings", "/embeddings"], status_code=200)
 async def embeddings(request: Request) -> Response[bytes]:
-    body = decode_body(await request.body(), wire.EmbeddingRequest)
-    client: str = request.scope.get("gateway.client", "")  # type: ignore[assignment]
-    return json_response(await embedding_serving.embed(registry_of(request), body, client))
+    body = decode_body(await request.body(), openai.EmbeddingRequest)
+    return json_response(await until_hung_up(request, embedding_endpoint.embed(
+        registry_of(request), body, client_of(request))))
 
 
 @post(["/v1/responses", "/responses"], status_code=200)
 async def create_response(request: Request) -> Response[bytes] | Stream:
-    body = decode_body(await request.body(), responses_wire.ResponsesRequest)
-    client: str = request.scope.get("gateway.client", "")  # type: ignore[assignment]
-    result = await responses_api.respond(registry_of(request), request.app.state.responses, body,
-                                         client, hung_up=lambda: hung_up_on(request))
-    if isinstance(result, responses_api.StreamedResponse):
-        return Stream(typed_events(result.events), media_type="text/event-stream", headers=HEADERS)
+    body = decode_body(await request.body(), responses_protocol.ResponsesRequest)
+    result = await until_hung_up(request, responses_api.respond(
+        registry_of(request), request.app.state.responses, body, client_of(request)))
+    if isinstance(result, Streamed):
+        return Stream(typed_events(result.items), media_type="text/event-stream", headers=HEADERS)
     return json_response(result)
 
 

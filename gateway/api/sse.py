@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from gateway.responses_wire import StreamEvent
-from gateway.serving.native import NativeStreamItem
-from gateway.serving.responses import LoadingNotice, QueueNotice, StreamItem
+from gateway.frontend.endpoints.completion_chunks import StreamItem
+from gateway.frontend.endpoints.llama_server import NativeStreamItem
+from gateway.frontend.event_stream import LoadingNotice, QueueNotice
+from gateway.protocol.responses import StreamEvent
 
 DONE = b"data: [DONE]\n\n"
 

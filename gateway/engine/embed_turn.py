@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gateway.engine.llama_backend import EmbeddingContext
 from gateway.engine.turns import PendingTurn
-from gateway.engine.types import Embedded, Failed, FailureKind
+from gateway.engine.events import Embedded, Failed, FailureKind
 
 
 def answer_embeddings(embedder: EmbeddingContext | None, pending: PendingTurn) -> None:

@@ -17,28 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.engine import batch_step
-from gateway.engine.conversations import ConversationStore
+from gateway.engine.kv.conversations import ConversationStore
 from gateway.engine.logprobs import token_logprobs
 from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, GrammarStuck,
                                           LlamaContext, LlamaModel, Sampler)
 from gateway.engine.scheduler import Policy, Scheduler
 from gateway.engine.settings import EngineSettings
-from gateway.engine.session_cache import SessionCache
+from gateway.engine.kv.session_cache import SessionCache
 from gateway.engine.step_cost import StepCost
 from gateway.engine.text_stream import TextStream
 from gateway.engine.embed_turn import answer_embeddings
 from gateway.engine.turns import (Cancel, Command, EngineStats, InFlight, PendingTurn, RamBudget,
                                   RunningTurn, Stop)
-from gateway.engine.types import (
-    Failed,
-    FailureKind,
-    Finished,
-    FinishReason,
-    GenerationRequest,
-    Queued,
-    Sink,
-    TextDelta,
-)
+from gateway.engine.events import Failed, FailureKind, Finished, FinishReason, Queued, Sink, TextDelta
+from gateway.engine.process.failpoints import trigger
+from gateway.engine.requests import GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +52,10 @@ class Engine:
     def __post_init__(self) -> None:
         s = self.settings
         c = s.context
+        fault = self.decode_failpoint
         self.ctx = LlamaContext(self.model, c.n_ctx, c.parallel, c.n_batch, c.threads,
-                                self.decode_failpoint)
+                                None if fault is None
+                                else lambda: trigger(fault, self.model.extra_buffers))
         self.n_ctx_seq = self.ctx.n_ctx_seq
         self.cache = SessionCache(self.model.identity, s.session_cache.ram_bytes,
                                   s.session_cache.dir, s.session_cache.disk_bytes)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gateway.engine.types import TokenLogprob, TopLogprob
+from gateway.engine.events import TokenLogprob, TopLogprob
 
 BANNED = -9999.0  # a token the sampler made impossible (its logit -inf): OpenAI's floor
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 from gateway.engine.llama_backend import Sampler
 from gateway.engine.scheduler import Running
-from gateway.engine.session_key import SessionKey
-from gateway.engine.slots import Slot
+from gateway.engine.kv.session_key import SessionKey
+from gateway.engine.kv.slots import Slot
 from gateway.engine.text_stream import TextStream
-from gateway.engine.types import GenerationRequest, Sink, TokenLogprob
+from gateway.engine.events import Sink, TokenLogprob
+from gateway.engine.requests import GenerationRequest
 
 
 

@@ -14,10 +14,10 @@ import openai
 import pytest
 
 from gateway.engine.llama_backend import LlamaModel
-from gateway.serving.chat_template import ChatTemplate
-from gateway.serving.infill import ExtraText, FimTokens, infill_tokens
-from gateway.serving.tool_formats import template_message, template_tools
-from gateway import wire
+from gateway.frontend.prompt.chat_template import ChatTemplate
+from gateway.frontend.prompt.infill import ExtraText, FimTokens, infill_tokens
+from gateway.frontend.tools.formats import template_message, template_tools
+from gateway.protocol import openai as wire
 from tests.support import RunningServer, model_status
 
 MODEL = "qwen2.5-coder-0.5b"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gateway.engine.llama_backend import LlamaModel
-from gateway.serving.infill import ExtraText, FimTokens, infill_tokens
+from gateway.frontend.prompt.infill import ExtraText, FimTokens, infill_tokens
 from tests.support import RunningServer, model_block, running_server
 from tests.tiny_model import write_tiny_gguf
 

@@ -238,7 +238,7 @@ def engine_children(server: RunningServer) -> set[int]:
         except OSError:
             continue
         if int(fields[1]) == server.process.pid and fields[0] != "Z":
-            if b"gateway.engine.worker" in Path(stat.parent, "cmdline").read_bytes():
+            if b"gateway.engine.process.worker" in Path(stat.parent, "cmdline").read_bytes():
                 children.add(int(stat.parent.name))
     return children
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from gateway.engine.llama_backend import LlamaModel
-from gateway.serving.chat_template import ChatTemplate
-from gateway.serving.request_builder import chat_tokens
+from gateway.frontend.prompt.chat_template import ChatTemplate
+from gateway.frontend.prompt.completion_request import chat_tokens
 from tests.support import RunningServer, free_port, model_block, running_server
 
 MODEL = "gemma-3-270m"
@@ -145,7 +145,7 @@ def test_files_the_gateway_writes_are_private(gemma_path: Path) -> None:
 def test_a_model_id_never_names_a_path(tmp_path: Path) -> None:
     from gateway.config import ModelConfig, ModelSource
     from gateway.engine.settings import SessionCacheSettings
-    from gateway.serving.model_registry import engine_settings
+    from gateway.fleet.served_model import engine_settings
 
     config = ModelConfig(id="../../etc/evil", source=ModelSource(path="m.gguf"),
                          session_cache=SessionCacheSettings(dir=str(tmp_path)))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gateway.engine.llama_backend import LlamaModel
-from gateway.serving.chat_template import ChatTemplate
+from gateway.frontend.prompt.chat_template import ChatTemplate
 
 
 @pytest.fixture(scope="session")

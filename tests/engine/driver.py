@@ -9,7 +9,8 @@ from gateway.engine.engine import Engine
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.scheduler import SchedulerSettings
 from gateway.engine.settings import ContextSettings, EngineSettings, SessionCacheSettings
-from gateway.engine.types import EngineEvent, Finished, GenerationRequest, SamplingParams, TextDelta
+from gateway.engine.events import EngineEvent, Finished, TextDelta
+from gateway.engine.requests import GenerationRequest, SamplingParams
 
 _ids = itertools.count()
 

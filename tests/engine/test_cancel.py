@@ -4,7 +4,7 @@ work is aborted, not finished, so the editor's next keystroke does not wait behi
 from __future__ import annotations
 
 from gateway.engine.llama_backend import LlamaModel
-from gateway.engine.types import Finished, FinishReason
+from gateway.engine.events import Finished, FinishReason
 from tests.engine.driver import make_engine, run, submit
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.engine.session_key import named
+from gateway.engine.kv.session_key import named
 from gateway.engine.llama_backend import LlamaContext, LlamaModel, Sampler
-from gateway.engine.types import Failed, FailureKind, Finished, FinishReason, Queued, SamplingParams
+from gateway.engine.events import Failed, FailureKind, Finished, FinishReason, Queued
+from gateway.engine.requests import SamplingParams
 from tests.engine.driver import complete, make_engine, run, submit
 
 

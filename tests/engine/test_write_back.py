@@ -7,7 +7,8 @@ import threading
 import time
 
 from gateway.engine.llama_backend import LlamaModel
-from gateway.engine.types import EngineEvent, Finished, GenerationRequest, SamplingParams
+from gateway.engine.events import EngineEvent, Finished
+from gateway.engine.requests import GenerationRequest, SamplingParams
 from tests.engine.driver import complete, make_engine
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.api.body import decode_body
 from gateway.errors import InvalidRequest
-from gateway.wire import ChatCompletionRequest
+from gateway.protocol.openai import ChatCompletionRequest
 
 MSG = [{"role": "user", "content": "hi"}]
 

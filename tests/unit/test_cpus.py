@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.config import ModelConfig, ModelSource
 from gateway.placement.cpus import physical_cores, threads_per_engine
-from gateway.serving.model_registry import engine_settings
+from gateway.fleet.served_model import engine_settings
 
 HYPERTHREADED = "".join(
     f"processor\t: {cpu}\nphysical id\t: {cpu // 8}\ncore id\t\t: {cpu % 4}\n\n" for cpu in range(16))
@@ -32,7 +32,7 @@ def test_a_configured_thread_count_wins() -> None:
 def test_a_model_asleep_until_asked_takes_no_share_of_the_cores() -> None:
     from gateway.config import decode_config
     from gateway.placement.planner import planner_for
-    from gateway.serving.model_registry import ModelRegistry
+    from gateway.fleet.registry import ModelRegistry
 
     def shares(second: str) -> list[int]:
         config = decode_config('[server]\ngpu_discovery = "declared"\n'

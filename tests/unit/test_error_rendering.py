@@ -4,7 +4,10 @@ from litestar import Litestar, get
 from litestar.testing import TestClient
 
 from gateway.api.errors import EXCEPTION_HANDLERS
-from gateway.errors import Unavailable
+from gateway.engine.events import FailureKind
+from gateway.errors import OF_ENGINE, Failure, ServiceFailure
+from gateway.frontend.endpoints.responses_api import _error_event
+from gateway.frontend.error_frames import openai_error
 
 
 @get("/boom", sync_to_thread=False)
@@ -14,7 +17,7 @@ def boom() -> None:
 
 @get("/busy", sync_to_thread=False)
 def busy() -> None:
-    raise Unavailable("loading", code="model_not_ready", retry_after=7)
+    raise ServiceFailure(Failure.MODEL_NOT_READY, "loading", retry_after=7)
 
 
 def client() -> TestClient:
@@ -37,3 +40,17 @@ def test_gateway_error_keeps_status_code_and_headers() -> None:
         r = c.get("/busy")
     assert r.status_code == 503 and r.headers["retry-after"] == "7"
     assert r.json()["error"]["code"] == "model_not_ready"
+
+
+def test_every_engine_failure_has_one_row_in_the_table() -> None:
+    assert set(OF_ENGINE) == set(FailureKind)
+    assert len(set(OF_ENGINE.values())) == len(FailureKind)  # no two engine words mean one row
+
+
+def test_a_failure_reads_the_same_on_every_protocol() -> None:
+    """An engine that died mid-stream: the chat stream's frame, the Responses stream's error
+    event and the plain HTTP error all carry the code the table gives it."""
+    died = ServiceFailure(Failure.ENGINE_RESTARTING, "the engine process stopped")
+    assert openai_error(died).error.code == "engine_restarting"
+    assert _error_event(died).code == "engine_restarting"
+    assert died.status == 503 and died.headers == {"Retry-After": "2"}

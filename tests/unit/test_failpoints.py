@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.engine.failpoints import FailpointError, Failpoints
+from gateway.engine.process.failpoints import FailpointError, Failpoints
 
 
 def test_unset_means_none() -> None:

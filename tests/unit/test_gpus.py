@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from gateway.placement.gpus import GpuReading, ReadingsCache, parse_rocm_smi, sysfs_readings
-from gateway.serving.metrics import Metrics
+from gateway.fleet.metrics import Metrics
 
 # the shape rocm-smi 1.x/2.x prints for --showmeminfo vram --showuse --showtemp --showpower
 # --showproductname --json (two cards; key names carry their units)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.engine.llama_backend import LlamaModel
-from gateway.serving.infill import FIM_WINDOW, SNIPPET_SEPARATOR, ExtraText, FimTokens, infill_tokens
+from gateway.frontend.prompt.infill import FIM_WINDOW, SNIPPET_SEPARATOR, ExtraText, FimTokens, infill_tokens
 from tests.tiny_model import write_tiny_gguf
 
 PREFIX, SUFFIX, PROMPT = "def add(a, b):\n    ret", "\n\nprint(add(1, 2))\n", "urn a"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.serving.lifecycle import ALLOWED, InvalidTransition, State, move
+from gateway.fleet.lifecycle import ALLOWED, InvalidTransition, State, move
 
 
 def test_the_moves_a_replica_makes_are_allowed() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.serving.ram_shares import EngineRam, shares
+from gateway.fleet.ram_shares import EngineRam, shares
 
 MB = 1 << 20
 

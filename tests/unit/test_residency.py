@@ -7,10 +7,10 @@ import asyncio
 from dataclasses import dataclass, field
 
 from gateway.config import ModelConfig, ModelSource, ServerConfig
-from gateway.engine.ipc import Conversations
+from gateway.engine.process.ipc import Conversations
 from gateway.engine.settings import SessionCacheSettings
-from gateway.serving.lifecycle import State
-from gateway.serving.residency import Residency
+from gateway.fleet.lifecycle import State
+from gateway.fleet.residency import Residency
 
 
 @dataclass

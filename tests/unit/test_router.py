@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from gateway.serving.router import Router
+from gateway.fleet.router import Router
 
 
 @dataclass(eq=False)

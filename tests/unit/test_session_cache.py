@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.engine.session_cache import SavedSession, SessionCache
+from gateway.engine.kv.session_cache import SavedSession, SessionCache
 
 
 def entry(key: str, size: int, model: str = "m1", tokens: list[int] | None = None) -> SavedSession:
@@ -56,7 +56,7 @@ def test_unkeyed_continuation_is_found_by_prefix() -> None:
 
 
 def test_what_counts_as_the_same_conversation() -> None:
-    from gateway.engine.slots import common_prefix, continues
+    from gateway.engine.kv.slots import common_prefix, continues
 
     cached = list(range(100))
     follow_up = cached[:98] + [500, 501, 502]  # the reply re-tokenized at its end, a new question

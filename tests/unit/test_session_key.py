@@ -1,8 +1,8 @@
 import msgspec
 
-from gateway.wire import ChatCompletionRequest
-from gateway.engine.session_key import named
-from gateway.serving.request_builder import session_key
+from gateway.protocol.openai import ChatCompletionRequest
+from gateway.engine.kv.session_key import named
+from gateway.frontend.prompt.completion_request import session_key
 
 
 def body(**fields: object) -> ChatCompletionRequest:

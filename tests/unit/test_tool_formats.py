@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from gateway import wire
-from gateway.serving.tool_formats import HERMES, LLAMA3, MISTRAL, format_of, parse, template_message
+from gateway.protocol import openai as wire
+from gateway.frontend.tools.formats import HERMES, LLAMA3, MISTRAL, format_of, parse, template_message
 
 
 def test_the_format_comes_from_the_template() -> None:

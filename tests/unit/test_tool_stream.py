@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from gateway import wire
-from gateway.serving.tool_formats import HERMES, LLAMA3, MISTRAL
-from gateway.serving.tool_stream import ToolAnswerStream
-from gateway.serving.tools import ToolPlan, plan
+from gateway.protocol import openai as wire
+from gateway.frontend.tools.formats import HERMES, LLAMA3, MISTRAL
+from gateway.frontend.tools.answer_stream import ToolAnswerStream
+from gateway.frontend.tools.plan import ToolPlan, plan
 
 TOOL = wire.Tool("function", wire.FunctionDefinition(
     "get_weather", parameters={"type": "object", "properties": {"city": {"type": "string"}},

@@ -4,13 +4,13 @@ and how a decode in flight is aborted."""
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 import math
 import os
 
 import llama_cpp
 import numpy as np
 
-from gateway.engine.failpoints import trigger
 from gateway.engine.llama_backend.model import LlamaModel
 
 class TokenBatch:
@@ -56,10 +56,10 @@ class LlamaContext:
 
     def __init__(
         self, model: LlamaModel, n_ctx_seq: int, n_seq: int, n_batch: int, threads: int,
-        decode_failpoint: str | None = None,
+        before_decode: Callable[[], bool] | None = None,
     ) -> None:
         self.model = model
-        self._decode_failpoint = decode_failpoint
+        self._before_decode = before_decode  # a test's fault: True fails the decode
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx_seq * n_seq
         params.n_batch = n_batch
@@ -93,8 +93,7 @@ class LlamaContext:
     def decode(self) -> None:
         b = self.batch
         b._batch.n_tokens = b.size
-        if self._decode_failpoint is not None and trigger(self._decode_failpoint,
-                                                          self.model.extra_buffers):
+        if self._before_decode is not None and self._before_decode():
             raise RuntimeError("llama_decode failed (failpoint engine.decode=error)")
         rc = llama_cpp.llama_decode(self.ptr, b._batch)
         self._abort_flag[0] = b"\x00"

@@ -123,6 +123,12 @@ class LlamaModel:
         llama_cpp.llama_sampler_free(sampler)
         return True
 
+    json_object_grammar = JSON_OBJECT_GRAMMAR  # any JSON object
+
+    def schema_grammar(self, schema_json: str) -> str:
+        """The GBNF for JSON a schema describes (raises on a schema the converter cannot do)."""
+        return json_schema_grammar(schema_json)
+
     def describe(self) -> str:
         buf = ctypes.create_string_buffer(256)
         llama_cpp.llama_model_desc(self.ptr, buf, len(buf))

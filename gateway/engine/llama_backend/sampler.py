@@ -4,16 +4,41 @@ from __future__ import annotations
 
 import ctypes
 import math
+from typing import Protocol
 
 import llama_cpp
 import numpy as np
 
 from gateway.engine.llama_backend.context import LlamaContext
 from gateway.engine.llama_backend.model import LlamaModel
-from gateway.engine.types import SamplingParams
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])  # llama_token_data
 
+
+
+class SamplingParams(Protocol):
+    """What the sampler chain is built from (the engine's `SamplingParams`)."""
+
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def top_p(self) -> float: ...
+    @property
+    def top_k(self) -> int: ...
+    @property
+    def min_p(self) -> float: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def presence_penalty(self) -> float: ...
+    @property
+    def frequency_penalty(self) -> float: ...
+    @property
+    def repeat_penalty(self) -> float: ...
+    @property
+    def penalty_last_n(self) -> int: ...
+    @property
+    def logit_bias(self) -> list[tuple[int, float]]: ...
 
 class GrammarStuck(Exception):
     """The grammar allows none of the vocabulary's tokens next (llama.cpp would abort on one)."""

@@ -1,0 +1,153 @@
+"""OpenAI's Responses API (`POST /v1/responses`) as msgspec Structs: the request (unknown fields
+ignored) and the response object and its stream events. Plain msgspec, as `wire`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from gateway.protocol.openai import Fraction, Temperature, Tokens
+
+
+class InputText(msgspec.Struct, frozen=True):
+    type: str  # input_text, output_text
+    text: str | None = None
+
+
+class InputItem(msgspec.Struct, frozen=True):
+    """A message (role and content), a function call the model made, or its output."""
+
+    type: str = "message"  # message, function_call, function_call_output
+    role: str | None = None
+    content: str | list[InputText] | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+
+
+class FunctionTool(msgspec.Struct, frozen=True):
+    type: str
+    name: str | None = None
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class NamedFunctionChoice(msgspec.Struct, frozen=True):
+    type: str
+    name: str
+
+
+class ResponsesRequest(msgspec.Struct, frozen=True):
+    model: str
+    input: str | list[InputItem] = ""
+    instructions: str | None = None
+    max_output_tokens: Tokens | None = None
+    temperature: Temperature | None = None
+    top_p: Fraction | None = None
+    stream: bool = False
+    previous_response_id: str | None = None
+    store: bool = True
+    tools: list[FunctionTool] | None = None
+    tool_choice: str | NamedFunctionChoice | None = None
+    parallel_tool_calls: bool | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+# ---- the response -----------------------------------------------------------------------------
+
+
+class OutputText(msgspec.Struct):
+    text: str
+    type: Literal["output_text"] = "output_text"
+    annotations: list[Any] = []
+
+
+class OutputMessage(msgspec.Struct):
+    id: str
+    content: list[OutputText]
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    status: str = "completed"
+
+
+class FunctionCall(msgspec.Struct):
+    id: str
+    call_id: str
+    name: str
+    arguments: str
+    type: Literal["function_call"] = "function_call"
+    status: str = "completed"
+
+
+class InputTokensDetails(msgspec.Struct):
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+class OutputTokensDetails(msgspec.Struct, frozen=True):
+    reasoning_tokens: int = 0
+
+
+class ResponseUsage(msgspec.Struct):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens_details: OutputTokensDetails = OutputTokensDetails()
+
+
+class IncompleteDetails(msgspec.Struct):
+    reason: str
+
+
+class TextFormat(msgspec.Struct, frozen=True):
+    format: dict[str, str] = msgspec.field(default_factory=lambda: {"type": "text"})
+
+
+class Response(msgspec.Struct):
+    id: str
+    created_at: int
+    model: str
+    status: str  # in_progress, completed, incomplete
+    output: list[OutputMessage | FunctionCall]
+    usage: ResponseUsage | None
+    object: Literal["response"] = "response"
+    previous_response_id: str | None = None
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    tools: list[dict[str, Any]] = []
+    tool_choice: Any = "auto"
+    parallel_tool_calls: bool = True
+    incomplete_details: IncompleteDetails | None = None
+    error: None = None
+    metadata: dict[str, str] = {}
+    store: bool = True
+    text: TextFormat = TextFormat()
+    truncation: str = "disabled"
+    user: str | None = None
+
+
+class StreamEvent(msgspec.Struct, omit_defaults=True):
+    """One typed event of a streamed response; which fields it carries depends on its type."""
+
+    type: str
+    sequence_number: int
+    response: Response | None = None
+    output_index: int | None = None
+    content_index: int | None = None
+    item_id: str | None = None
+    item: OutputMessage | FunctionCall | None = None
+    part: OutputText | None = None
+    delta: str | None = None
+    text: str | None = None
+    arguments: str | None = None
+    code: str | None = None  # an error event's
+    message: str | None = None
+
+
