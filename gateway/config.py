@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from gateway.engine.scheduler import SchedulerSettings
-from gateway.engine.settings import ContextSettings, SessionCacheSettings
+from gateway.engine.settings import ContextSettings, SchedulerSettings, SessionCacheSettings
 
 
 class ConfigError(Exception):

@@ -1,4 +1,3 @@
-"""The web layer: litestar routes, SSE framing, OpenAI-shaped errors. The only litestar importer.
-
-`schemas` is plain msgspec and may be imported by the serving layer; nothing else here may.
+"""The web layer: litestar routes per protocol, SSE framing, error rendering, the Host/Origin and
+key guard. The only litestar importer; calls the frontend, never the engine.
 """

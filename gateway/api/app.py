@@ -6,7 +6,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from gateway.api.errors import EXCEPTION_HANDLERS
-from gateway.api.guard import App, Guard, Policy
+from gateway.api.guard import App, Guard, AccessPolicy
 from gateway.api.native_routes import NATIVE_ROUTES
 from gateway.api.routes import ROUTES
 from gateway.config import Config
@@ -15,11 +15,11 @@ from gateway.fleet.registry import ModelRegistry
 from gateway.frontend.endpoints.responses_api import ResponseStore
 
 
-def policy_for(config: Config, bind_host: str) -> Policy:
+def policy_for(config: Config, bind_host: str) -> AccessPolicy:
     """The door's rules from the config; raises `KeySourceError` for a key file or variable that
     cannot be read."""
     server = config.server
-    return Policy(
+    return AccessPolicy(
         bind_host=bind_host,
         allowed_hosts=frozenset(h.lower() for h in server.allowed_hosts),
         cors_origins=frozenset(o.rstrip("/") for o in server.cors_origins),
@@ -30,7 +30,7 @@ def policy_for(config: Config, bind_host: str) -> Policy:
     )
 
 
-def create_app(config: Config, registry: ModelRegistry, policy: Policy) -> App:
+def create_app(config: Config, registry: ModelRegistry, policy: AccessPolicy) -> App:
     """The app; its startup starts the models' engine processes, its shutdown stops them."""
 
     async def start_models() -> None:

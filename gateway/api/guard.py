@@ -71,7 +71,7 @@ def host_name(host: str) -> str:
 
 
 @dataclass
-class Policy:
+class AccessPolicy:
     bind_host: str
     allowed_hosts: frozenset[str]
     cors_origins: frozenset[str]
@@ -116,7 +116,7 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
 
 
 class Guard:
-    def __init__(self, app: App, policy: Policy) -> None:
+    def __init__(self, app: App, policy: AccessPolicy) -> None:
         self.app = app
         self.policy = policy
 

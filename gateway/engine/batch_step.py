@@ -36,12 +36,12 @@ def fill(batch: TokenBatch, running: list[RunningTurn], counts: dict[str, int],
         if count == 0:
             continue
         if not seq.prompt_left:
-            chosen[seq.slot.seq] = (seq, [seq.next_token])
+            chosen[seq.slot.seq_id] = (seq, [seq.next_token])
             continue
         chunk = seq.prompt_left[:count]
         seq.prompt_left = seq.prompt_left[len(chunk):]
-        chosen[seq.slot.seq] = (seq, chunk)
-        step.from_prompt.add(seq.slot.seq)
+        chosen[seq.slot.seq_id] = (seq, chunk)
+        step.from_prompt.add(seq.slot.seq_id)
         if seq.generated == 0:
             step.ongoing_prompt |= seq.pending.ongoing
             step.new_prompt |= not seq.pending.ongoing
@@ -70,11 +70,11 @@ def undo(step: StepBatch, ctx: LlamaContext, stats: EngineStats) -> None:
     """An aborted step leaves each sequence as it was before it: its KV cut back, a prompt chunk
     to feed again, else the same next token fed again."""
     for seq in step.turns:
-        start = step.before[seq.slot.seq]
+        start = step.before[seq.slot.seq_id]
         added = seq.slot.tokens[start:]
-        ctx.forget(seq.slot.seq, start)
+        ctx.forget(seq.slot.seq_id, start)
         del seq.slot.tokens[start:]
-        if seq.slot.seq in step.from_prompt:
+        if seq.slot.seq_id in step.from_prompt:
             seq.prompt_left = added + seq.prompt_left
             stats.prompt_tokens_computed -= len(added)
     stats.aborted_steps += 1

@@ -21,13 +21,14 @@ from gateway.engine.kv.conversations import ConversationStore
 from gateway.engine.logprobs import token_logprobs
 from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, GrammarStuck,
                                           LlamaContext, LlamaModel, Sampler)
-from gateway.engine.scheduler import Policy, Scheduler
+from gateway.engine.scheduler import Scheduler
+from gateway.engine.settings import Policy
 from gateway.engine.settings import EngineSettings
 from gateway.engine.kv.session_cache import SessionCache
 from gateway.engine.step_cost import StepCost
 from gateway.engine.text_stream import TextStream
 from gateway.engine.embed_turn import answer_embeddings
-from gateway.engine.turns import (Cancel, Command, EngineStats, InFlight, PendingTurn, RamBudget,
+from gateway.engine.turns import (CancelTurn, Command, EngineStats, InFlight, PendingTurn, SetRamBudget,
                                   RunningTurn, Stop)
 from gateway.engine.events import Failed, FailureKind, Finished, FinishReason, Queued, Sink, TextDelta
 from gateway.engine.process.failpoints import trigger
@@ -89,7 +90,7 @@ class Engine:
                     self.ctx.abort()  # redone with this turn in it
 
     def cancel(self, request_id: str) -> None:
-        self._commands.put(Cancel(request_id))
+        self._commands.put(CancelTurn(request_id))
         flight = self._in_flight
         if flight is not None and flight.mostly_for(request_id):
             self.ctx.abort()  # don't finish a step that is mostly for an abandoned request
@@ -145,7 +146,7 @@ class Engine:
 
     def set_ram_budget(self, budget_bytes: int) -> None:
         """The session cache's new RAM budget (its share of the host's)."""
-        self._commands.put(RamBudget(budget_bytes))
+        self._commands.put(SetRamBudget(budget_bytes))
 
     def _report_occupancy(self, changed: bool = False) -> None:
         current = self.occupancy
@@ -188,9 +189,9 @@ class Engine:
             answer_embeddings(self.embedder, command)
         elif isinstance(command, PendingTurn):
             self._offer(command)
-        elif isinstance(command, Cancel):
+        elif isinstance(command, CancelTurn):
             self._cancel(command.request_id)
-        elif isinstance(command, RamBudget):
+        elif isinstance(command, SetRamBudget):
             self.cache.resize(command.budget_bytes)
             self._report_occupancy(changed=True)
         else:

@@ -16,30 +16,11 @@ Both bound the queue of new conversations (`max_queue`) and expire requests that
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-import msgspec
-
-
-class Policy(str, enum.Enum):
-    LATENCY_FIRST = "latency_first"
-    FIFO = "fifo"
-
-
-class SchedulerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A model's `[models.scheduling]` table: declared here once, read by the config."""
-
-    policy: Policy = Policy.LATENCY_FIRST
-    # new conversations truly waiting (no free slot); past it: 429. 0: none may wait
-    max_queue: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 64
-    queue_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 120.0  # then 503
-    max_wait_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 10.0  # aging: a new one goes first
-    reserved_slots: Annotated[int, msgspec.Meta(ge=0)] = 0  # slots new conversations may not take
-    # new conversations one client (API key or address) may have waiting; 0: no limit
-    max_queue_per_client: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 16
+from gateway.engine.settings import Policy, SchedulerSettings
 
 
 class WaitingTurn(Protocol):

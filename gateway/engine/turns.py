@@ -135,7 +135,7 @@ class EngineStats:
 
 
 @dataclass
-class Cancel:
+class CancelTurn:
     request_id: str
 
 
@@ -145,10 +145,10 @@ class Stop:
 
 
 @dataclass
-class RamBudget:
+class SetRamBudget:
     """The session cache's share of the host-RAM budget, from the gateway."""
 
     budget_bytes: int
 
 
-Command = PendingTurn | Cancel | RamBudget | Stop
+Command = PendingTurn | CancelTurn | SetRamBudget | Stop

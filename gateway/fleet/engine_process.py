@@ -152,7 +152,7 @@ class EngineProcess:
 
     def cancel(self, request_id: str) -> None:
         if self._sinks.pop(request_id, None) is not None and self._writer is not None:
-            self._writer.write(ipc.frame(ipc.Cancel(request_id)))
+            self._writer.write(ipc.frame(ipc.CancelRequest(request_id)))
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -160,7 +160,7 @@ class EngineProcess:
         """Its session cache's share of the host-RAM budget; sent now and on every start."""
         self.ram_budget = budget_bytes
         if self._writer is not None:
-            self._writer.write(ipc.frame(ipc.RamBudget(budget_bytes)))
+            self._writer.write(ipc.frame(ipc.RamShare(budget_bytes)))
 
     def start(self) -> None:
         self._stopping = False
@@ -198,7 +198,7 @@ class EngineProcess:
         the engine to stop working on them."""
         if self._writer is not None:
             for request_id in self._sinks:
-                self._writer.write(ipc.frame(ipc.Cancel(request_id)))
+                self._writer.write(ipc.frame(ipc.CancelRequest(request_id)))
         self._fail_in_flight(ServiceFailure(Failure.SHUTTING_DOWN, message, retry_after=5))
 
     async def _supervise(self) -> None:
@@ -289,7 +289,7 @@ class EngineProcess:
             try:
                 reader, self._writer = await self._connect(path)
                 if self.ram_budget is not None:
-                    self._writer.write(ipc.frame(ipc.RamBudget(self.ram_budget)))
+                    self._writer.write(ipc.frame(ipc.RamShare(self.ram_budget)))
                 try:
                     was_ready = await self._read(reader)
                 finally:

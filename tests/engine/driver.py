@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from gateway.engine.engine import Engine
 from gateway.engine.llama_backend import LlamaModel
-from gateway.engine.scheduler import SchedulerSettings
+from gateway.engine.settings import SchedulerSettings
 from gateway.engine.settings import ContextSettings, EngineSettings, SessionCacheSettings
 from gateway.engine.events import EngineEvent, Finished, TextDelta
 from gateway.engine.requests import GenerationRequest, SamplingParams

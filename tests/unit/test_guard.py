@@ -9,15 +9,15 @@ import json
 import httpx
 import pytest
 
-from gateway.api.guard import Guard, Policy
+from gateway.api.guard import Guard, AccessPolicy
 from gateway.keys import KeyRing, key_id
 
 
-def make_policy(**overrides: object) -> Policy:
+def make_policy(**overrides: object) -> AccessPolicy:
     fields: dict = {"bind_host": "127.0.0.1", "allowed_hosts": frozenset({"rig.local"}),
                     "cors_origins": frozenset({"http://app.example"}), "api_keys": KeyRing([]),
                     "admin_keys": KeyRing([]), "max_requests_per_client": 0}
-    return Policy(**{**fields, **overrides})
+    return AccessPolicy(**{**fields, **overrides})
 
 
 async def echo(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
@@ -29,7 +29,7 @@ async def echo(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     await send({"type": "http.response.body", "body": body.encode()})
 
 
-def client(policy: Policy, address: str = "127.0.0.1") -> httpx.AsyncClient:
+def client(policy: AccessPolicy, address: str = "127.0.0.1") -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=Guard(echo, policy), client=(address, 5000))
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
 

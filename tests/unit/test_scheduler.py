@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.engine.scheduler import Policy, Running, Scheduler, SchedulerSettings, Waiting
+from gateway.engine.scheduler import Running, Scheduler, Waiting
+from gateway.engine.settings import Policy, SchedulerSettings
 
 
 def make(policy: Policy = Policy.LATENCY_FIRST, slots: int = 4, **kw: float) -> Scheduler:

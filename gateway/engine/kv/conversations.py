@@ -100,9 +100,9 @@ class ConversationStore:
         if slot is None or key is None:
             return None
         keep = min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
-        if not self.ctx.forget(slot.seq, keep):
+        if not self.ctx.forget(slot.seq_id, keep):
             keep = 0  # llama.cpp could not cut this sequence there: recompute it whole
-            self.ctx.forget(slot.seq)
+            self.ctx.forget(slot.seq_id)
         del slot.tokens[keep:]
         if slot.written_back:  # the turn changes this KV: the copy would go stale
             self.cache.discard(key)
@@ -122,11 +122,11 @@ class ConversationStore:
         saved = self.cache.take(key)  # before spilling: the spill may need its room
         self._spill(slot)
         if saved is not None:
-            if self.ctx.restore_sequence(slot.seq, saved.state):
+            if self.ctx.restore_sequence(slot.seq_id, saved.state):
                 slot.tokens = list(saved.tokens)
                 self.restored += 1
             else:
-                self.ctx.forget(slot.seq)
+                self.ctx.forget(slot.seq_id)
         else:
             self._share_prefix(slot, client_of(key), prompt)
         return slot
@@ -144,20 +144,20 @@ class ConversationStore:
             if shared > best_shared:
                 best, best_shared = other, shared
         if best is not None:
-            self.ctx.copy_sequence(best.seq, slot.seq)
+            self.ctx.copy_sequence(best.seq_id, slot.seq_id)
         else:
             saved = self.cache.longest_prefix(prompt, client, MIN_SHARED_PREFIX)
             if saved is None:
                 return
             best_shared = min(common_prefix(saved.tokens, prompt), len(prompt) - 1)
-            if not self.ctx.restore_sequence(slot.seq, saved.state):
-                self.ctx.forget(slot.seq)
+            if not self.ctx.restore_sequence(slot.seq_id, saved.state):
+                self.ctx.forget(slot.seq_id)
                 return
-        if self.ctx.forget(slot.seq, best_shared):
+        if self.ctx.forget(slot.seq_id, best_shared):
             slot.tokens = list(prompt[:best_shared])
             self.shared_prefixes += 1
         else:  # llama.cpp could not cut it there: start empty
-            self.ctx.forget(slot.seq)
+            self.ctx.forget(slot.seq_id)
 
     def write_back(self) -> bool:
         """Idle time: when every slot holds a conversation and the next new one would have to
@@ -171,10 +171,10 @@ class ConversationStore:
         if not candidates:
             return False
         slot = min(candidates, key=lambda s: s.last_used)
-        if not self.cache.has_room(self.ctx.sequence_state_size(slot.seq)):
+        if not self.cache.has_room(self.ctx.sequence_state_size(slot.seq_id)):
             return False
         assert slot.session is not None
-        state = self.ctx.save_sequence(slot.seq)
+        state = self.ctx.save_sequence(slot.seq_id)
         entry = SavedSession(slot.session, self.model_identity, list(slot.tokens), state,
                              self.clock())
         slot.written_back = self.cache.put(entry)
@@ -188,12 +188,12 @@ class ConversationStore:
         if slot.written_back and slot.session is not None and slot.session in self.cache:
             self.spilled += 1
         elif slot.tokens and slot.session is not None and self.cache.enabled:
-            state = self.ctx.save_sequence(slot.seq)
+            state = self.ctx.save_sequence(slot.seq_id)
             entry = SavedSession(slot.session, self.model_identity, list(slot.tokens), state,
                                  self.clock())
             if self.cache.put(entry):
                 self.spilled += 1
-        self.ctx.forget(slot.seq)
+        self.ctx.forget(slot.seq_id)
         slot.tokens = []
         slot.session = None
         slot.written_back = False
@@ -206,7 +206,7 @@ class ConversationStore:
             return 0
         for slot in self.slots.slots:
             if slot.tokens and slot.session is not None and not slot.written_back:
-                state = self.ctx.save_sequence(slot.seq)
+                state = self.ctx.save_sequence(slot.seq_id)
                 self.cache.put(SavedSession(slot.session, self.model_identity, list(slot.tokens),
                                             state, self.clock()))
         return self.cache.persist()
@@ -218,7 +218,7 @@ class ConversationStore:
 
     def discard(self, slot: Slot) -> None:
         """The slot's KV can't be trusted (a failed decode): drop it."""
-        self.ctx.forget(slot.seq)
+        self.ctx.forget(slot.seq_id)
         if slot.written_back and slot.session is not None:
             self.cache.discard(slot.session)
         slot.tokens = []

@@ -48,7 +48,7 @@ def best_unkeyed(candidates: list[tuple[SessionKey, list[int]]], prompt: list[in
 
 @dataclass
 class Slot:
-    seq: int
+    seq_id: int  # its llama.cpp sequence
     tokens: list[int] = field(default_factory=list)
     session: SessionKey | None = None
     busy: bool = False

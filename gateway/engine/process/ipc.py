@@ -1,6 +1,6 @@
 """The wire between the gateway and an engine process: length-prefixed msgpack frames.
 
-Gateway -> engine: `Submit`, `Cancel`, `RamBudget`. Engine -> gateway: `Progress` while loading, `WarmingUp` once
+Gateway -> engine: `Submit`, `CancelRequest`, `RamShare`. Engine -> gateway: `Progress` while loading, `WarmingUp` once
 loaded, `Ready` once a warm-up decode worked, `Event` for each request's events, `Occupancy` whenever
 what it runs and has waiting changes (for routing and /health).
 """
@@ -31,11 +31,11 @@ class Submit(msgspec.Struct, frozen=True, tag=True):
     request: GenerationRequest
 
 
-class Cancel(msgspec.Struct, frozen=True, tag=True):
+class CancelRequest(msgspec.Struct, frozen=True, tag=True):
     request_id: str
 
 
-class RamBudget(msgspec.Struct, frozen=True, tag=True):
+class RamShare(msgspec.Struct, frozen=True, tag=True):
     """This engine's share of the host-RAM budget for saved conversations, in bytes."""
 
     budget_bytes: int
@@ -84,7 +84,7 @@ class Occupancy(msgspec.Struct, frozen=True, tag=True):
     conversations: Conversations | None = None
 
 
-ToEngine = Submit | Cancel | RamBudget
+ToEngine = Submit | CancelRequest | RamShare
 FromEngine = Progress | WarmingUp | Ready | Event | Occupancy
 
 _HEADER = struct.Struct("!I")
@@ -98,7 +98,7 @@ def frame(message: ToEngine | FromEngine) -> bytes:
     return _HEADER.pack(len(body)) + body
 
 
-def frames(messages: list[FromEngine]) -> bytes:
+def frame_batch(messages: list[FromEngine]) -> bytes:
     return b"".join(frame(m) for m in messages)
 
 

@@ -3,7 +3,7 @@
 Started by the gateway's supervisor as `python -m gateway.engine.process.worker SOCKET SPEC_JSON`. It
 listens on SOCKET, accepts the gateway's one connection, reports load progress, warms up (a decode
 through the batch path; only then is it `Ready`), then turns `Submit`
-and `Cancel` frames into engine calls and sends engine events back. A writer thread batches events
+and `CancelRequest` frames into engine calls and sends engine events back. A writer thread batches events
 so the engine thread never waits on the socket. When the gateway goes away, the process exits.
 """
 
@@ -57,7 +57,7 @@ class _Writer:
             messages = [m for m in batch if m is not None]
             try:
                 if messages:
-                    self._conn.sendall(ipc.frames(messages))
+                    self._conn.sendall(ipc.frame_batch(messages))
             except OSError:
                 return
             if len(messages) != len(batch):
@@ -128,7 +128,7 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
             message = ipc.to_engine_decoder.decode(body)
             if isinstance(message, ipc.Submit):
                 engine.submit(message.request, sink_for(message.request.request_id))
-            elif isinstance(message, ipc.RamBudget):
+            elif isinstance(message, ipc.RamShare):
                 engine.set_ram_budget(message.budget_bytes)
             else:
                 engine.cancel(message.request_id)
