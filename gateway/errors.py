@@ -102,8 +102,13 @@ class ServiceFailure(GatewayError):
         self.status = failure.status
         self.type = failure.type
         self.code = failure.code
-        wait = failure.retry_after if retry_after is None else retry_after
-        self.headers = {"Retry-After": str(wait)} if wait is not None else {}
+        self.retry_after = failure.retry_after if retry_after is None else retry_after
+        self.headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
+    def again(self) -> ServiceFailure:
+        """The same failure as a new exception (one per request it ends: never one object
+        raised in many tasks)."""
+        return ServiceFailure(self.failure, self.message, self.retry_after)
 
     @classmethod
     def of(cls, failed: Failed) -> ServiceFailure:

@@ -365,12 +365,14 @@ class EngineProcess:
                 self._release_gate()  # the next model may load
                 self.n_ctx_seq = message.n_ctx_seq
                 self.failure = None
+                if self._stopping:  # a late Ready from an engine being stopped: not serving
+                    return was_ready
                 self._move(State.READY)
 
     def _fail_in_flight(self, failure: ServiceFailure) -> None:
         sinks, self._sinks = self._sinks, {}
         for sink in sinks.values():
-            sink(failure)
+            sink(failure.again())
         self.running = 0
 
     def describe(self) -> dict[str, object]:

@@ -16,13 +16,17 @@ false`); the next request for it wakes it, where `unloaded` (the admin's) answer
 
 A model's own steps (`Phase`, moved only by its `ServedModel`, checked here too):
 
-    sleeping | unloaded -> preparing       (a request wakes it, the start or the admin loads it)
+    sleeping | unloaded -> preparing | stopping
+                                            (a request wakes it, the start or the admin loads it;
+                                             an unload or the server's close stops it anyway)
     preparing -> started | failed | sleeping | stopping
                                             (its file, vocabulary and placement, then its engines;
                                              a wake finding no room goes back to sleep)
     started -> stopping                     (keep-alive, room for another, the admin's unload)
     failed -> preparing | stopping          (the admin's load tries again)
-    stopping -> sleeping | unloaded | preparing   (a load while it stops starts once it stopped)
+    stopping -> sleeping | unloaded | preparing | stopping
+                                            (a load while it stops starts once it stopped; a
+                                             second stop waits for the first)
 
 Its `State` is read off the phase and, once started, off its replicas.
 """

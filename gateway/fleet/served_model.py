@@ -285,35 +285,47 @@ class ServedModel:
             replica.retry()
         if self._phase in (Phase.PREPARING, Phase.STARTED):
             return
+        self.error = None
         if self._phase is Phase.FAILED:
-            self.error = None
             self.replicas = []
         self._attempt += 1
         self._move(Phase.PREPARING)
         self._task = asyncio.get_running_loop().create_task(self._prepare())
 
+    def _current(self) -> bool:
+        """Whether the running task is this model's preparation (a stop cancels it; a late
+        wake-up of a cancelled one must not move anything)."""
+        return asyncio.current_task() is self._task
+
     async def _prepare(self) -> None:
+        try:
+            await self._prepare_engines()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a missing file, a bad checksum, no network, no room on the GPUs
+            if self._current():
+                self.error = str(exc)
+                log.error("model %s cannot load: %s", self.id, exc)
+                self._move(Phase.FAILED)
+
+    async def _prepare_engines(self) -> None:
         if self._stopped is not None:
             await asyncio.shield(self._stopped)  # the last engines' memory is free first
+        path = Path(await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
+                                            lambda msg: events.info("%s", msg)))
         try:
-            path = Path(await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
-                                                lambda msg: events.info("%s", msg)))
-            try:
-                self.placement = await self._place(path)
-            except DoesNotFitAlone:
-                raise  # putting others to sleep cannot help: `failed`, saying why
-            except PlacementError as exc:
-                if self._woken:
-                    self._back_to_sleep(str(exc))  # the others are busy: the next request tries
-                    return
-                raise
-            if self.tokenizer is None:
-                self.tokenizer = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
-                self.kv_bytes_per_token = await asyncio.to_thread(self._kv_per_token, path)
-        except Exception as exc:  # a missing file, a bad checksum, no network, no room on the GPUs
-            self.error = str(exc)
-            log.error("model %s cannot load: %s", self.id, exc)
-            self._move(Phase.FAILED)
+            self.placement = await self._place(path)
+        except DoesNotFitAlone:
+            raise  # putting others to sleep cannot help: `failed`, saying why
+        except PlacementError as exc:
+            if self._woken and self._current():
+                self._back_to_sleep(str(exc))  # the others are busy: the next request tries
+                return
+            raise
+        if self.tokenizer is None:
+            self.tokenizer = await asyncio.to_thread(LlamaModel, path, vocab_only=True)
+            self.kv_bytes_per_token = await asyncio.to_thread(self._kv_per_token, path)
+        if not self._current():
             return
         self.replicas = [self._replica(path, i) for i in range(len(self.placement.replicas))]
         self.residency.share_ram()  # before they start: each learns its share on connecting
@@ -376,23 +388,28 @@ class ServedModel:
     async def _stop(self, to: Phase) -> None:
         self._stopping_to = to
         preparing, self._task = self._task, None  # a load that comes now starts after the stop
+        if preparing is not None and not preparing.done():
+            preparing.cancel()
         self._move(Phase.STOPPING)
-        stopped = asyncio.get_running_loop().create_task(self._stop_engines(preparing))
+        stopped = asyncio.get_running_loop().create_task(self._stop_engines(self._stopped))
         self._stopped = stopped
         await asyncio.shield(stopped)
 
-    async def _stop_engines(self, preparing: asyncio.Task[None] | None) -> None:
-        self.last_load_s = self.load_seconds
-        # a CPU backend that faulted with extra buffer types faults again: the next wake starts
-        # without them instead of crashing once more
-        self.healed = self.healed or any(r.note == HEALED_NOTE for r in self.replicas)
-        replicas, self.replicas = self.replicas, []
-        self.router = Router()
-        if preparing is not None and not preparing.done():
-            preparing.cancel()
-        await asyncio.gather(*(r.stop() for r in replicas))
-        self.planner.release(self.id)  # its GPU memory is free once its processes are gone
-        self.residency.share_ram()
-        self._stopped = None
-        if self._phase is Phase.STOPPING:  # no load came meanwhile
-            self._move(self._stopping_to)
+    async def _stop_engines(self, earlier: asyncio.Task[None] | None) -> None:
+        try:
+            if earlier is not None:
+                await asyncio.shield(earlier)  # a stop already under way ends first
+            self.last_load_s = self.load_seconds
+            # a CPU backend that faulted with extra buffer types faults again: the next wake
+            # starts without them instead of crashing once more
+            self.healed = self.healed or any(r.note == HEALED_NOTE for r in self.replicas)
+            replicas, self.replicas = self.replicas, []
+            self.router = Router()
+            await asyncio.gather(*(r.stop() for r in replicas))
+            self.planner.release(self.id)  # its GPU memory is free once its processes are gone
+            self.residency.share_ram()
+        finally:
+            if self._stopped is asyncio.current_task():
+                self._stopped = None
+            if self._phase is Phase.STOPPING and self._stopped is None:  # no load came meanwhile
+                self._move(self._stopping_to)
