@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.datastructures import State
 
+from gateway.api.anthropic_routes import ANTHROPIC_ROUTES
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.guard import App, Guard, AccessPolicy
 from gateway.api.native_routes import NATIVE_ROUTES
@@ -40,7 +41,7 @@ def create_app(config: Config, registry: ModelRegistry, policy: AccessPolicy) ->
         await registry.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, *NATIVE_ROUTES],
+        route_handlers=[*ROUTES, *NATIVE_ROUTES, *ANTHROPIC_ROUTES],
         on_startup=[start_models],
         on_shutdown=[stop_models],
         state=State({"registry": registry, "config": config, "responses": ResponseStore()}),

@@ -6,14 +6,15 @@ every route (unknown ones included), so nothing reaches a handler that this has 
 - Browsers: a request carrying an `Origin` must come from the same origin or one of
   `[server] cors_origins`; CORS headers (and preflight answers) only for those. POST bodies must be
   `application/json`: a cross-site page cannot send that without a preflight.
-- Keys: with API keys, every route but /health needs a bearer key (and /health tells a caller
+- Keys: with API keys, every route but /health needs a key (and /health tells a caller
   without one its status only); /admin needs an admin key, or, with none configured, a loopback
   client.
 - Identity: the client is its key's hash, or its address when keys are off; handlers read it as
   `scope["gateway.client"]` (sessions are scoped to it), `scope["gateway.admin"]` and
   `scope["gateway.trusted"]` (a key holder, or anyone when keys are off).
 - Fairness: at most `max_requests_per_client` generation requests in flight per client.
-Refusals are OpenAI-shaped errors. Keys are never logged.
+Refusals are errors in the shape of the route's protocol. Keys (a bearer token, or Anthropic's
+`x-api-key`) are never logged.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors import Failure, GatewayError, ServiceFailure
-from gateway.frontend.error_frames import openai_error
+from gateway.frontend.error_frames import error_body
 from gateway.keys import KeyRing
 
 Scope = MutableMapping[str, Any]
@@ -39,10 +40,13 @@ OPEN_PATHS = frozenset({"/health"})
 # the routes that take a JSON body and generate: JSON only, counted against the client's share
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/completions",
                               "/completions", "/infill", "/completion", "/v1/embeddings",
-                              "/embeddings", "/v1/responses", "/responses"})
-JSON_PATHS = GENERATION_PATHS | {"/tokenize", "/detokenize"}  # POST bodies: JSON only
+                              "/embeddings", "/v1/responses", "/responses", "/v1/messages",
+                              "/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
+JSON_PATHS = GENERATION_PATHS | {"/tokenize", "/detokenize", "/v1/messages/count_tokens",
+                                 "/api/show"}  # POST bodies: JSON only
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-ALLOWED_HEADERS = "Authorization, Content-Type, X-Session-ID, OpenAI-Organization, OpenAI-Project"
+ALLOWED_HEADERS = ("Authorization, Content-Type, X-Session-ID, OpenAI-Organization, OpenAI-Project, "
+                   "X-Api-Key, Anthropic-Version, Anthropic-Beta")
 
 
 def _is_ip(name: str) -> bool:
@@ -95,17 +99,18 @@ class AccessPolicy:
         return scheme in ("http", "https") and host is not None and rest.lower() == host.lower()
 
 
-def _refusal(error: GatewayError, headers: list[tuple[bytes, bytes]] | None = None
+def _refusal(error: GatewayError, path: str, headers: list[tuple[bytes, bytes]] | None = None
              ) -> tuple[int, bytes, list]:
-    """A refused request as (status, body, headers): rendered as every error is."""
+    """A refused request as (status, body, headers): rendered as every error is, in the shape of
+    the protocol `path` speaks."""
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
-    return error.status, msgspec.json.encode(openai_error(error)), [*extra, *(headers or [])]
+    return error.status, msgspec.json.encode(error_body(path, error)), [*extra, *(headers or [])]
 
 
-def _error(status: int, message: str, type_: str, code: str) -> tuple[int, bytes, list]:
+def _error(status: int, message: str, type_: str, code: str) -> GatewayError:
     error = GatewayError(message, code=code)
     error.status, error.type = status, type_
-    return _refusal(error)
+    return error
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -127,7 +132,7 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         refusal, cors = self._check(scope, headers)
         if refusal is not None:
-            await _respond(send, *refusal)
+            await _respond(send, *_refusal(refusal, scope["path"]))
             return
         cors_headers = [(b"access-control-allow-origin", cors.encode("latin-1")),
                         (b"vary", b"Origin")] if cors else []
@@ -151,7 +156,7 @@ class Guard:
             if limit and self.policy.in_flight.get(client, 0) >= limit:
                 await _respond(send, *_refusal(ServiceFailure(
                     Failure.CLIENT_QUOTA, f"This client already has {limit} requests in flight; "
-                    "wait for one to end"), cors_headers))
+                    "wait for one to end"), scope["path"], cors_headers))
                 return
             self.policy.in_flight[client] = self.policy.in_flight.get(client, 0) + 1
         try:
@@ -165,7 +170,7 @@ class Guard:
                     del self.policy.in_flight[client]
 
     def _check(self, scope: Scope, headers: dict[str, str]
-               ) -> tuple[tuple[int, bytes, list] | None, str | None]:
+               ) -> tuple[GatewayError | None, str | None]:
         """(a refusal, or None) and the origin to send CORS headers to, if any."""
         policy = self.policy
         host = headers.get("host")
@@ -193,6 +198,7 @@ class Guard:
         bearer = headers.get("authorization", "")
         scheme, _, token = bearer.partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
+        token = token or headers.get("x-api-key", "").strip()  # Anthropic's clients send this
         api_id = policy.api_keys.match(token) if token else None
         admin_id = policy.admin_keys.match(token) if token else None
         if path.startswith("/admin"):

@@ -9,7 +9,7 @@ import msgspec
 from gateway.frontend.endpoints.completion_chunks import StreamItem
 from gateway.frontend.endpoints.llama_server import NativeStreamItem
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice
-from gateway.protocol.responses import StreamEvent
+from gateway.protocol import anthropic, responses
 
 DONE = b"data: [DONE]\n\n"
 
@@ -37,10 +37,12 @@ async def frames(items: AsyncIterator[StreamItem] | AsyncIterator[NativeStreamIt
         yield DONE
 
 
-async def typed_events(events: AsyncIterator[StreamEvent | LoadingNotice]
-                       ) -> AsyncIterator[bytes]:
-    """The Responses API's stream: each event named in an `event:` line, then its `data:`;
-    loading notices as comments."""
+TypedEvent = responses.StreamEvent | anthropic.StreamEvent
+
+
+async def typed_events(events: AsyncIterator[TypedEvent | LoadingNotice]) -> AsyncIterator[bytes]:
+    """The Responses API's and Anthropic's streams: each event named in an `event:` line, then
+    its `data:`; loading notices as comments."""
     encoder = msgspec.json.Encoder()
     async for item in events:
         if isinstance(item, LoadingNotice):

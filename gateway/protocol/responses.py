@@ -64,6 +64,7 @@ class OutputText(msgspec.Struct):
     text: str
     type: Literal["output_text"] = "output_text"
     annotations: list[Any] = []
+    logprobs: list[Any] = []  # required by the spec, even empty
 
 
 class OutputMessage(msgspec.Struct):
@@ -114,7 +115,7 @@ class Response(msgspec.Struct):
     model: str
     status: str  # in_progress, completed, incomplete
     output: list[OutputMessage | FunctionCall]
-    usage: ResponseUsage | None
+    usage: ResponseUsage | msgspec.UnsetType  # absent while in progress (never null)
     object: Literal["response"] = "response"
     previous_response_id: str | None = None
     instructions: str | None = None
@@ -130,24 +131,32 @@ class Response(msgspec.Struct):
     store: bool = True
     text: TextFormat = TextFormat()
     truncation: str = "disabled"
-    user: str | None = None
+    user: str | msgspec.UnsetType = msgspec.UNSET  # a string or absent (never null)
 
 
-class StreamEvent(msgspec.Struct, omit_defaults=True):
-    """One typed event of a streamed response; which fields it carries depends on its type."""
+Unset = msgspec.UnsetType
+UNSET = msgspec.UNSET
+
+
+class StreamEvent(msgspec.Struct):
+    """One typed event of a streamed response; which fields it carries depends on its type (the
+    others are absent, never null)."""
 
     type: str
     sequence_number: int
-    response: Response | None = None
-    output_index: int | None = None
-    content_index: int | None = None
-    item_id: str | None = None
-    item: OutputMessage | FunctionCall | None = None
-    part: OutputText | None = None
-    delta: str | None = None
-    text: str | None = None
-    arguments: str | None = None
-    code: str | None = None  # an error event's
-    message: str | None = None
+    response: Response | Unset = UNSET
+    output_index: int | Unset = UNSET
+    content_index: int | Unset = UNSET
+    item_id: str | Unset = UNSET
+    item: OutputMessage | FunctionCall | Unset = UNSET
+    part: OutputText | Unset = UNSET
+    delta: str | Unset = UNSET
+    text: str | Unset = UNSET
+    name: str | Unset = UNSET  # a function call's, when its arguments are done
+    arguments: str | Unset = UNSET
+    logprobs: list[Any] | Unset = UNSET  # the text events': [] (none asked)
+    code: str | None | Unset = UNSET  # an error event's: code, message, param (these may be null)
+    message: str | Unset = UNSET
+    param: str | None | Unset = UNSET
 
 

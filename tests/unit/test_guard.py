@@ -117,3 +117,17 @@ async def test_one_client_cannot_have_more_than_its_share_in_flight() -> None:
         assert sorted(r.status_code for r in answers) == [200, 200, 429]
         assert policy.in_flight == {}  # every request that ended was counted out
         assert (await c.post("/v1/completions", content=b"{}", headers=JSON)).status_code == 200
+
+
+async def test_anthropic_clients_key_in_x_api_key_and_are_refused_in_their_shape() -> None:
+    async with client(make_policy(api_keys=KeyRing(["alice"]))) as c:
+        r = await c.post("/v1/messages", content=b"{}", headers={**JSON, "x-api-key": "alice"})
+        assert r.status_code == 200 and r.json()["client"] == f"key:{key_id('alice')}"
+        refused = await c.post("/v1/messages", content=b"{}", headers={**JSON, "x-api-key": "eve"})
+        assert refused.status_code == 401
+        assert refused.json() == {"type": "error", "error": {
+            "type": "authentication_error", "message": "Incorrect API key provided"}}
+        ollama = await c.get("/api/tags")
+        assert ollama.status_code == 401 and ollama.json() == {"error": "Incorrect API key provided"}
+        openai_shape = await c.get("/v1/models")
+        assert openai_shape.json()["error"]["code"] == "invalid_api_key"

@@ -16,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
+import msgspec
+
 from gateway.protocol import responses as rw
 from gateway.protocol import openai
 from gateway.engine.events import EngineEvent, Finished, FinishReason, TextDelta
@@ -149,7 +151,7 @@ def _output(text: str, finished: Finished, plan: tools.ToolPlan | None
 def _response(body: rw.ResponsesRequest, response_id: str, model: str, created: int,
               output: list[rw.OutputMessage | rw.FunctionCall], finished: Finished | None
               ) -> rw.Response:
-    usage = None
+    usage: rw.ResponseUsage | msgspec.UnsetType = msgspec.UNSET
     status, incomplete = "in_progress", None
     if finished is not None:
         usage = rw.ResponseUsage(
@@ -164,9 +166,10 @@ def _response(body: rw.ResponsesRequest, response_id: str, model: str, created: 
         previous_response_id=body.previous_response_id, instructions=body.instructions,
         max_output_tokens=body.max_output_tokens, temperature=body.temperature, top_p=body.top_p,
         tools=[{"type": "function", "name": t.name, "description": t.description,
-                "parameters": t.parameters} for t in body.tools or []],
+                "parameters": t.parameters, "strict": t.strict} for t in body.tools or []],
         tool_choice=body.tool_choice or "auto", incomplete_details=incomplete,
-        metadata=body.metadata or {}, store=body.store, user=body.user)
+        metadata=body.metadata or {}, store=body.store,
+        user=body.user if body.user is not None else msgspec.UNSET)
 
 
 StreamItem = rw.StreamEvent | LoadingNotice
@@ -182,7 +185,7 @@ async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.Respon
 def _error_event(error: GatewayError, sequence: int = 0) -> rw.StreamEvent:
     """The Responses stream's `error` event: the same code as the HTTP error would carry."""
     return rw.StreamEvent(type="error", sequence_number=sequence, code=error.code,
-                          message=error.message)
+                          message=error.message, param=error.param)
 
 
 async def _answer(served: ServedModel, store: ResponseStore, body: rw.ResponsesRequest,
@@ -249,7 +252,7 @@ class ResponseEvents:
             yield self.event("response.content_part.added", output_index=0, content_index=0,
                              item_id=self.message_id, part=rw.OutputText(""))
         yield self.event("response.output_text.delta", output_index=0, content_index=0,
-                         item_id=self.message_id, delta=delta.text)
+                         item_id=self.message_id, delta=delta.text, logprobs=[])
 
     def failed(self, error: GatewayError) -> Iterable[rw.StreamEvent]:
         yield _error_event(error, self.sequence)  # after the first byte: it ends the stream
@@ -271,15 +274,15 @@ class ResponseEvents:
                                 content_index=0, item_id=out.id, part=rw.OutputText(""))
                     if text:
                         yield event("response.output_text.delta", output_index=index,
-                                    content_index=0, item_id=out.id, delta=text)
+                                    content_index=0, item_id=out.id, delta=text, logprobs=[])
                 yield event("response.output_text.done", output_index=index, content_index=0,
-                            item_id=out.id, text=text)
+                            item_id=out.id, text=text, logprobs=[])
                 yield event("response.content_part.done", output_index=index,
                             content_index=0, item_id=out.id, part=out.content[0])
             else:
                 yield event("response.function_call_arguments.delta", output_index=index,
                             item_id=out.id, delta=out.arguments)
                 yield event("response.function_call_arguments.done", output_index=index,
-                            item_id=out.id, arguments=out.arguments)
+                            item_id=out.id, name=out.name, arguments=out.arguments)
             yield event("response.output_item.done", output_index=index, item=out)
         yield event("response.completed", response=final)
