@@ -9,6 +9,7 @@ from gateway.api.anthropic_routes import ANTHROPIC_ROUTES
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.api.guard import App, Guard, AccessPolicy
 from gateway.api.native_routes import NATIVE_ROUTES
+from gateway.api.ollama_routes import OLLAMA_ROUTES
 from gateway.api.routes import ROUTES
 from gateway.config import Config
 from gateway.keys import KeyRing, gather_keys
@@ -41,7 +42,7 @@ def create_app(config: Config, registry: ModelRegistry, policy: AccessPolicy) ->
         await registry.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, *NATIVE_ROUTES, *ANTHROPIC_ROUTES],
+        route_handlers=[*ROUTES, *NATIVE_ROUTES, *ANTHROPIC_ROUTES, *OLLAMA_ROUTES],
         on_startup=[start_models],
         on_shutdown=[stop_models],
         state=State({"registry": registry, "config": config, "responses": ResponseStore()}),

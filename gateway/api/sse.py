@@ -49,3 +49,12 @@ async def typed_events(events: AsyncIterator[TypedEvent | LoadingNotice]) -> Asy
             yield f": loading {item.percent:g}%\n\n".encode()
             continue
         yield b"event: " + item.type.encode() + b"\ndata: " + encoder.encode(item) + b"\n\n"
+
+
+async def ndjson_lines(items: AsyncIterator[object]) -> AsyncIterator[bytes]:
+    """Ollama's stream: one JSON object per line, no blank lines, no comments (loading and queue
+    notices have no place in it: the stream just waits)."""
+    encoder = msgspec.json.Encoder()
+    async for item in items:
+        if not isinstance(item, (QueueNotice, LoadingNotice)):
+            yield encoder.encode(item) + b"\n"

@@ -30,6 +30,8 @@ class Resident(Protocol):
     def busy(self) -> int: ...
     @property
     def idle_since(self) -> float: ...
+    @property
+    def keep_alive_s(self) -> float | None: ...
     config: ModelConfig
     replicas: list[EngineProcess]
 
@@ -119,7 +121,7 @@ class Residency:
             self.rebalance_ram()
             now = time.monotonic()
             for model in self.models:
-                keep = model.config.keep_alive_s
+                keep = model.keep_alive_s
                 if (keep is not None and model.state is State.READY and model.busy == 0
                         and now - model.idle_since >= keep):
                     try:

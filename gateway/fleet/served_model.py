@@ -73,6 +73,7 @@ class ServedModel:
         self.created = int(time.time())
         # the GGUF's vocabulary and metadata only (no weights): to render and tokenize prompts here
         self.tokenizer: LlamaModel | None = None
+        self.path: Path | None = None  # its GGUF, once resolved
         self.replicas: list[EngineProcess] = []
         self.router = Router()
         self.error: str | None = None  # why it is `failed` (its own load error)
@@ -92,6 +93,8 @@ class ServedModel:
         self._attempt = 0  # preparations started: a waiter knows whether the one it waits for failed
         self._wake_failure: tuple[int, str] | None = None  # (attempt, why it could not wake)
         self._woken = False  # this load is a wake (a request's), not the admin's or the start's
+        # a client's own keep-alive for it (Ollama's `keep_alive`): in force from its request on
+        self.keep_alive_override: float | None = None
 
     @property
     def id(self) -> str:
@@ -188,6 +191,15 @@ class ServedModel:
         """Its last request's arrival or end, or when it got ready, whichever came last."""
         ready = [r.ready_at for r in self.replicas if r.ready_at is not None]
         return max([self.last_used, *ready])
+
+    @property
+    def keep_alive_s(self) -> float | None:
+        """Idle seconds before it sleeps (None: never): the config's, unless a client set its
+        own (`inf`: never)."""
+        keep = self.keep_alive_override
+        if keep is None:
+            return self.config.keep_alive_s
+        return None if keep == float("inf") else keep
 
     @property
     def load_seconds(self) -> float | None:
@@ -313,6 +325,7 @@ class ServedModel:
             await asyncio.shield(self._stopped)  # the last engines' memory is free first
         path = Path(await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
                                             lambda msg: events.info("%s", msg)))
+        self.path = path
         try:
             self.placement = await self._place(path)
         except DoesNotFitAlone:

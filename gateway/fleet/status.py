@@ -26,7 +26,7 @@ def describe(served: ServedModel, show_processes: bool = False) -> dict[str, obj
         "error": served.failure,
         "running": sum(r.occupancy[0] for r in served.replicas),
         "waiting": sum(r.occupancy[1] for r in served.replicas) + served.waiting_for_wake,
-        "keep_alive_s": served.config.keep_alive_s,
+        "keep_alive_s": served.keep_alive_s,
         "idle_s": round(time.monotonic() - served.idle_since, 1) if not served.busy else 0.0,
         "replicas": replicas,
     }

@@ -84,3 +84,27 @@ def test_bad_embedding_requests(client: openai.OpenAI, server: RunningServer) ->
         with pytest.raises(openai.BadRequestError) as caught:
             target.embeddings.create(model=MODEL, **kwargs)  # type: ignore[arg-type]
         assert caught.value.body["param"] == param, (kwargs, caught.value.body)  # type: ignore[index]
+
+
+def test_ollama_embed_and_embeddings_agree_with_the_openai_route(embedder: RunningServer,
+                                                                client: openai.OpenAI) -> None:
+    """Through the `ollama` package: /api/embed's vectors are the model's, unit length (as
+    Ollama's), cut to `dimensions` and made unit again; /api/embeddings gives it as it is."""
+    import math
+
+    import ollama
+
+    local = ollama.Client(host=embedder.base)
+    texts = ["the cat sat", "a dog ran"]
+    openai_vectors = [d.embedding for d in client.embeddings.create(
+        model=MODEL, input=texts, encoding_format="float").data]
+    answer = local.embed(model=MODEL + ":latest", input=texts)
+    assert len(answer.embeddings) == 2 and answer.prompt_eval_count > 0
+    for ours, theirs in zip(answer.embeddings, openai_vectors):
+        norm = math.sqrt(sum(v * v for v in theirs))
+        assert math.isclose(sum(v * v for v in ours), 1.0, rel_tol=1e-4)
+        assert all(math.isclose(a, b / norm, abs_tol=1e-5) for a, b in zip(ours, theirs))
+    cut = local.embed(model=MODEL, input="the cat sat", dimensions=8).embeddings[0]
+    assert len(cut) == 8 and math.isclose(sum(v * v for v in cut), 1.0, rel_tol=1e-4)
+    legacy = local.embeddings(model=MODEL, prompt="the cat sat").embedding
+    assert all(math.isclose(a, b, abs_tol=1e-5) for a, b in zip(legacy, openai_vectors[0]))

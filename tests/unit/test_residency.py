@@ -38,6 +38,7 @@ class Model:
     replicas: list[Replica] = field(default_factory=lambda: [Replica()])
     ram_mb: float = 512
     slept: list[str] = field(default_factory=list)
+    keep_alive_s: float | None = None
 
     @property
     def config(self) -> ModelConfig:

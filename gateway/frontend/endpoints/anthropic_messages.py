@@ -11,10 +11,8 @@ Usage counts reuse as Anthropic does: `input_tokens` are the prompt tokens compu
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
 from gateway.engine.events import EngineEvent, Finished, FinishReason, TextDelta
 from gateway.errors import GatewayError
@@ -26,7 +24,7 @@ from gateway.frontend.event_stream import LoadingNotice, collect, rendered
 from gateway.frontend.prompt.anthropic_request import chat_request
 from gateway.frontend.prompt.completion_request import build_chat_request, tool_plan
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
-from gateway.frontend.tools.plan import ToolPlan
+from gateway.frontend.tools.plan import ToolPlan, arguments_object
 from gateway.protocol import anthropic, openai
 
 StreamItem = anthropic.StreamEvent | LoadingNotice
@@ -50,20 +48,12 @@ def usage_of(finished: Finished) -> anthropic.Usage:
                            cache_read_input_tokens=finished.cached_tokens)
 
 
-def _arguments(call: openai.ToolCall) -> dict[str, Any]:
-    try:
-        value = json.loads(call.function.arguments)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _blocks(text: str, calls: list[openai.ToolCall]
             ) -> list[anthropic.TextBlock | anthropic.ToolUseBlock]:
     blocks: list[anthropic.TextBlock | anthropic.ToolUseBlock] = []
     if text or not calls:
         blocks.append(anthropic.TextBlock(text))
-    blocks += [anthropic.ToolUseBlock(c.id, c.function.name, _arguments(c)) for c in calls]
+    blocks += [anthropic.ToolUseBlock(c.id, c.function.name, arguments_object(c)) for c in calls]
     return blocks
 
 

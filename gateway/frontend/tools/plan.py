@@ -124,6 +124,12 @@ def history_message(message: openai.ChatMessage, text: str) -> tuple[str, str]:
     return message.role, text
 
 
+def arguments_object(call: openai.ToolCall) -> dict[str, Any]:
+    """A call's arguments as the object protocols that send objects want ({} if not one)."""
+    value = _arguments(call.function.arguments)
+    return value if isinstance(value, dict) else {}
+
+
 def _arguments(text: str) -> Any:
     try:
         return json.loads(text)
