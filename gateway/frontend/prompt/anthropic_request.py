@@ -7,16 +7,18 @@ make every prompt differ from the first line on and no conversation could reuse 
 `tool_use` blocks become the assistant's calls and `tool_result` blocks tool messages; `tools`,
 `tool_choice` (`auto`, `any`, `tool`, `none`), `stop_sequences` and the sampling fields map one to
 one; `metadata.user_id` names the conversation (scoped to the client, as every session is).
-A `system` message among the turns (Claude Code sends them) is read as the user's where it
-stands (chat templates want one system prompt, first; folded into it, it would change the
-prompt's head and no turn before it could reuse its cache); one before any turn joins the system
-prompt. A role Anthropic does not define is read as the user's.
+A `system` message among the turns (Claude Code sends them) is read as part of the user's turn it
+follows, or as a user turn where it stands (chat templates want one system prompt, first; folded
+into it, it would change the prompt's head and no turn before it could reuse its cache); one
+before any turn joins the system prompt. A role Anthropic does not define is read as the user's.
 `cache_control` is a hint and ignored; an image is refused (no model here can see).
 """
 
 from __future__ import annotations
 
 import json
+
+import msgspec
 
 from gateway.errors import InvalidRequest
 from gateway.protocol import anthropic, openai
@@ -78,7 +80,11 @@ def _messages(body: anthropic.MessagesRequest | anthropic.CountTokensRequest
             text = system_text(message.content)
             if text and not out:
                 system.append(text)  # before any turn: part of the system prompt
-            elif text:  # where it stands, as the user's: the turns before it keep their cache
+            elif text and out[-1].role == "user" and isinstance(out[-1].content, str):
+                # part of the user's turn it follows (a turn of its own after the user's confuses
+                # small models into answering it); the turns before keep their cache
+                out[-1] = msgspec.structs.replace(out[-1], content=f"{out[-1].content}\n\n{text}")
+            elif text:
                 out.append(openai.ChatMessage(role="user", content=text))
             continue
         if isinstance(message.content, str):

@@ -94,8 +94,10 @@ class ChatTemplate:
         changes contents in a way this cannot follow (other than trimming) gets one piece of
         markup, as before."""
         whole = self.render(messages, tools)
-        marked = [{**m, "content": f"{_MARK}{i}{_MARK}"} if isinstance(m.get("content"), str) else m
-                  for i, m in enumerate(messages)]
+        # an empty content stays empty: templates test it (Qwen's writes "\n" + content when
+        # there is one), and a marker there would not render as it does
+        marked = [{**m, "content": f"{_MARK}{i}{_MARK}"} if isinstance(m.get("content"), str)
+                  and m["content"] else m for i, m in enumerate(messages)]
         try:
             pieces = _MARKED.split(self.render(marked, tools))
         except TemplateError:
