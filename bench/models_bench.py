@@ -32,7 +32,7 @@ from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.events import Finished
 from gateway.engine.requests import GenerationRequest, SamplingParams
 from gateway.progress import ProgressBar
-from gateway.fleet.served_model import engine_settings
+from gateway.fleet.engine_process import engine_settings
 from gateway.config import model_entry as model_block
 
 

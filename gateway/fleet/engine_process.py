@@ -17,6 +17,7 @@ import collections
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -26,7 +27,9 @@ from typing import Literal
 
 import msgspec
 
+from gateway.config import ModelConfig
 from gateway.engine.process import ipc
+from gateway.engine.settings import EngineSettings
 from gateway.engine.events import EngineEvent, is_last
 from gateway.engine.requests import GenerationRequest
 from gateway.errors import Failure, ServiceFailure
@@ -65,6 +68,21 @@ def describe_exit(returncode: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-returncode}"
     return f"exited with status {returncode}"
+
+
+def engine_settings(model: ModelConfig, replica: int = 0, threads: int = 0) -> EngineSettings:
+    """The engine's settings for one replica of `model`: the config's own structs, the session
+    cache's directory narrowed to this replica's room, and `threads` where the config leaves
+    them to the gateway (0)."""
+    context = model.context
+    if context.threads == 0 and threads > 0:
+        context = msgspec.structs.replace(context, threads=threads)
+    cache = model.session_cache
+    if cache.dir is not None:  # each model replica saves into a room of its own
+        # a model id never names a path: only its safe characters, never leading dots
+        room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id).lstrip(".") + f"-replica{replica}"
+        cache = msgspec.structs.replace(cache, dir=os.path.join(os.path.expanduser(cache.dir), room))
+    return EngineSettings(context, model.scheduling, cache, model.embeddings)
 
 
 class EngineProcess:

@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-
-import msgspec
 
 from gateway.config import ModelConfig
 from gateway.engine.events import EngineEvent
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.process.ipc import WorkerSpec
 from gateway.engine.requests import GenerationRequest
-from gateway.engine.settings import EngineSettings
 from gateway.errors import Failure, ServiceFailure
 from gateway.fleet import access_log
-from gateway.fleet.engine_process import HEALED_NOTE, EngineProcess
+from gateway.fleet.engine_process import HEALED_NOTE, EngineProcess, engine_settings
 from gateway.fleet.lifecycle import Phase, State, step
 from gateway.fleet.metrics import Metrics
 from gateway.fleet.request_events import request_events
@@ -42,21 +37,6 @@ log = logging.getLogger(__name__)
 events = logging.getLogger("gateway.models")  # loads, sleeps and wakes: shown at any log level
 
 ProgressReport = Callable[[str, float], None]
-
-
-def engine_settings(model: ModelConfig, replica: int = 0, threads: int = 0) -> EngineSettings:
-    """The engine's settings for one replica of `model`: the config's own structs, the session
-    cache's directory narrowed to this replica's room, and `threads` where the config leaves
-    them to the gateway (0)."""
-    context = model.context
-    if context.threads == 0 and threads > 0:
-        context = msgspec.structs.replace(context, threads=threads)
-    cache = model.session_cache
-    if cache.dir is not None:  # each model replica saves into a room of its own
-        # a model id never names a path: only its safe characters, never leading dots
-        room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id).lstrip(".") + f"-replica{replica}"
-        cache = msgspec.structs.replace(cache, dir=os.path.join(os.path.expanduser(cache.dir), room))
-    return EngineSettings(context, model.scheduling, cache, model.embeddings)
 
 
 class ServedModel:

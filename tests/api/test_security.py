@@ -145,7 +145,7 @@ def test_files_the_gateway_writes_are_private(gemma_path: Path) -> None:
 def test_a_model_id_never_names_a_path(tmp_path: Path) -> None:
     from gateway.config import ModelConfig, ModelSource
     from gateway.engine.settings import SessionCacheSettings
-    from gateway.fleet.served_model import engine_settings
+    from gateway.fleet.engine_process import engine_settings
 
     config = ModelConfig(id="../../etc/evil", source=ModelSource(path="m.gguf"),
                          session_cache=SessionCacheSettings(dir=str(tmp_path)))

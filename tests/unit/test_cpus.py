@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.config import ModelConfig, ModelSource
 from gateway.placement.cpus import physical_cores, threads_per_engine
-from gateway.fleet.served_model import engine_settings
+from gateway.fleet.engine_process import engine_settings
 
 HYPERTHREADED = "".join(
     f"processor\t: {cpu}\nphysical id\t: {cpu // 8}\ncore id\t\t: {cpu % 4}\n\n" for cpu in range(16))
