@@ -121,6 +121,15 @@ def test_keep_alive_is_the_model_s_sleep_timer(default_server: RunningServer,
     assert expires is not None and expires.year > 2100  # forever
     status = httpx.get(default_server.base + f"/v1/models/{MODEL}").json()["status"]
     assert status["keep_alive_s"] is None
+    # 0 on a request: it answers, then sleeps
+    answered = local.chat(model=MODEL, messages=[{"role": "user", "content": "Say OK."}],
+                          options={**GREEDY, "num_predict": 3}, keep_alive=0)
+    assert answered.done and answered.message.content
+    deadline = time.monotonic() + 10
+    while f"{MODEL}:latest" in {m.model for m in local.ps().models}:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    local.generate(model=MODEL, prompt="", keep_alive=-1)  # awake again, for good
 
 
 def test_bad_input_and_model_management_get_ollama_s_errors(default_server: RunningServer,
