@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -134,3 +135,12 @@ class BackgroundStream(threading.Thread):
                         self.text_times.append(time.monotonic())
                         if self.first_text_at is None:
                             self.first_text_at = self.text_times[0]
+
+
+def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """A typed SSE stream's (`event:` name, `data:` JSON) pairs; comments skipped."""
+    events = []
+    for frame in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in frame.split("\n") if not line.startswith(":"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events

@@ -40,13 +40,17 @@ async def frames(items: AsyncIterator[StreamItem] | AsyncIterator[NativeStreamIt
 TypedEvent = responses.StreamEvent | anthropic.StreamEvent
 
 
-async def typed_events(events: AsyncIterator[TypedEvent | LoadingNotice]) -> AsyncIterator[bytes]:
+async def typed_events(events: AsyncIterator[TypedEvent | LoadingNotice | QueueNotice]
+                       ) -> AsyncIterator[bytes]:
     """The Responses API's and Anthropic's streams: each event named in an `event:` line, then
-    its `data:`; loading notices as comments."""
+    its `data:`; notices as comments."""
     encoder = msgspec.json.Encoder()
     async for item in events:
         if isinstance(item, LoadingNotice):
             yield f": loading {item.percent:g}%\n\n".encode()
+            continue
+        if isinstance(item, QueueNotice):
+            yield f": queued position={item.position}\n\n".encode()
             continue
         yield b"event: " + item.type.encode() + b"\ndata: " + encoder.encode(item) + b"\n\n"
 

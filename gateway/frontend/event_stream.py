@@ -72,8 +72,9 @@ async def collect(events: AsyncIterator[EngineEvent], logprobs: list[TokenLogpro
 
 
 class Renderer(Protocol[Item_co]):
-    """One protocol's stream items for each kind of event."""
+    """One protocol's stream items: what opens the stream, then for each kind of event."""
 
+    def opening(self) -> Iterable[Item_co]: ...
     def text(self, delta: TextDelta) -> Iterable[Item_co]: ...
     def finished(self, finished: Finished) -> Iterable[Item_co]: ...
     def failed(self, error: GatewayError) -> Iterable[Item_co]: ...
@@ -81,9 +82,11 @@ class Renderer(Protocol[Item_co]):
 
 async def rendered(events: AsyncIterator[EngineEvent], renderer: Renderer[Item],
                    notices: bool = True) -> AsyncIterator[Item | QueueNotice]:
-    """The stream of one request: its renderer's items for each text and for the end; queue
-    positions as notices (when the protocol shows them); a failure as the renderer's error
-    items, ending the stream."""
+    """The stream of one request: its renderer's opening items, its items for each text and for
+    the end; queue positions as notices (when the protocol shows them); a failure as the
+    renderer's error items, ending the stream."""
+    for item in renderer.opening():
+        yield item
     try:
         async for event in events:
             if isinstance(event, TextDelta):

@@ -121,34 +121,30 @@ class OutMessage(msgspec.Struct):
     tool_calls: list[ToolCall] | msgspec.UnsetType = msgspec.UNSET  # absent without calls
 
 
-class ChatChunk(msgspec.Struct, omit_defaults=True):
-    """A chat chunk; the last (`done`) also carries why and the metrics."""
+class Ending(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """What the last chunk (`done`) carries: why it ended, and the metrics (ns, counts)."""
 
+    done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+
+
+class ChatChunk(Ending, omit_defaults=True):
     model: str
     created_at: str
     message: OutMessage  # every chunk has one (clients read it unconditionally)
     done: bool
-    done_reason: str | None = None
-    total_duration: int | None = None
-    load_duration: int | None = None
-    prompt_eval_count: int | None = None
-    prompt_eval_duration: int | None = None
-    eval_count: int | None = None
-    eval_duration: int | None = None
 
 
-class GenerateChunk(msgspec.Struct, omit_defaults=True):
+class GenerateChunk(Ending, omit_defaults=True):
     model: str
     created_at: str
     response: str
     done: bool
-    done_reason: str | None = None
-    total_duration: int | None = None
-    load_duration: int | None = None
-    prompt_eval_count: int | None = None
-    prompt_eval_duration: int | None = None
-    eval_count: int | None = None
-    eval_duration: int | None = None
 
 
 class Details(msgspec.Struct):

@@ -20,18 +20,10 @@ from pathlib import Path
 import httpx
 import ollama
 
-from tests.support import RunningServer
+from tests.support import RunningServer, sse_events
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"
 MODEL = "qwen2.5-coder-0.5b"
-
-
-def _sse(text: str) -> list[tuple[str, dict]]:
-    events = []
-    for frame in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in frame.split("\n") if not line.startswith(":"))
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 def _here(url: str, server: RunningServer) -> str:
@@ -71,7 +63,7 @@ def test_claude_code(default_server: RunningServer) -> None:
     assert counted.status_code == 200 and counted.json()["input_tokens"] > 50
     r = httpx.post(base + "/v1/messages?beta=true", headers=headers, json=body, timeout=120)
     assert r.status_code == 200, r.text
-    events = _sse(r.text)
+    events = sse_events(r.text)
     assert events[0][0] == "message_start" and events[-1][0] == "message_stop"
     start = [d["content_block"] for n, d in events if n == "content_block_start"]
     uses = [b for b in start if b["type"] == "tool_use"]
@@ -95,7 +87,7 @@ def test_claude_code(default_server: RunningServer) -> None:
                                       "content": [{"type": "text", "text": "rig-01\n"}]}]}]}
     again = httpx.post(base + "/v1/messages?beta=true", headers=headers, json=follow, timeout=120)
     assert again.status_code == 200
-    usage = next(d for n, d in _sse(again.text) if n == "message_delta")["usage"]
+    usage = next(d for n, d in sse_events(again.text) if n == "message_delta")["usage"]
     assert usage["cache_read_input_tokens"] >= counted.json()["input_tokens"] - 2
 
 

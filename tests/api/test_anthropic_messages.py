@@ -4,13 +4,12 @@ by httpx where the wire itself is the point (the event sequence, the error shape
 
 from __future__ import annotations
 
-import json
 
 import anthropic
 import httpx
 import pytest
 
-from tests.support import RunningServer
+from tests.support import RunningServer, sse_events
 
 MODEL = "qwen2.5-coder-0.5b"
 WEATHER = {"name": "get_weather", "description": "Get the current weather in a city",
@@ -23,14 +22,6 @@ ASK = [{"role": "user", "content": "What's the weather in Paris right now?"}]
 @pytest.fixture(scope="module")
 def client(default_server: RunningServer) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=default_server.base, api_key="local", max_retries=0)
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    events = []
-    for frame in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in frame.split("\n") if not line.startswith(":"))
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 def test_a_message_answers_with_text_and_usage(client: anthropic.Anthropic) -> None:

@@ -12,22 +12,22 @@ Usage counts reuse as Anthropic does: `input_tokens` are the prompt tokens compu
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
-from gateway.engine.events import EngineEvent, Finished, FinishReason, TextDelta
+from gateway.engine.events import Finished, FinishReason, TextDelta
 from gateway.errors import GatewayError
 from gateway.fleet.registry import ModelRegistry
 from gateway.fleet.served_model import ServedModel
 from gateway.frontend.endpoint import Streamed, built, serve, started
 from gateway.frontend.error_frames import anthropic_error
-from gateway.frontend.event_stream import LoadingNotice, collect, rendered
+from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, rendered
 from gateway.frontend.prompt.anthropic_request import chat_request
 from gateway.frontend.prompt.completion_request import build_chat_request, tool_plan
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.frontend.tools.plan import ToolPlan, arguments_object
 from gateway.protocol import anthropic, openai
 
-StreamItem = anthropic.StreamEvent | LoadingNotice
+StreamItem = anthropic.StreamEvent | LoadingNotice | QueueNotice  # notices: none asked for
 
 
 def stop_reason(finished: Finished, stops: list[str] | None, called: bool
@@ -74,7 +74,7 @@ async def count_tokens(registry: ModelRegistry, body: anthropic.CountTokensReque
 
 
 async def _answer(served: ServedModel, body: anthropic.MessagesRequest, client: str
-                  ) -> anthropic.MessageResponse | Streamed[anthropic.StreamEvent]:
+                  ) -> anthropic.MessageResponse | Streamed[StreamItem]:
     chat = chat_request(body)
     request = await built(build_chat_request, served, chat, None, client)
     plan = tool_plan(served, chat)
@@ -83,7 +83,7 @@ async def _answer(served: ServedModel, body: anthropic.MessagesRequest, client: 
     if body.stream:
         renderer = MessageEvents(message_id, served.id, len(request.prompt_tokens),
                                  body.stop_sequences, plan)
-        return Streamed(_stream(renderer, events))
+        return Streamed(rendered(events, renderer, notices=False))
     text, finished = await collect(events)
     calls: list[openai.ToolCall] = []
     parsed = plan.read(text) if plan is not None else None
@@ -93,15 +93,6 @@ async def _answer(served: ServedModel, body: anthropic.MessagesRequest, client: 
     return anthropic.MessageResponse(id=message_id, model=served.id, content=_blocks(text, calls),
                                      stop_reason=reason, stop_sequence=sequence,
                                      usage=usage_of(finished))
-
-
-async def _stream(renderer: MessageEvents, events: AsyncIterator[EngineEvent]
-                  ) -> AsyncIterator[anthropic.StreamEvent]:
-    for item in renderer.opening():
-        yield item
-    async for event in rendered(events, renderer, notices=False):
-        assert isinstance(event, anthropic.StreamEvent)  # no queue notices on this stream
-        yield event
 
 
 class MessageEvents:

@@ -170,8 +170,8 @@ class ChatChunks:
         return self.ids.chat_chunk([openai.ChatChunkChoice(index=self.index, delta=delta,
                                                            finish_reason=finish, logprobs=logprobs)])
 
-    def opening(self) -> openai.ChatCompletionChunk:
-        return self.chunk(openai.ChatDelta(role="assistant", content=""))
+    def opening(self) -> Iterable[StreamItem]:
+        yield self.chunk(openai.ChatDelta(role="assistant", content=""))
 
     def text(self, delta: TextDelta) -> Iterable[StreamItem]:
         yield self.chunk(openai.ChatDelta(content=delta.text),
@@ -225,6 +225,9 @@ class CompletionChunks:
     include_usage: bool
     index: int = 0
     sent: int = 0  # characters of text sent so far: where the next token's text starts
+
+    def opening(self) -> Iterable[StreamItem]:
+        return ()
 
     def chunk(self, text: str, logprobs: list[TokenLogprob] | None = None,
               finish: str | None = None) -> openai.Completion:

@@ -80,10 +80,10 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
     return chunks.merged(answers)
 
 
-async def _stream(ids: chunks.ResponseIds, chat: bool, plan: ToolPlan | None,
-                  events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0
-                  ) -> AsyncIterator[chunks.StreamItem]:
-    """One choice's chunks: a chat answer opens with its role."""
+def _stream(ids: chunks.ResponseIds, chat: bool, plan: ToolPlan | None,
+            events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0
+            ) -> AsyncIterator[chunks.StreamItem]:
+    """One choice's chunks (a chat answer opens with its role)."""
     renderer: chunks.ChatChunks | chunks.CompletionChunks
     if plan is not None:
         renderer = chunks.ToolChatChunks(ids, include_usage, index, plan=plan)
@@ -91,7 +91,4 @@ async def _stream(ids: chunks.ResponseIds, chat: bool, plan: ToolPlan | None,
         renderer = chunks.ChatChunks(ids, include_usage, index)
     else:
         renderer = chunks.CompletionChunks(ids, include_usage, index)
-    if isinstance(renderer, chunks.ChatChunks):
-        yield renderer.opening()
-    async for item in rendered(events, renderer):
-        yield item
+    return rendered(events, renderer)

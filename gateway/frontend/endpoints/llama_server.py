@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import msgspec
 
 from gateway.engine.events import EngineEvent, Finished, FinishReason, TextDelta
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import GatewayError
 from gateway.fleet.lifecycle import State
 from gateway.fleet.registry import ModelRegistry
 from gateway.fleet.served_model import ServedModel
@@ -129,6 +129,9 @@ class NativeChunks:
 
     def __post_init__(self) -> None:
         self.parts: list[str] = []
+
+    def opening(self) -> Iterable[NativeStreamItem]:
+        return ()
 
     def text(self, delta: TextDelta) -> Iterable[NativeStreamItem]:
         self.parts.append(delta.text)

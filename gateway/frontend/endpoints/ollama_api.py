@@ -91,8 +91,8 @@ async def _loaded(served: ServedModel, keep_alive: ollama.KeepAlive, chat: bool)
     if reason == "unload":
         await served.sleep("a client's keep_alive 0")
     if chat:
-        return ollama.ChatChunk(served.id + TAG, now(), ollama.OutMessage(), True, reason)
-    return ollama.GenerateChunk(served.id + TAG, now(), "", True, reason)
+        return ollama.ChatChunk(served.id + TAG, now(), ollama.OutMessage(), True, done_reason=reason)
+    return ollama.GenerateChunk(served.id + TAG, now(), "", True, done_reason=reason)
 
 
 # ---- /api/chat and /api/generate ---------------------------------------------------------------
@@ -164,6 +164,9 @@ class OllamaChunks:
                                         else msgspec.UNSET)
             return ollama.ChatChunk(self.model + TAG, now(), message, done, **end)
         return ollama.GenerateChunk(self.model + TAG, now(), text, done, **end)
+
+    def opening(self) -> Iterable[Chunk]:
+        return ()
 
     def text(self, delta: TextDelta) -> Iterable[Chunk]:
         text = self.answer.push(delta.text) if self.answer is not None else delta.text

@@ -13,18 +13,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
 
 from gateway.protocol import responses as rw
 from gateway.protocol import openai
-from gateway.engine.events import EngineEvent, Finished, FinishReason, TextDelta
+from gateway.engine.events import Finished, FinishReason, TextDelta
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.frontend.tools import plan as tools
 from gateway.frontend.endpoint import Streamed, built, serve, started
-from gateway.frontend.event_stream import LoadingNotice, collect, rendered
+from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, rendered
 from gateway.fleet.registry import ModelRegistry
 from gateway.fleet.served_model import ServedModel
 from gateway.frontend.prompt.completion_request import build_chat_request, tool_plan
@@ -172,7 +172,7 @@ def _response(body: rw.ResponsesRequest, response_id: str, model: str, created: 
         user=body.user if body.user is not None else msgspec.UNSET)
 
 
-StreamItem = rw.StreamEvent | LoadingNotice
+StreamItem = rw.StreamEvent | LoadingNotice | QueueNotice  # notices: none asked for
 
 
 async def respond(registry: ModelRegistry, store: ResponseStore, body: rw.ResponsesRequest,
@@ -189,7 +189,7 @@ def _error_event(error: GatewayError, sequence: int = 0) -> rw.StreamEvent:
 
 
 async def _answer(served: ServedModel, store: ResponseStore, body: rw.ResponsesRequest,
-                  client: str) -> rw.Response | Streamed[rw.StreamEvent]:
+                  client: str) -> rw.Response | Streamed[StreamItem]:
     response_id, created = f"resp_{uuid.uuid4().hex}", int(time.time())
     prepared = prepare(store, body, response_id, client)
     request = await built(build_chat_request, served, prepared.chat, None, client)
@@ -205,18 +205,9 @@ async def _answer(served: ServedModel, store: ResponseStore, body: rw.ResponsesR
     if body.stream:
         start = _response(body, response_id, served.id, created, [], None)
         renderer = ResponseEvents(start, finish, plan is not None)
-        return Streamed(_typed(renderer, events))
+        return Streamed(rendered(events, renderer, notices=False))
     text, finished = await collect(events)
     return finish(text, finished)
-
-
-async def _typed(renderer: ResponseEvents, events: AsyncIterator[EngineEvent]
-                 ) -> AsyncIterator[rw.StreamEvent]:
-    for item in renderer.opening():
-        yield item
-    async for event in rendered(events, renderer, notices=False):
-        assert isinstance(event, rw.StreamEvent)  # no queue notices on this stream
-        yield event
 
 
 class ResponseEvents:

@@ -21,7 +21,7 @@ from gateway.protocol.openai import (
 )
 from gateway.engine.kv.session_key import SessionKey, named
 from gateway.engine.requests import GenerationRequest, SamplingParams
-from gateway.errors import ContextLengthExceeded, InvalidRequest
+from gateway.errors import InvalidRequest
 from gateway.engine.hole_end import hole_around
 from gateway.frontend.prompt import checks
 from gateway.frontend.prompt.chat_template import ChatTemplate, TemplateError, template_for
