@@ -121,6 +121,7 @@ class ChatCompletionRequest(SamplingFields, frozen=True):
     parallel_tool_calls: bool | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None  # with logprobs
+    reasoning_format: str | None = None  # llama-server's: "none" keeps thinking in `content`
 
 
 class CompletionRequest(SamplingFields, frozen=True):
@@ -157,6 +158,7 @@ class AssistantMessage(msgspec.Struct):
     role: Literal["assistant"] = "assistant"
     refusal: None = None
     tool_calls: list[ToolCall] | msgspec.UnsetType = msgspec.UNSET  # only when it calls tools
+    reasoning_content: str | msgspec.UnsetType = msgspec.UNSET  # only when the model thought
 
 
 class FunctionDelta(msgspec.Struct, omit_defaults=True):
@@ -218,6 +220,7 @@ class ChatCompletion(msgspec.Struct):
 class ChatDelta(msgspec.Struct, omit_defaults=True):
     role: str | None = None
     content: str | None = None
+    reasoning_content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
 
 

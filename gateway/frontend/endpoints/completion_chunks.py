@@ -22,6 +22,7 @@ from gateway.engine.events import Finished, TextDelta, TokenLogprob
 from gateway.errors import GatewayError
 from gateway.frontend.error_frames import openai_error
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice
+from gateway.frontend.reasoning import ReasoningSplit, Thinking
 from gateway.frontend.tools import plan as tools
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.protocol import openai
@@ -103,15 +104,22 @@ def completion_logprobs(entries: list[TokenLogprob], offset: int) -> openai.Comp
 # ---- whole responses ---------------------------------------------------------------------------
 
 
+def _thought(reasoning: str | None) -> str | msgspec.UnsetType:
+    return reasoning if reasoning is not None else msgspec.UNSET
+
+
 def chat_completion(ids: ResponseIds, text: str, finished: Finished,
-                    logprobs: list[TokenLogprob] | None = None) -> openai.ChatCompletion:
+                    logprobs: list[TokenLogprob] | None = None,
+                    reasoning: str | None = None) -> openai.ChatCompletion:
+    message = openai.AssistantMessage(content=text, reasoning_content=_thought(reasoning))
     return ids.chat([openai.ChatChoice(
-        index=0, message=openai.AssistantMessage(content=text), finish_reason=finished.reason.value,
+        index=0, message=message, finish_reason=finished.reason.value,
         logprobs=chat_logprobs(logprobs) if logprobs is not None else None)], usage_of(finished))
 
 
 def tool_chat_completion(ids: ResponseIds, text: str, finished: Finished,
-                         plan: tools.ToolPlan) -> openai.ChatCompletion:
+                         plan: tools.ToolPlan, reasoning: str | None = None
+                         ) -> openai.ChatCompletion:
     """An answer to a request with tools: its calls (`finish_reason` "tool_calls"), or its reply;
     the raw text when it was cut short before it parsed."""
     parsed = plan.read(text)
@@ -121,6 +129,8 @@ def tool_chat_completion(ids: ResponseIds, text: str, finished: Finished,
         message, reason = openai.AssistantMessage(content=None, tool_calls=parsed.calls), "tool_calls"
     else:
         message, reason = openai.AssistantMessage(content=parsed.content), finished.reason.value
+    if reasoning is not None:
+        message.reasoning_content = reasoning
     return ids.chat([openai.ChatChoice(index=0, message=message, finish_reason=reason)],
                     usage_of(finished))
 
@@ -164,6 +174,10 @@ class ChatChunks:
     ids: ResponseIds
     include_usage: bool
     index: int = 0
+    thinking: Thinking | None = None  # the model thinks: its reasoning goes apart
+
+    def __post_init__(self) -> None:
+        self.split = ReasoningSplit(*self.thinking) if self.thinking is not None else None
 
     def chunk(self, delta: openai.ChatDelta, finish: str | None = None,
               logprobs: openai.ChoiceLogprobs | None = None) -> openai.ChatCompletionChunk:
@@ -174,10 +188,32 @@ class ChatChunks:
         yield self.chunk(openai.ChatDelta(role="assistant", content=""))
 
     def text(self, delta: TextDelta) -> Iterable[StreamItem]:
-        yield self.chunk(openai.ChatDelta(content=delta.text),
-                         logprobs=chat_logprobs(delta.logprobs) if delta.logprobs else None)
+        logprobs = chat_logprobs(delta.logprobs) if delta.logprobs else None
+        if self.split is None:
+            yield from self.content(delta.text, logprobs)
+            return
+        reasoning, reply = self.split.push(delta.text)
+        if reasoning:
+            yield self.chunk(openai.ChatDelta(reasoning_content=reasoning), logprobs=logprobs)
+            logprobs = None
+        if reply:
+            yield from self.content(reply, logprobs)
+
+    def content(self, text: str, logprobs: openai.ChoiceLogprobs | None = None
+                ) -> Iterable[StreamItem]:
+        yield self.chunk(openai.ChatDelta(content=text), logprobs=logprobs)
+
+    def rest(self) -> Iterable[StreamItem]:
+        """What the reasoning split still held (a tag cut short by the end)."""
+        if self.split is not None:
+            reasoning, reply = self.split.finish()
+            if reasoning:
+                yield self.chunk(openai.ChatDelta(reasoning_content=reasoning))
+            if reply:
+                yield from self.content(reply)
 
     def finished(self, finished: Finished) -> Iterable[StreamItem]:
+        yield from self.rest()
         yield self.chunk(openai.ChatDelta(), finished.reason.value)
         if self.include_usage:
             yield self.ids.chat_chunk([], usage_of(finished))
@@ -195,15 +231,18 @@ class ToolChatChunks(ChatChunks):
     plan: tools.ToolPlan | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         assert self.plan is not None
         self.answer = ToolAnswerStream(self.plan)
 
-    def text(self, delta: TextDelta) -> Iterable[StreamItem]:
-        text = self.answer.push(delta.text)
-        if text:
-            yield self.chunk(openai.ChatDelta(content=text))
+    def content(self, text: str, logprobs: openai.ChoiceLogprobs | None = None
+                ) -> Iterable[StreamItem]:
+        sendable = self.answer.push(text)  # the reply, where it cannot be a call
+        if sendable:
+            yield self.chunk(openai.ChatDelta(content=sendable))
 
     def finished(self, finished: Finished) -> Iterable[StreamItem]:
+        yield from self.rest()
         rest, calls = self.answer.finish()
         if rest:
             yield self.chunk(openai.ChatDelta(content=rest))

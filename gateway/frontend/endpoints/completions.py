@@ -19,8 +19,10 @@ from gateway.frontend.tools.plan import ToolPlan
 from gateway.frontend.prompt.completion_request import (
     build_chat_request,
     build_completion_request,
+    model_template,
     tool_plan,
 )
+from gateway.frontend.reasoning import Thinking, split, thinking_of
 from gateway.protocol import openai
 
 Body = openai.ChatCompletionRequest | openai.CompletionRequest
@@ -38,9 +40,12 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
                   ) -> Streamed[chunks.StreamItem] | openai.ChatCompletion | openai.Completion:
     chat = isinstance(body, openai.ChatCompletionRequest)
     route = "chat" if chat else "completions"
+    thinking: Thinking | None = None
     if isinstance(body, openai.ChatCompletionRequest):
         request = await built(build_chat_request, served, body, session_header, client)
         plan = tool_plan(served, body)
+        if body.reasoning_format != "none":
+            thinking = thinking_of(model_template(served))
     else:
         request = await built(build_completion_request, served, body, session_header, client)
         plan = None
@@ -56,9 +61,9 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         if len(streams) == 1:
-            return Streamed(_stream(ids, chat, plan, events, include_usage))
+            return Streamed(_stream(ids, chat, plan, thinking, events, include_usage))
         ended: list[Finished] = []
-        parts = [_stream(ids, chat, plan, choices.noting_ends(stream, ended), False, i)
+        parts = [_stream(ids, chat, plan, thinking, choices.noting_ends(stream, ended), False, i)
                  for i, stream in enumerate(streams)]
         return Streamed(choices.with_usage(chunks.merged_chunks(parts),
                                            lambda: chunks.usage_chunk(ids, chat, ended)
@@ -68,10 +73,13 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
         for stream in streams:
             logprobs: list[TokenLogprob] | None = [] if request.logprobs is not None else None
             text, finished = await collect(stream, logprobs)
+            reasoning = None
+            if thinking is not None:
+                reasoning, text = split(thinking[0], text, thinking[1])
             if plan is not None:
-                answers.append(chunks.tool_chat_completion(ids, text, finished, plan))
+                answers.append(chunks.tool_chat_completion(ids, text, finished, plan, reasoning))
             elif chat:
-                answers.append(chunks.chat_completion(ids, text, finished, logprobs))
+                answers.append(chunks.chat_completion(ids, text, finished, logprobs, reasoning))
             else:
                 answers.append(chunks.text_completion(ids, text, finished, logprobs))
     finally:  # a client gone mid-way: the choices still running stop too
@@ -80,15 +88,15 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
     return chunks.merged(answers)
 
 
-def _stream(ids: chunks.ResponseIds, chat: bool, plan: ToolPlan | None,
+def _stream(ids: chunks.ResponseIds, chat: bool, plan: ToolPlan | None, thinking: Thinking | None,
             events: AsyncIterator[EngineEvent], include_usage: bool, index: int = 0
             ) -> AsyncIterator[chunks.StreamItem]:
     """One choice's chunks (a chat answer opens with its role)."""
     renderer: chunks.ChatChunks | chunks.CompletionChunks
     if plan is not None:
-        renderer = chunks.ToolChatChunks(ids, include_usage, index, plan=plan)
+        renderer = chunks.ToolChatChunks(ids, include_usage, index, thinking, plan=plan)
     elif chat:
-        renderer = chunks.ChatChunks(ids, include_usage, index)
+        renderer = chunks.ChatChunks(ids, include_usage, index, thinking)
     else:
         renderer = chunks.CompletionChunks(ids, include_usage, index)
     return rendered(events, renderer)
