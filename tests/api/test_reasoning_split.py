@@ -7,12 +7,11 @@ tokens (logprobs) say what it wrote, in the same request."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 
-from tests.support import RunningServer, model_block, running_server
+from tests.support import model_block, running_server
 from tests.tiny_model import write_tiny_gguf
 
 R1_STYLE = (
