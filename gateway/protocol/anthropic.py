@@ -88,6 +88,12 @@ class TextBlock(msgspec.Struct):
     type: Literal["text"] = "text"
 
 
+class ThinkingBlock(msgspec.Struct):
+    thinking: str
+    signature: str = ""  # Anthropic signs its own; a local model's thinking has none
+    type: Literal["thinking"] = "thinking"
+
+
 class ToolUseBlock(msgspec.Struct):
     id: str
     name: str
@@ -105,7 +111,7 @@ class Usage(msgspec.Struct):
 class MessageResponse(msgspec.Struct):
     id: str
     model: str
-    content: list[TextBlock | ToolUseBlock]
+    content: list[ThinkingBlock | TextBlock | ToolUseBlock]
     stop_reason: str | None  # end_turn, max_tokens, stop_sequence, tool_use
     usage: Usage
     stop_sequence: str | None = None
@@ -120,6 +126,7 @@ class Delta(msgspec.Struct, omit_defaults=True):
     type: str | None = None
     text: str | None = None
     partial_json: str | None = None
+    thinking: str | None = None  # a thinking_delta's
 
 
 class MessageDelta(msgspec.Struct):
@@ -140,7 +147,7 @@ class StreamEvent(msgspec.Struct, omit_defaults=True):
     type: str
     message: MessageResponse | None = None
     index: int | None = None
-    content_block: TextBlock | ToolUseBlock | None = None
+    content_block: ThinkingBlock | TextBlock | ToolUseBlock | None = None
     delta: Delta | MessageDelta | None = None
     usage: DeltaUsage | None = None
     error: ErrorBody | None = None

@@ -119,6 +119,7 @@ class OutMessage(msgspec.Struct):
     content: str = ""
     role: str = "assistant"
     tool_calls: list[ToolCall] | msgspec.UnsetType = msgspec.UNSET  # absent without calls
+    thinking: str | msgspec.UnsetType = msgspec.UNSET  # a thinking model's, apart
 
 
 class Ending(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -145,6 +146,7 @@ class GenerateChunk(Ending, omit_defaults=True):
     created_at: str
     response: str
     done: bool
+    thinking: str | None = None
 
 
 class Details(msgspec.Struct):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anthropic
+import ollama
 import openai
 import pytest
 
-from tests.support import model_block, running_server
+from tests.support import RunningServer, model_block, running_server
 from tests.tiny_model import write_tiny_gguf
 
 R1_STYLE = (
@@ -25,11 +27,16 @@ ASCII = {"logit_bias": {str(3 + b): -100 for b in range(0x80, 0x100)}}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     path = write_tiny_gguf(tmp_path_factory.mktemp("think") / "think.gguf", template=R1_STYLE)
     with running_server(model_block("thinker", path, n_ctx=1024, parallel=2, threads=1),
-                        tmp_path_factory.mktemp("think-server")) as server:
-        yield openai.OpenAI(base_url=server.v1, api_key="x", max_retries=0)
+                        tmp_path_factory.mktemp("think-server")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: RunningServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.v1, api_key="x", max_retries=0)
 
 
 def _raw(logprobs: list) -> str:  # type: ignore[type-arg]
@@ -73,3 +80,29 @@ def test_streamed_thinking_arrives_as_reasoning_deltas(client: openai.OpenAI) ->
     raw = _raw(tokens)
     assert content == "" and reasoning and raw.strip()
     assert reasoning == raw.strip("\n")  # what it wrote, bar the newlines around the block
+
+
+def test_anthropic_gets_a_thinking_block(server: RunningServer) -> None:
+    """The same split over /v1/messages: a `thinking` block first (and no text: the random model
+    never closes its thinking), whole and streamed."""
+    messages = anthropic.Anthropic(base_url=server.base, api_key="x", max_retries=0).messages
+    whole = messages.create(model="thinker", max_tokens=24, messages=ASK,
+                            extra_body={**ASCII, "temperature": 0})
+    assert [b.type for b in whole.content] == ["thinking"] and whole.content[0].thinking
+    with messages.stream(model="thinker", max_tokens=24, messages=ASK,
+                         extra_body={**ASCII, "temperature": 0}) as stream:
+        thinking = "".join(e.thinking for e in stream if e.type == "thinking")
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking"]
+    assert final.content[0].thinking == thinking != ""
+
+
+def test_ollama_gets_message_thinking(server: RunningServer) -> None:
+    local = ollama.Client(host=server.base)
+    options = {"temperature": 0}
+    whole = local.chat(model="thinker", messages=ASK, options={**options, "num_predict": 24})
+    assert whole.message.thinking and whole.message.content == ""
+    chunks = list(local.chat(model="thinker", messages=ASK, stream=True,
+                             options={**options, "num_predict": 24}))
+    assert "".join(c.message.thinking or "" for c in chunks)
+    assert "".join(c.message.content for c in chunks) == ""

@@ -22,7 +22,8 @@ from gateway.frontend.endpoint import Streamed, built, serve, started
 from gateway.frontend.error_frames import anthropic_error
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, rendered
 from gateway.frontend.prompt.anthropic_request import chat_request
-from gateway.frontend.prompt.completion_request import build_chat_request, tool_plan
+from gateway.frontend.prompt.completion_request import build_chat_request, model_template, tool_plan
+from gateway.frontend.reasoning import ReasoningSplit, Thinking, split, thinking_of
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.frontend.tools.plan import ToolPlan, arguments_object
 from gateway.protocol import anthropic, openai
@@ -48,10 +49,12 @@ def usage_of(finished: Finished) -> anthropic.Usage:
                            cache_read_input_tokens=finished.cached_tokens)
 
 
-def _blocks(text: str, calls: list[openai.ToolCall]
-            ) -> list[anthropic.TextBlock | anthropic.ToolUseBlock]:
-    blocks: list[anthropic.TextBlock | anthropic.ToolUseBlock] = []
-    if text or not calls:
+def _blocks(text: str, calls: list[openai.ToolCall], reasoning: str | None = None
+            ) -> list[anthropic.ThinkingBlock | anthropic.TextBlock | anthropic.ToolUseBlock]:
+    blocks: list[anthropic.ThinkingBlock | anthropic.TextBlock | anthropic.ToolUseBlock] = []
+    if reasoning is not None:
+        blocks.append(anthropic.ThinkingBlock(reasoning))
+    if text or not (calls or blocks):  # an empty answer still has its (empty) text block
         blocks.append(anthropic.TextBlock(text))
     blocks += [anthropic.ToolUseBlock(c.id, c.function.name, arguments_object(c)) for c in calls]
     return blocks
@@ -78,19 +81,24 @@ async def _answer(served: ServedModel, body: anthropic.MessagesRequest, client: 
     chat = chat_request(body)
     request = await built(build_chat_request, served, chat, None, client)
     plan = tool_plan(served, chat)
+    thinking = thinking_of(model_template(served))
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     events = await started(served, request, "messages")
     if body.stream:
         renderer = MessageEvents(message_id, served.id, len(request.prompt_tokens),
-                                 body.stop_sequences, plan)
+                                 body.stop_sequences, plan, thinking)
         return Streamed(rendered(events, renderer, notices=False))
     text, finished = await collect(events)
+    reasoning = None
+    if thinking is not None:
+        reasoning, text = split(thinking[0], text, thinking[1])
     calls: list[openai.ToolCall] = []
     parsed = plan.read(text) if plan is not None else None
     if parsed is not None:
         text, calls = parsed.content or "", parsed.calls
     reason, sequence = stop_reason(finished, body.stop_sequences, bool(calls))
-    return anthropic.MessageResponse(id=message_id, model=served.id, content=_blocks(text, calls),
+    return anthropic.MessageResponse(id=message_id, model=served.id,
+                                     content=_blocks(text, calls, reasoning),
                                      stop_reason=reason, stop_sequence=sequence,
                                      usage=usage_of(finished))
 
@@ -100,10 +108,12 @@ class MessageEvents:
     may be a call: `answer_stream`), each call a `tool_use` block once the answer is whole."""
 
     def __init__(self, message_id: str, model: str, prompt_tokens: int, stops: list[str] | None,
-                 plan: ToolPlan | None) -> None:
+                 plan: ToolPlan | None, thinking: Thinking | None = None) -> None:
         self.message_id, self.model, self.prompt_tokens = message_id, model, prompt_tokens
         self.stops = stops
         self.answer = ToolAnswerStream(plan) if plan is not None else None
+        self.split = ReasoningSplit(*thinking) if thinking is not None else None
+        self.thinking_open = False
         self.index = 0  # of the block being written
         self.open = False  # a text block is open
 
@@ -130,10 +140,40 @@ class MessageEvents:
             self.open = False
             self.index += 1
 
+    def _thinking(self, text: str) -> Iterable[anthropic.StreamEvent]:
+        if not text:
+            return
+        if not self.thinking_open:
+            self.thinking_open = True
+            yield anthropic.StreamEvent(type="content_block_start", index=self.index,
+                                        content_block=anthropic.ThinkingBlock(""))
+        yield anthropic.StreamEvent(type="content_block_delta", index=self.index,
+                                    delta=anthropic.Delta(type="thinking_delta", thinking=text))
+
+    def _reply(self, text: str) -> Iterable[anthropic.StreamEvent]:
+        if text and self.thinking_open:  # the thinking block ends where the reply starts
+            yield anthropic.StreamEvent(type="content_block_stop", index=self.index)
+            self.thinking_open = False
+            self.index += 1
+        yield from self._text(self.answer.push(text) if self.answer else text)
+
     def text(self, delta: TextDelta) -> Iterable[anthropic.StreamEvent]:
-        yield from self._text(self.answer.push(delta.text) if self.answer else delta.text)
+        if self.split is None:
+            yield from self._reply(delta.text)
+            return
+        reasoning, reply = self.split.push(delta.text)
+        yield from self._thinking(reasoning)
+        yield from self._reply(reply)
 
     def finished(self, finished: Finished) -> Iterable[anthropic.StreamEvent]:
+        if self.split is not None:
+            reasoning, reply = self.split.finish()
+            yield from self._thinking(reasoning)
+            yield from self._reply(reply)
+        if self.thinking_open:
+            yield anthropic.StreamEvent(type="content_block_stop", index=self.index)
+            self.thinking_open = False
+            self.index += 1
         calls: list[openai.ToolCall] = []
         if self.answer is not None:
             rest, calls = self.answer.finish()

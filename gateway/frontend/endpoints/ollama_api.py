@@ -31,6 +31,7 @@ from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, r
 from gateway.frontend.prompt.completion_request import (
     build_chat_request,
     build_completion_request,
+    model_template,
     tool_plan,
 )
 from gateway.frontend.prompt.ollama_request import (
@@ -40,6 +41,7 @@ from gateway.frontend.prompt.ollama_request import (
     keep_alive_s,
     model_name,
 )
+from gateway.frontend.reasoning import ReasoningSplit, Thinking, split, thinking_of
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.frontend.tools.plan import ToolPlan, arguments_object
 from gateway.protocol import ollama, openai
@@ -128,7 +130,9 @@ async def _answer(served: ServedModel, body: ollama.ChatRequest | ollama.Generat
     route = "ollama_chat" if isinstance(body, ollama.ChatRequest) else "ollama_generate"
     clock = Clock()
     events = _clocked(await started(served, request, route), clock)
-    renderer = OllamaChunks(served.id, isinstance(body, ollama.ChatRequest), clock, plan)
+    thinking = thinking_of(model_template(served)) if isinstance(
+        wire, openai.ChatCompletionRequest) else None
+    renderer = OllamaChunks(served.id, isinstance(body, ollama.ChatRequest), clock, plan, thinking)
     if body.stream:
         return Streamed(rendered(events, renderer, notices=False))
     text, finished = await collect(events)
@@ -148,32 +152,50 @@ class OllamaChunks:
     with tools, text as it comes while it cannot be a call (`answer_stream`), calls in one
     chunk once the answer is whole; then the `done` chunk with the metrics."""
 
-    def __init__(self, model: str, chat: bool, clock: Clock, plan: ToolPlan | None) -> None:
+    def __init__(self, model: str, chat: bool, clock: Clock, plan: ToolPlan | None,
+                 thinking: Thinking | None = None) -> None:
         self.model, self.chat, self.clock = model, chat, clock
         self.answer = ToolAnswerStream(plan) if plan is not None else None
         self.plan = plan
+        self.thinking = thinking
+        self.split = ReasoningSplit(*thinking) if thinking is not None else None
         self.parts: list[str] = []
 
     def _chunk(self, text: str, calls: list[openai.ToolCall] | None = None, done: bool = False,
-               finished: Finished | None = None) -> Chunk:
+               finished: Finished | None = None, thought: str | None = None) -> Chunk:
         end: dict[str, Any] = {}
         if finished is not None:
             end = {"done_reason": done_reason(finished), **self.clock.metrics(finished)}
         if self.chat:
             message = ollama.OutMessage(content=text, tool_calls=_ollama_calls(calls) if calls
-                                        else msgspec.UNSET)
+                                        else msgspec.UNSET,
+                                        thinking=thought if thought is not None else msgspec.UNSET)
             return ollama.ChatChunk(self.model + TAG, now(), message, done, **end)
-        return ollama.GenerateChunk(self.model + TAG, now(), text, done, **end)
+        return ollama.GenerateChunk(self.model + TAG, now(), text, done, thinking=thought, **end)
 
     def opening(self) -> Iterable[Chunk]:
         return ()
 
-    def text(self, delta: TextDelta) -> Iterable[Chunk]:
-        text = self.answer.push(delta.text) if self.answer is not None else delta.text
+    def _reply(self, text: str) -> Iterable[Chunk]:
+        text = self.answer.push(text) if self.answer is not None else text
         if text:
             yield self._chunk(text)
 
+    def text(self, delta: TextDelta) -> Iterable[Chunk]:
+        if self.split is None:
+            yield from self._reply(delta.text)
+            return
+        thought, reply = self.split.push(delta.text)
+        if thought:
+            yield self._chunk("", thought=thought)
+        yield from self._reply(reply)
+
     def finished(self, finished: Finished) -> Iterable[Chunk]:
+        if self.split is not None:
+            thought, reply = self.split.finish()
+            if thought:
+                yield self._chunk("", thought=thought)
+            yield from self._reply(reply)
         if self.answer is not None:
             rest, calls = self.answer.finish()
             if rest or calls:
@@ -186,10 +208,13 @@ class OllamaChunks:
     def whole(self, finished: Finished) -> Chunk:
         """The answer in one object (`stream: false`)."""
         text, calls = "".join(self.parts), []
+        thought = None
+        if self.thinking is not None:
+            thought, text = split(self.thinking[0], text, self.thinking[1])
         parsed = self.plan.read(text) if self.plan is not None else None
         if parsed is not None:
             text, calls = parsed.content or "", parsed.calls
-        return self._chunk(text, calls, done=True, finished=finished)
+        return self._chunk(text, calls, done=True, finished=finished, thought=thought)
 
 
 # ---- embeddings --------------------------------------------------------------------------------
