@@ -109,7 +109,10 @@ def test_keep_alive_is_the_model_s_sleep_timer(default_server: RunningServer,
     negative one keeps it awake for good."""
     gone = local.generate(model=MODEL, prompt="", keep_alive=0)
     assert gone.done_reason == "unload"
-    assert f"{MODEL}:latest" not in {m.model for m in local.ps().models}
+    deadline = time.monotonic() + 10  # asleep once nothing holds it (the keep-alive watcher)
+    while f"{MODEL}:latest" in {m.model for m in local.ps().models}:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     back = local.chat(model=MODEL, messages=[{"role": "user", "content": "Say OK."}],
                       options={**GREEDY, "num_predict": 3}, keep_alive=-1)
     assert back.done

@@ -87,11 +87,11 @@ def _remember(served: ServedModel, keep_alive: ollama.KeepAlive) -> None:
 
 
 async def _loaded(served: ServedModel, keep_alive: ollama.KeepAlive, chat: bool) -> Chunk:
-    """An empty request: wake the model (or put it to sleep, with `keep_alive` 0)."""
+    """An empty request: wake the model (or, with `keep_alive` 0, let it sleep)."""
     await served.ensure_ready()
+    # `keep_alive` 0 (already its timer): it sleeps as soon as no request holds it, never
+    # under another client's answer
     reason = "unload" if keep_alive_s(keep_alive) == 0 else "load"
-    if reason == "unload":
-        await served.sleep("a client's keep_alive 0")
     if chat:
         return ollama.ChatChunk(served.id + TAG, now(), ollama.OutMessage(), True, done_reason=reason)
     return ollama.GenerateChunk(served.id + TAG, now(), "", True, done_reason=reason)
