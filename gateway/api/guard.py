@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.api.errors import error_of
 from gateway.errors import Failure, GatewayError, ServiceFailure
 from gateway.frontend.error_frames import error_body
 from gateway.keys import KeyRing
@@ -107,12 +108,6 @@ def _refusal(error: GatewayError, path: str, headers: list[tuple[bytes, bytes]] 
     return error.status, msgspec.json.encode(error_body(path, error)), [*extra, *(headers or [])]
 
 
-def _error(status: int, message: str, type_: str, code: str) -> GatewayError:
-    error = GatewayError(message, code=code)
-    error.status, error.type = status, type_
-    return error
-
-
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -175,14 +170,14 @@ class Guard:
         policy = self.policy
         host = headers.get("host")
         if not policy.host_allowed(host):
-            return _error(403, f"Host `{host}` is not one this server answers to; add it to "
+            return error_of(403, f"Host `{host}` is not one this server answers to; add it to "
                           "[server] allowed_hosts", "invalid_request_error",
                           "host_not_allowed"), None
         origin = headers.get("origin")
         cors = None
         if origin is not None:
             if not policy.origin_allowed(origin, host):
-                return _error(403, f"Requests from the web origin `{origin}` are not allowed; add "
+                return error_of(403, f"Requests from the web origin `{origin}` are not allowed; add "
                               "it to [server] cors_origins", "invalid_request_error",
                               "origin_not_allowed"), None
             cors = origin if origin in policy.cors_origins or "*" in policy.cors_origins else None
@@ -192,7 +187,7 @@ class Guard:
         if scope["method"] == "POST" and path in JSON_PATHS:
             media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if media != "application/json":
-                return _error(415, "Send the body as JSON with `Content-Type: application/json`",
+                return error_of(415, "Send the body as JSON with `Content-Type: application/json`",
                               "invalid_request_error", "unsupported_media_type"), cors
         address = (scope.get("client") or ("", 0))[0]
         bearer = headers.get("authorization", "")
@@ -206,11 +201,11 @@ class Guard:
             if not admin:
                 why = ("an admin key" if policy.admin_keys
                        else "a client on this machine (set [server] admin_keys to allow others)")
-                return _error(403 if not policy.admin_keys else 401,
+                return error_of(403 if not policy.admin_keys else 401,
                               f"The admin routes need {why}", "invalid_request_error",
                               "admin_required"), cors
         if policy.api_keys and path not in OPEN_PATHS and api_id is None and admin_id is None:
-            return _error(401, "Incorrect API key provided", "invalid_request_error",
+            return error_of(401, "Incorrect API key provided", "invalid_request_error",
                           "invalid_api_key"), cors
         identity = api_id or admin_id
         scope["gateway.client"] = f"key:{identity}" if identity else f"addr:{address}"

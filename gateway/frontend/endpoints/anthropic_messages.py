@@ -22,7 +22,7 @@ from gateway.frontend.endpoint import Streamed, built, serve, started
 from gateway.frontend.error_frames import anthropic_error
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, rendered
 from gateway.frontend.prompt.anthropic_request import chat_request
-from gateway.frontend.prompt.completion_request import build_chat_request, model_template, tool_plan
+from gateway.frontend.prompt.completion_request import build_chat_request, model_template
 from gateway.frontend.reasoning import ReasoningSplit, Thinking, split, thinking_of
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.frontend.tools.plan import ToolPlan, arguments_object
@@ -72,15 +72,14 @@ async def count_tokens(registry: ModelRegistry, body: anthropic.CountTokensReque
                        ) -> anthropic.TokenCount:
     served = registry.get(body.model)
     await served.ensure_ready()
-    request = await built(build_chat_request, served, chat_request(body), None, client)
+    request, _plan = await built(build_chat_request, served, chat_request(body), None, client)
     return anthropic.TokenCount(input_tokens=len(request.prompt_tokens))
 
 
 async def _answer(served: ServedModel, body: anthropic.MessagesRequest, client: str
                   ) -> anthropic.MessageResponse | Streamed[StreamItem]:
     chat = chat_request(body)
-    request = await built(build_chat_request, served, chat, None, client)
-    plan = tool_plan(served, chat)
+    request, plan = await built(build_chat_request, served, chat, None, client)
     thinking = thinking_of(model_template(served))
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     events = await started(served, request, "messages")
@@ -113,9 +112,8 @@ class MessageEvents:
         self.stops = stops
         self.answer = ToolAnswerStream(plan) if plan is not None else None
         self.split = ReasoningSplit(*thinking) if thinking is not None else None
-        self.thinking_open = False
         self.index = 0  # of the block being written
-        self.open = False  # a text block is open
+        self.block: str | None = None  # the open block's kind: "thinking" or "text"
 
     def opening(self) -> Iterable[anthropic.StreamEvent]:
         start = anthropic.MessageResponse(
@@ -124,62 +122,49 @@ class MessageEvents:
         yield anthropic.StreamEvent(type="message_start", message=start)
         yield anthropic.StreamEvent(type="ping")
 
-    def _text(self, text: str) -> Iterable[anthropic.StreamEvent]:
+    def _write(self, kind: str, text: str) -> Iterable[anthropic.StreamEvent]:
+        """`text` into a block of `kind` ("thinking" or "text"), opening it (and closing the
+        other) first when needed."""
         if not text:
             return
-        if not self.open:
-            self.open = True
+        if self.block != kind:
+            yield from self._close()
+            self.block = kind
+            empty = anthropic.TextBlock("") if kind == "text" else anthropic.ThinkingBlock("")
             yield anthropic.StreamEvent(type="content_block_start", index=self.index,
-                                        content_block=anthropic.TextBlock(""))
-        yield anthropic.StreamEvent(type="content_block_delta", index=self.index,
-                                    delta=anthropic.Delta(type="text_delta", text=text))
+                                        content_block=empty)
+        delta = (anthropic.Delta(type="text_delta", text=text) if kind == "text"
+                 else anthropic.Delta(type="thinking_delta", thinking=text))
+        yield anthropic.StreamEvent(type="content_block_delta", index=self.index, delta=delta)
 
     def _close(self) -> Iterable[anthropic.StreamEvent]:
-        if self.open:
+        if self.block is not None:
             yield anthropic.StreamEvent(type="content_block_stop", index=self.index)
-            self.open = False
+            self.block = None
             self.index += 1
-
-    def _thinking(self, text: str) -> Iterable[anthropic.StreamEvent]:
-        if not text:
-            return
-        if not self.thinking_open:
-            self.thinking_open = True
-            yield anthropic.StreamEvent(type="content_block_start", index=self.index,
-                                        content_block=anthropic.ThinkingBlock(""))
-        yield anthropic.StreamEvent(type="content_block_delta", index=self.index,
-                                    delta=anthropic.Delta(type="thinking_delta", thinking=text))
 
     def _reply(self, text: str) -> Iterable[anthropic.StreamEvent]:
-        if text and self.thinking_open:  # the thinking block ends where the reply starts
-            yield anthropic.StreamEvent(type="content_block_stop", index=self.index)
-            self.thinking_open = False
-            self.index += 1
-        yield from self._text(self.answer.push(text) if self.answer else text)
+        yield from self._write("text", self.answer.push(text) if self.answer else text)
 
     def text(self, delta: TextDelta) -> Iterable[anthropic.StreamEvent]:
         if self.split is None:
             yield from self._reply(delta.text)
             return
         reasoning, reply = self.split.push(delta.text)
-        yield from self._thinking(reasoning)
+        yield from self._write("thinking", reasoning)
         yield from self._reply(reply)
 
     def finished(self, finished: Finished) -> Iterable[anthropic.StreamEvent]:
         if self.split is not None:
             reasoning, reply = self.split.finish()
-            yield from self._thinking(reasoning)
+            yield from self._write("thinking", reasoning)
             yield from self._reply(reply)
-        if self.thinking_open:
-            yield anthropic.StreamEvent(type="content_block_stop", index=self.index)
-            self.thinking_open = False
-            self.index += 1
         calls: list[openai.ToolCall] = []
         if self.answer is not None:
             rest, calls = self.answer.finish()
-            yield from self._text(rest)
-        if not calls and not self.open and self.index == 0:  # an empty answer: one empty block
-            self.open = True
+            yield from self._write("text", rest)
+        if not calls and self.block is None and self.index == 0:  # an empty answer: one block
+            self.block = "text"
             yield anthropic.StreamEvent(type="content_block_start", index=0,
                                         content_block=anthropic.TextBlock(""))
         yield from self._close()

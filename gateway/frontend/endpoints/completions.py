@@ -20,7 +20,6 @@ from gateway.frontend.prompt.completion_request import (
     build_chat_request,
     build_completion_request,
     model_template,
-    tool_plan,
 )
 from gateway.frontend.reasoning import Thinking, split, thinking_of
 from gateway.protocol import openai
@@ -42,8 +41,7 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
     route = "chat" if chat else "completions"
     thinking: Thinking | None = None
     if isinstance(body, openai.ChatCompletionRequest):
-        request = await built(build_chat_request, served, body, session_header, client)
-        plan = tool_plan(served, body)
+        request, plan = await built(build_chat_request, served, body, session_header, client)
         if body.reasoning_format != "none":
             thinking = thinking_of(model_template(served))
     else:

@@ -32,7 +32,6 @@ from gateway.frontend.prompt.completion_request import (
     build_chat_request,
     build_completion_request,
     model_template,
-    tool_plan,
 )
 from gateway.frontend.prompt.ollama_request import (
     TAG,
@@ -123,8 +122,7 @@ async def _answer(served: ServedModel, body: ollama.ChatRequest | ollama.Generat
     wire = chat_request(body) if isinstance(body, ollama.ChatRequest) else generate_request(body)
     plan: ToolPlan | None = None
     if isinstance(wire, openai.ChatCompletionRequest):
-        request = await built(build_chat_request, served, wire, None, client)
-        plan = tool_plan(served, wire)
+        request, plan = await built(build_chat_request, served, wire, None, client)
     else:
         request = await built(build_completion_request, served, wire, None, client)
     route = "ollama_chat" if isinstance(body, ollama.ChatRequest) else "ollama_generate"

@@ -27,7 +27,7 @@ from gateway.frontend.endpoint import Streamed, built, serve, started
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, rendered
 from gateway.fleet.registry import ModelRegistry
 from gateway.fleet.served_model import ServedModel
-from gateway.frontend.prompt.completion_request import build_chat_request, tool_plan
+from gateway.frontend.prompt.completion_request import build_chat_request
 
 STORE_CAPACITY = 1000  # responses kept for previous_response_id; the oldest go first
 STORE_TTL_S = 3600.0
@@ -192,8 +192,7 @@ async def _answer(served: ServedModel, store: ResponseStore, body: rw.ResponsesR
                   client: str) -> rw.Response | Streamed[StreamItem]:
     response_id, created = f"resp_{uuid.uuid4().hex}", int(time.time())
     prepared = prepare(store, body, response_id, client)
-    request = await built(build_chat_request, served, prepared.chat, None, client)
-    plan = tool_plan(served, prepared.chat)
+    request, plan = await built(build_chat_request, served, prepared.chat, None, client)
     events = await started(served, request, "responses")
 
     def finish(text: str, finished: Finished) -> rw.Response:

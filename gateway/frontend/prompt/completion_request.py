@@ -157,7 +157,8 @@ def chat_tokens(template: ChatTemplate, vocab: Vocabulary, messages: list[dict[s
 
 def build_chat_request(
     loaded: ServedModel, body: ChatCompletionRequest, session_header: str | None, client: str = ""
-) -> GenerationRequest:
+) -> tuple[GenerationRequest, tools.ToolPlan | None]:
+    """The engine request, and how its tools were asked for (to read the answer with)."""
     if not body.messages:
         raise InvalidRequest("`messages` must not be empty", param="messages")
     if len(body.messages) > MAX_MESSAGES:
@@ -201,7 +202,7 @@ def build_chat_request(
     grammar = (_tool_grammar(body, plan, llama)
                if plan is not None and plan.schema is not None else None)
     return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header, client,
-                            grammar)
+                            grammar), plan
 
 
 def _refuse_special_spelling(loaded: ServedModel, rendered: list[Any]) -> None:
