@@ -7,7 +7,7 @@ never touches models or the network; turning a source into a GGUF path is `model
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -39,6 +39,16 @@ class GpuConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     vendor: Literal["nvidia", "amd"] = "nvidia"
 
 
+class ReasoningConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[models.reasoning]: a thinking model's defaults, for requests that name none."""
+
+    # "none" turns thinking off where the template can (Qwen3's enable_thinking), else closes
+    # the block at once; gpt-oss's levels are low/medium/high
+    effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    budget: Annotated[int, msgspec.Meta(ge=0)] | None = None  # thinking tokens per answer
+    format: Literal["auto", "none"] = "auto"  # "none": the thinking stays in the answer's text
+
+
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     source: ModelSource
@@ -49,6 +59,8 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     load_at_start: bool = True
     n_gpu_layers: int = -1  # layers on the GPU when placed on one; -1: all
     chat_template: str | None = None
+    chat_template_kwargs: dict[str, Any] = {}  # variables for the chat template (requests add)
+    reasoning: ReasoningConfig = ReasoningConfig()  # [models.reasoning]
     context: ContextSettings = ContextSettings()  # [models.context]
     scheduling: SchedulerSettings = SchedulerSettings()  # [models.scheduling]
     session_cache: SessionCacheSettings = SessionCacheSettings()  # [models.session_cache]
@@ -150,12 +162,14 @@ def _toml(value: object) -> str:
         return f'"{value}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     return str(value)
 
 
 # each field goes to the table of the struct that declares it ([models.context], ...)
 _TABLES = {"context": ContextSettings, "scheduling": SchedulerSettings,
-           "session_cache": SessionCacheSettings}
+           "session_cache": SessionCacheSettings, "reasoning": ReasoningConfig}
 
 
 def model_entry(model_id: str, path: str | Path, **fields: object) -> str:

@@ -20,7 +20,10 @@ TEMPLATE = (
 DIM, FF, LAYERS, HEADS, VOCAB = 64, 128, 2, 4, 300
 
 
-def vocabulary(repo_fim: bool = False) -> tuple[list[str], list[float], list[int]]:
+def vocabulary(repo_fim: bool = False, extra_specials: tuple[str, ...] = (),
+               user_defined: tuple[str, ...] = ()) -> tuple[list[str], list[float], list[int]]:
+    """`extra_specials`: more control tokens (a chat format's markup, such as gpt-oss's);
+    `user_defined`: tokens that are text but one token each (Qwen3's `<think>`)."""
     tokens = ["<unk>", "<s>", "</s>"]
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
     tokens += [f"<0x{b:02X}>" for b in range(256)]
@@ -28,9 +31,12 @@ def vocabulary(repo_fim: bool = False) -> tuple[list[str], list[float], list[int
     # llama.cpp finds repo-level FIM tokens by their text too: only name them so when asked
     repo = ["<|repo_name|>", "<|file_sep|>"] if repo_fim else ["<|extra_0|>", "<|extra_1|>"]
     specials = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|im_start|>", "<|im_end|>",
-                *repo]
+                *repo, *extra_specials]
     tokens += specials
     types += [TokenType.CONTROL] * len(specials)
+    tokens += user_defined
+    types += [TokenType.USER_DEFINED] * len(user_defined)
+    specials += user_defined
     pieces = ["\u2581"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["\u2581" + chr(c) for c in range(ord("a"), ord("k"))]
     tokens += pieces[: VOCAB - len(tokens)]
     types += [TokenType.NORMAL] * (VOCAB - len(types))
@@ -40,9 +46,10 @@ def vocabulary(repo_fim: bool = False) -> tuple[list[str], list[float], list[int
 
 
 def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False,
-                    template: str = TEMPLATE) -> Path:
+                    template: str = TEMPLATE, extra_specials: tuple[str, ...] = (),
+                    user_defined: tuple[str, ...] = (), eos: str | None = None) -> Path:
     """`repo_fim`: the model also has repo-level FIM tokens (a repository name, file separators),
-    as Qwen2.5-Coder has."""
+    as Qwen2.5-Coder has. `eos`: the token that ends an answer (else `</s>`)."""
     rng = np.random.default_rng(seed)
     w = GGUFWriter(str(path), "llama")
     w.add_name("tiny-test-llama")
@@ -55,13 +62,13 @@ def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False,
     w.add_rope_dimension_count(DIM // HEADS)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(0)
-    tokens, scores, types = vocabulary(repo_fim)
+    tokens, scores, types = vocabulary(repo_fim, extra_specials, user_defined)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores(scores)
     w.add_token_types(types)
     w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
+    w.add_eos_token_id(tokens.index(eos) if eos else 2)
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     w.add_uint32("tokenizer.ggml.fim_pre_token_id", tokens.index("<|fim_prefix|>"))

@@ -43,7 +43,8 @@ GENERATION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/
                               "/completions", "/infill", "/completion", "/v1/embeddings",
                               "/embeddings", "/v1/responses", "/responses", "/v1/messages",
                               "/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
-JSON_PATHS = GENERATION_PATHS | {"/tokenize", "/detokenize", "/v1/messages/count_tokens",
+JSON_PATHS = GENERATION_PATHS | {"/tokenize", "/detokenize", "/apply-template",
+                                 "/v1/messages/count_tokens",
                                  "/api/show"}  # POST bodies: JSON only
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 ALLOWED_HEADERS = ("Authorization, Content-Type, X-Session-ID, OpenAI-Organization, OpenAI-Project, "

@@ -26,11 +26,12 @@ from gateway.engine.settings import Policy
 from gateway.engine.settings import EngineSettings
 from gateway.engine.kv.session_cache import SessionCache
 from gateway.engine.step_cost import StepCost
-from gateway.engine.text_stream import TextStream
+from gateway.engine.answer.text_stream import TextStream
+from gateway.engine.answer.thinking_watch import ThinkingWatch
 from gateway.engine.embed_turn import answer_embeddings
 from gateway.engine.turns import (CancelTurn, Command, EngineStats, InFlight, PendingTurn, SetRamBudget,
                                   RunningTurn, Stop)
-from gateway.engine.events import Failed, FailureKind, Finished, FinishReason, Queued, Sink, TextDelta
+from gateway.engine.events import Failed, FailureKind, FinishReason, Queued, Sink, TextDelta
 from gateway.engine.process.failpoints import trigger
 from gateway.engine.requests import GenerationRequest
 
@@ -269,6 +270,7 @@ class Engine:
             text=TextStream(request.stop, None if request.ignore_eos else request.hole),
             prompt_left=request.prompt_tokens[lease.reused:],
             cached_tokens=lease.reused,
+            thinking=ThinkingWatch(request.thinking) if request.thinking is not None else None,
         ))
         self.stats.prompt_tokens_cached += lease.reused
         return True
@@ -344,7 +346,9 @@ class Engine:
         if request.ignore_eos or seq.generated < request.min_tokens:
             self.ctx.suppress_end(seq.logits_index)
         try:
-            token = seq.sampler.sample(self.ctx, seq.logits_index)
+            token = seq.written_token()  # the closing of a thinking block out of budget
+            if token is None:
+                token = seq.sampler.sample(self.ctx, seq.logits_index)
         except GrammarStuck:
             self._fail(seq, "the response format allows no next token for this model",
                        FailureKind.GRAMMAR_STUCK)
@@ -360,7 +364,10 @@ class Engine:
         if request.logprobs is not None:
             seq.logprobs.append(token_logprobs(self.ctx.logits(seq.logits_index), token,
                                                request.logprobs, self.model.token_bytes))
-        text = seq.text.push(self.model.token_bytes(token))
+        piece = self.model.token_bytes(token, special=seq.renders_special)
+        if seq.thinking is not None:
+            seq.thinking.push(piece.decode("utf-8", "ignore"))  # its markup is ASCII
+        text = seq.text.push(piece)
         self._emit_text(seq, text)
         if seq.text.stopped:
             self._finish(seq, FinishReason.STOP)
@@ -387,15 +394,7 @@ class Engine:
         self.conversations.release(seq.slot)
         if seq.logprobs:  # tokens whose text a stop string held back: their logprobs still go
             seq.pending.sink(TextDelta("", seq.take_logprobs()))
-        seq.pending.sink(Finished(
-            reason=reason,
-            prompt_tokens=len(seq.request.prompt_tokens),
-            completion_tokens=seq.generated,
-            cached_tokens=seq.cached_tokens,
-            stopping_word=seq.text.stopping_word if reason is FinishReason.STOP else "",
-            ongoing=seq.pending.ongoing,
-            queue_wait_s=seq.pending.started - seq.pending.arrived,
-        ))
+        seq.pending.sink(seq.finished(reason))
 
     def _fail(self, seq: RunningTurn, message: str, kind: FailureKind) -> None:
         self._running.remove(seq)

@@ -53,6 +53,7 @@ class Finished(msgspec.Struct, frozen=True, tag=True):
     stopping_word: str = ""
     ongoing: bool = False  # a turn of a conversation the engine knew (else a new one)
     queue_wait_s: float = 0.0  # from its arrival in the engine to its start
+    reasoning_tokens: int = 0  # of completion_tokens, drawn inside a thinking block
 
 
 class FailureKind(str, enum.Enum):

@@ -24,6 +24,18 @@ class SamplingParams(msgspec.Struct, frozen=True):
     logit_bias: list[tuple[int, float]] = []  # (token, added to its logit); -100: never drawn
 
 
+class ThinkingSpec(msgspec.Struct, frozen=True):
+    """How the answer thinks (the chat template's format), so the engine can count its thinking
+    and close the block itself when the budget is spent."""
+
+    open: str  # the text that opens the thinking block
+    close: str  # the text that ends it
+    opened: bool = False  # the prompt opened the block: the answer starts inside it
+    budget: int | None = None  # thinking tokens allowed; None: no limit
+    closing: list[int] = []  # the tokens the engine writes when the budget is spent
+    render_special: bool = False  # the format's markup is control tokens (gpt-oss): send their text
+
+
 class GenerationRequest(msgspec.Struct, frozen=True):
     request_id: str
     prompt_tokens: list[int]
@@ -46,3 +58,4 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     # fill-in-the-middle: end the answer where the middle ends (not with ignore_eos, which asks
     # for max_tokens whatever comes)
     hole: Hole | None = None
+    thinking: ThinkingSpec | None = None  # a thinking template's answer

@@ -1,5 +1,6 @@
 """The engine thread's records of a turn: waiting (`PendingTurn`) and running (`RunningTurn`),
-and the commands other threads send it. Plain state, no behaviour beyond views and release."""
+and the commands other threads send it. Plain state, no behaviour beyond views, release and the
+tokens written for it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from gateway.engine.llama_backend import Sampler
 from gateway.engine.scheduler import Running
 from gateway.engine.kv.session_key import SessionKey
 from gateway.engine.kv.slots import Slot
-from gateway.engine.text_stream import TextStream
-from gateway.engine.events import Sink, TokenLogprob
+from gateway.engine.answer.text_stream import TextStream
+from gateway.engine.answer.thinking_watch import ThinkingWatch
+from gateway.engine.events import Finished, FinishReason, Sink, TokenLogprob
 from gateway.engine.requests import GenerationRequest
 
 
@@ -63,6 +65,37 @@ class RunningTurn:
     sat_out: bool = False  # it was left out of the last step
     first_token_at: float = 0.0
     logprobs: list[TokenLogprob] = field(default_factory=list)  # drawn, not yet sent
+    thinking: ThinkingWatch | None = None  # a thinking answer: its block, counted and budgeted
+    forced: list[int] = field(default_factory=list)  # tokens written next instead of drawn
+
+    def written_token(self) -> int | None:
+        """The next of the tokens that close a thinking block whose budget is spent, written in
+        place of the model's draw (the sampler takes it as drawn: penalties see it); None: draw.
+        Never under a grammar, which could refuse it."""
+        if not self.forced and self.thinking is not None and self.sampler.grammar is None:
+            self.forced = self.thinking.closing_due()
+        if not self.forced:
+            return None
+        token = self.forced.pop(0)
+        self.sampler.accept(token)
+        return token
+
+    @property
+    def renders_special(self) -> bool:
+        """Its control tokens are sent as text (a thinking format made of them: gpt-oss's)."""
+        return self.thinking is not None and self.thinking.spec.render_special
+
+    def finished(self, reason: FinishReason) -> Finished:
+        return Finished(
+            reason=reason,
+            prompt_tokens=len(self.request.prompt_tokens),
+            completion_tokens=self.generated,
+            cached_tokens=self.cached_tokens,
+            stopping_word=self.text.stopping_word if reason is FinishReason.STOP else "",
+            ongoing=self.pending.ongoing,
+            queue_wait_s=self.pending.started - self.pending.arrived,
+            reasoning_tokens=self.thinking.tokens if self.thinking is not None else 0,
+        )
 
     def predict_time_up(self, now: float, text: str) -> bool:
         """Answering longer than its `max_predict_s`, and a line just ended (as llama.cpp's

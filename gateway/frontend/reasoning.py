@@ -1,35 +1,43 @@
 """A thinking model's answer split into its reasoning and its reply, as it streams.
 
 The format is found from the chat template, as tool formats are: `<think>...</think>` (Qwen3,
-DeepSeek-R1 and its distills) or `[THINK]...[/THINK]` (Magistral). A template that opens the
-think block itself in the generation prompt (DeepSeek-R1 distills' newer templates, Qwen3 with
-thinking forced) starts the answer inside it: the prompt's end says so. Tags may arrive split
+DeepSeek-R1 and its distills), `[THINK]...[/THINK]` (Magistral) or gpt-oss's harmony channels
+(`analysis` is the reasoning, `final` the reply). A template that opens the think block itself in
+the generation prompt (DeepSeek-R1 distills' newer templates, Qwen3 with thinking forced) starts
+the answer inside it: the request's prompt says so (`ThinkingSpec.opened`). Tags may arrive split
 across pieces: a piece's end that could begin a tag is held until the next piece decides it.
-Pure: no I/O. gpt-oss's harmony channels are not read here yet (issue 22).
+Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
-from gateway.frontend.prompt.chat_template import ChatTemplate, TemplateError
+from gateway.engine.requests import GenerationRequest
 
 
 @dataclass(frozen=True)
 class ThinkFormat:
-    open: str
-    close: str
+    name: str
+    open: str  # what opens the thinking block in an answer
+    close: str  # what ends it
+    closing: str  # what the gateway writes to end it when the budget is spent
+    special: bool = False  # its markup is control tokens, sent as text only when asked
 
 
-THINK = ThinkFormat("<think>", "</think>")
-MISTRAL = ThinkFormat("[THINK]", "[/THINK]")
+THINK = ThinkFormat("think", "<think>", "</think>", "\n</think>\n\n")
+MISTRAL = ThinkFormat("mistral", "[THINK]", "[/THINK]", "[/THINK]")
+HARMONY = ThinkFormat("harmony", "<|channel|>analysis<|message|>", "<|end|>",
+                      "<|end|><|start|>assistant<|channel|>final<|message|>", special=True)
+FORMATS = {f.name: f for f in (THINK, MISTRAL, HARMONY)}
 
 
 def format_of(template_source: str | None) -> ThinkFormat | None:
     """The thinking format a chat template renders, if any."""
     if not template_source:
         return None
+    if "<|channel|>" in template_source and "analysis" in template_source:
+        return HARMONY
     if THINK.close in template_source:
         return THINK
     if MISTRAL.close in template_source:
@@ -42,21 +50,35 @@ def opens_thinking(fmt: ThinkFormat, prompt_text: str) -> bool:
     return prompt_text.rstrip().endswith(fmt.open)
 
 
-Thinking = tuple[ThinkFormat, bool]  # the format, and whether the prompt opens the block
+@dataclass(frozen=True)
+class Thinking:
+    """How one request's answer thinks: its format, and whether the prompt opened the block."""
+
+    fmt: ThinkFormat
+    opened: bool = False
+
+    def splitter(self) -> ReasoningSplit | HarmonySplit:
+        if self.fmt is HARMONY:
+            return HarmonySplit(self.opened)
+        return ReasoningSplit(self.fmt, self.opened)
+
+    def split(self, text: str) -> tuple[str | None, str]:
+        """A whole answer as (its reasoning, None when it did not think; its reply)."""
+        splitter = self.splitter()
+        reasoning, reply = splitter.push(text)
+        more_reasoning, more_reply = splitter.finish()
+        reasoning, reply = reasoning + more_reasoning, reply + more_reply
+        return (reasoning.rstrip("\n") if splitter.thought else None), reply
 
 
-@functools.lru_cache(maxsize=64)
-def thinking_of(template: ChatTemplate | None) -> Thinking | None:
-    """How a template's answers think, if they do: its format, and whether its generation
-    prompt opens the think block (seen by rendering a one-line conversation)."""
-    fmt = format_of(template.source if template is not None else None)
-    if template is None or fmt is None:
+def thinking_of(request: GenerationRequest, raw: bool = False) -> Thinking | None:
+    """How a built request's answer thinks; None: its template does not think, or the client
+    asked for the raw text (`raw`)."""
+    spec = request.thinking
+    if spec is None or raw:
         return None
-    try:
-        prompt = template.render([{"role": "user", "content": "Hi."}])
-    except TemplateError:
-        return fmt, False
-    return fmt, opens_thinking(fmt, prompt)
+    fmt = next((f for f in FORMATS.values() if f.open == spec.open), THINK)
+    return Thinking(fmt, spec.opened)
 
 
 def _partial(text: str, tag: str) -> int:
@@ -125,10 +147,82 @@ class ReasoningSplit:
         return "", held
 
 
-def split(fmt: ThinkFormat, text: str, thinking: bool = False) -> tuple[str | None, str]:
-    """A whole answer as (its reasoning, None when it did not think; its reply)."""
-    splitter = ReasoningSplit(fmt, thinking)
-    reasoning, reply = splitter.push(text)
-    more_reasoning, more_reply = splitter.finish()
-    reasoning, reply = reasoning + more_reasoning, reply + more_reply
-    return (reasoning.rstrip("\n") if splitter.thought else None), reply
+_HARMONY_MARKS = ("<|end|>", "<|start|>", "<|channel|>")
+
+
+class HarmonySplit:
+    """gpt-oss's harmony answer (its markup sent as text): `<|channel|>NAME[ to=RECIPIENT]
+    [<|constrain|>json]<|message|>BODY<|end|>`, messages after the first opened with
+    `<|start|>assistant`. `analysis` is the reasoning; `final`, and `commentary` meant for the
+    user, the reply; a `commentary` message to `functions.NAME` is a tool call, given on in the
+    Hermes markup the tool parser reads (`<tool_call>{"name", "arguments"}</tool_call>`)."""
+
+    def __init__(self, opened: bool = False) -> None:
+        self.thought = opened
+        self.channel: str | None = "analysis" if opened else None  # None: in a header
+        self.recipient = ""
+        self._held = ""
+
+    def push(self, text: str) -> tuple[str, str]:
+        text = self._held + text
+        self._held = ""
+        reasoning, reply = "", ""
+        while text:
+            if self.channel is None:
+                begun = text.lstrip()
+                if begun and not begun.startswith("<|") and not "<|".startswith(begun):
+                    self.channel, self.recipient, text = "final", "", begun  # no markup at all
+                    continue
+                end = text.find("<|message|>")
+                if end < 0:
+                    self._held = text
+                    break
+                self._open(text[:end])
+                text = text[end + len("<|message|>"):]
+                if self.recipient:
+                    reply += '<tool_call>{"name": "%s", "arguments": ' % self.recipient
+                continue
+            ends = [i for i in (text.find(m) for m in _HARMONY_MARKS) if i >= 0]
+            end = min(ends) if ends else -1
+            body = text if end < 0 else text[:end]
+            keep = 0 if end >= 0 else max(_partial(body, m) for m in _HARMONY_MARKS)
+            if keep:
+                self._held, body = body[len(body) - keep:], body[: len(body) - keep]
+            r, p = self._body(body)
+            reasoning, reply = reasoning + r, reply + p
+            if end < 0:
+                break
+            reply += self._close()
+            text = text[end + (len("<|end|>") if text.startswith("<|end|>", end) else 0):]
+        return reasoning, reply
+
+    def _open(self, header: str) -> None:
+        """A message's header: its channel and recipient."""
+        spaced = header.replace("<|start|>", " ").replace("<|channel|>", " channel=")
+        words = spaced.replace("<|constrain|>", " ").split()
+        self.channel, self.recipient = "final", ""
+        for word in words:
+            if word.startswith("channel="):
+                self.channel = word[len("channel="):]
+            elif word.startswith("to=functions."):
+                self.recipient = word[len("to=functions."):]
+        if self.channel == "analysis" and not self.recipient:
+            self.thought = True
+
+    def _body(self, body: str) -> tuple[str, str]:
+        if self.channel == "analysis" and not self.recipient:
+            return body, ""
+        return "", body
+
+    def _close(self) -> str:
+        """The open message ends."""
+        closing = "}</tool_call>" if self.recipient and self.channel is not None else ""
+        self.channel, self.recipient = None, ""
+        return closing
+
+    def finish(self) -> tuple[str, str]:
+        held, self._held = self._held, ""
+        if self.channel is None:
+            return "", ""  # a header cut short: markup, not text
+        reasoning, reply = self._body(held)
+        return reasoning, reply + self._close()

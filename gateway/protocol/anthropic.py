@@ -1,5 +1,5 @@
 """Anthropic's Messages API (`POST /v1/messages`, `POST /v1/messages/count_tokens`) as msgspec
-Structs: the request (unknown fields ignored: `thinking`, `context_management` and whatever a
+Structs: the request (unknown fields ignored: `context_management` and whatever a
 newer client sends), the message it answers, its stream events and its error shape."""
 
 from __future__ import annotations
@@ -53,6 +53,15 @@ class Metadata(msgspec.Struct, frozen=True):
     user_id: str | None = None
 
 
+class ThinkingConfig(msgspec.Struct, frozen=True):
+    """`thinking`: "enabled" with a budget of thinking tokens (counted in `max_tokens`),
+    "disabled", or "adaptive" (the model decides)."""
+
+    type: str
+    budget_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    display: str | None = None
+
+
 class MessagesRequest(msgspec.Struct, frozen=True):
     model: str
     messages: list[Message]
@@ -66,6 +75,7 @@ class MessagesRequest(msgspec.Struct, frozen=True):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     metadata: Metadata | None = None
+    thinking: ThinkingConfig | None = None
 
 
 class CountTokensRequest(msgspec.Struct, frozen=True):

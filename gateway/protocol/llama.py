@@ -136,3 +136,9 @@ class TokenizeResponse(msgspec.Struct, frozen=True):
 
 class DetokenizeResponse(msgspec.Struct, frozen=True):
     content: str
+
+
+class AppliedTemplate(msgspec.Struct, frozen=True):
+    """`POST /apply-template`: a chat request's prompt as the model's template renders it."""
+
+    prompt: str

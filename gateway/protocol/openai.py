@@ -50,6 +50,7 @@ class ChatMessage(msgspec.Struct, frozen=True):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None  # an assistant's calls
     tool_call_id: str | None = None  # a tool result: the call it answers
+    reasoning_content: str | None = None  # an assistant's thinking, as the answer gave it
 
 
 class FunctionDefinition(msgspec.Struct, frozen=True):
@@ -110,7 +111,11 @@ class SamplingFields(msgspec.Struct, frozen=True):
     ignore_eos: bool | None = False
     min_tokens: Count | None = 0
     response_format: ResponseFormat | None = None
+    grammar: str | None = None  # llama-server's: GBNF the answer follows
     logit_bias: dict[str, Annotated[float, msgspec.Meta(ge=-100, le=100)]] | None = None
+
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
 
 
 class ChatCompletionRequest(SamplingFields, frozen=True):
@@ -122,6 +127,9 @@ class ChatCompletionRequest(SamplingFields, frozen=True):
     logprobs: bool | None = None
     top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None  # with logprobs
     reasoning_format: str | None = None  # llama-server's: "none" keeps thinking in `content`
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_budget: Annotated[int, msgspec.Meta(ge=-1)] | None = None  # thinking tokens; -1: any
+    chat_template_kwargs: dict[str, Any] | None = None  # variables for the chat template
 
 
 class CompletionRequest(SamplingFields, frozen=True):
@@ -146,11 +154,16 @@ class PromptTokensDetails(msgspec.Struct):
     cached_tokens: int = 0
 
 
+class CompletionTokensDetails(msgspec.Struct):
+    reasoning_tokens: int = 0
+
+
 class Usage(msgspec.Struct):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails
+    completion_tokens_details: CompletionTokensDetails | msgspec.UnsetType = msgspec.UNSET
 
 
 class AssistantMessage(msgspec.Struct):

@@ -1,4 +1,4 @@
-from gateway.engine.text_stream import TextStream
+from gateway.engine.answer.text_stream import TextStream
 
 
 def test_character_split_across_tokens_is_held_until_complete() -> None:

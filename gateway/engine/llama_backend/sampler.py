@@ -107,6 +107,12 @@ class Sampler:
         llama_cpp.llama_sampler_accept(self.ptr, token)
         return token
 
+    def accept(self, token: int) -> None:
+        """A token written in place of a draw: the chain (and grammar) count it as drawn."""
+        if self.grammar is not None:
+            llama_cpp.llama_sampler_accept(self.grammar, token)
+        llama_cpp.llama_sampler_accept(self.ptr, token)
+
     def _draw(self, logits: np.ndarray, constrained: bool) -> int:
         candidates = self._candidates
         candidates["id"] = self._ids  # samplers sort and cut the array in place: refill it all

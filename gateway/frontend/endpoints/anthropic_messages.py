@@ -22,8 +22,9 @@ from gateway.frontend.endpoint import Streamed, built, serve, started
 from gateway.frontend.error_frames import anthropic_error
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, rendered
 from gateway.frontend.prompt.anthropic_request import chat_request
-from gateway.frontend.prompt.completion_request import build_chat_request, model_template
-from gateway.frontend.reasoning import ReasoningSplit, Thinking, split, thinking_of
+from gateway.frontend.prompt.completion_request import build_chat_request
+from gateway.frontend.prompt.thinking_switches import wants_raw
+from gateway.frontend.reasoning import Thinking, thinking_of
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.frontend.tools.plan import ToolPlan, arguments_object
 from gateway.protocol import anthropic, openai
@@ -80,7 +81,7 @@ async def _answer(served: ServedModel, body: anthropic.MessagesRequest, client: 
                   ) -> anthropic.MessageResponse | Streamed[StreamItem]:
     chat = chat_request(body)
     request, plan = await built(build_chat_request, served, chat, None, client)
-    thinking = thinking_of(model_template(served))
+    thinking = thinking_of(request, wants_raw(chat, served.config))
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     events = await started(served, request, "messages")
     if body.stream:
@@ -90,7 +91,7 @@ async def _answer(served: ServedModel, body: anthropic.MessagesRequest, client: 
     text, finished = await collect(events)
     reasoning = None
     if thinking is not None:
-        reasoning, text = split(thinking[0], text, thinking[1])
+        reasoning, text = thinking.split(text)
     calls: list[openai.ToolCall] = []
     parsed = plan.read(text) if plan is not None else None
     if parsed is not None:
@@ -111,7 +112,7 @@ class MessageEvents:
         self.message_id, self.model, self.prompt_tokens = message_id, model, prompt_tokens
         self.stops = stops
         self.answer = ToolAnswerStream(plan) if plan is not None else None
-        self.split = ReasoningSplit(*thinking) if thinking is not None else None
+        self.split = thinking.splitter() if thinking is not None else None
         self.index = 0  # of the block being written
         self.block: str | None = None  # the open block's kind: "thinking" or "text"
 

@@ -22,7 +22,7 @@ from gateway.engine.events import Finished, TextDelta, TokenLogprob
 from gateway.errors import GatewayError
 from gateway.frontend.error_frames import openai_error
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice
-from gateway.frontend.reasoning import ReasoningSplit, Thinking
+from gateway.frontend.reasoning import Thinking
 from gateway.frontend.tools import plan as tools
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.protocol import openai
@@ -74,6 +74,7 @@ def usage_of(finished: Finished) -> openai.Usage:
         completion_tokens=finished.completion_tokens,
         total_tokens=finished.prompt_tokens + finished.completion_tokens,
         prompt_tokens_details=openai.PromptTokensDetails(cached_tokens=finished.cached_tokens),
+        completion_tokens_details=openai.CompletionTokensDetails(finished.reasoning_tokens),
     )
 
 
@@ -177,7 +178,7 @@ class ChatChunks:
     thinking: Thinking | None = None  # the model thinks: its reasoning goes apart
 
     def __post_init__(self) -> None:
-        self.split = ReasoningSplit(*self.thinking) if self.thinking is not None else None
+        self.split = self.thinking.splitter() if self.thinking is not None else None
 
     def chunk(self, delta: openai.ChatDelta, finish: str | None = None,
               logprobs: openai.ChoiceLogprobs | None = None) -> openai.ChatCompletionChunk:
@@ -320,5 +321,6 @@ def usage_chunk(ids: ResponseIds, chat: bool, finished: list[Finished]
     completion = sum(f.completion_tokens for f in finished)
     prompt = finished[0].prompt_tokens if finished else 0
     usage = openai.Usage(prompt, completion, prompt + completion, openai.PromptTokensDetails(
-        finished[0].cached_tokens if finished else 0))
+        finished[0].cached_tokens if finished else 0), openai.CompletionTokensDetails(
+        sum(f.reasoning_tokens for f in finished)))
     return ids.chat_chunk([], usage) if chat else ids.completion([], usage)

@@ -19,9 +19,9 @@ from gateway.frontend.tools.plan import ToolPlan
 from gateway.frontend.prompt.completion_request import (
     build_chat_request,
     build_completion_request,
-    model_template,
 )
-from gateway.frontend.reasoning import Thinking, split, thinking_of
+from gateway.frontend.prompt.thinking_switches import wants_raw
+from gateway.frontend.reasoning import Thinking, thinking_of
 from gateway.protocol import openai
 
 Body = openai.ChatCompletionRequest | openai.CompletionRequest
@@ -42,8 +42,7 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
     thinking: Thinking | None = None
     if isinstance(body, openai.ChatCompletionRequest):
         request, plan = await built(build_chat_request, served, body, session_header, client)
-        if body.reasoning_format != "none":
-            thinking = thinking_of(model_template(served))
+        thinking = thinking_of(request, wants_raw(body, served.config))
     else:
         request = await built(build_completion_request, served, body, session_header, client)
         plan = None
@@ -73,7 +72,7 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
             text, finished = await collect(stream, logprobs)
             reasoning = None
             if thinking is not None:
-                reasoning, text = split(thinking[0], text, thinking[1])
+                reasoning, text = thinking.split(text)
             if plan is not None:
                 answers.append(chunks.tool_chat_completion(ids, text, finished, plan, reasoning))
             elif chat:

@@ -24,6 +24,7 @@ from gateway.frontend.error_frames import openai_error
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, rendered
 from gateway.frontend.prompt import checks
 from gateway.frontend.prompt.chat_template import template_for
+from gateway.frontend.prompt.completion_request import chat_prompt
 from gateway.frontend.prompt.llama_request import (
     DEFAULT_MIN_P,
     DEFAULT_TEMPERATURE,
@@ -196,6 +197,16 @@ async def tokenize(registry: ModelRegistry, body: llama.TokenizeRequest
             piece = list(raw)
         pieces.append(llama.TokenPiece(id=token, piece=piece))
     return llama.TokenizeResponse(tokens=pieces)
+
+
+async def apply_template(registry: ModelRegistry, body: openai.ChatCompletionRequest
+                         ) -> llama.AppliedTemplate:
+    """The prompt a chat request would get (llama-server's `/apply-template`): its template's
+    switches (`reasoning_effort`, `chat_template_kwargs`) and tools included."""
+    served = model_for(registry, body.model)
+    await vocabulary(served)
+    prompt = await built(chat_prompt, served, body)
+    return llama.AppliedTemplate(prompt=prompt.text)
 
 
 async def detokenize(registry: ModelRegistry, body: llama.DetokenizeRequest

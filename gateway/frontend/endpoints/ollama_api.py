@@ -31,7 +31,6 @@ from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, r
 from gateway.frontend.prompt.completion_request import (
     build_chat_request,
     build_completion_request,
-    model_template,
 )
 from gateway.frontend.prompt.ollama_request import (
     TAG,
@@ -40,7 +39,8 @@ from gateway.frontend.prompt.ollama_request import (
     keep_alive_s,
     model_name,
 )
-from gateway.frontend.reasoning import ReasoningSplit, Thinking, split, thinking_of
+from gateway.frontend.prompt.thinking_switches import wants_raw
+from gateway.frontend.reasoning import Thinking, thinking_of
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.frontend.tools.plan import ToolPlan, arguments_object
 from gateway.protocol import ollama, openai
@@ -128,8 +128,8 @@ async def _answer(served: ServedModel, body: ollama.ChatRequest | ollama.Generat
     route = "ollama_chat" if isinstance(body, ollama.ChatRequest) else "ollama_generate"
     clock = Clock()
     events = _clocked(await started(served, request, route), clock)
-    thinking = thinking_of(model_template(served)) if isinstance(
-        wire, openai.ChatCompletionRequest) else None
+    thinking = thinking_of(request, isinstance(wire, openai.ChatCompletionRequest)
+                           and wants_raw(wire, served.config))
     renderer = OllamaChunks(served.id, isinstance(body, ollama.ChatRequest), clock, plan, thinking)
     if body.stream:
         return Streamed(rendered(events, renderer, notices=False))
@@ -156,7 +156,7 @@ class OllamaChunks:
         self.answer = ToolAnswerStream(plan) if plan is not None else None
         self.plan = plan
         self.thinking = thinking
-        self.split = ReasoningSplit(*thinking) if thinking is not None else None
+        self.split = thinking.splitter() if thinking is not None else None
         self.parts: list[str] = []
 
     def _chunk(self, text: str, calls: list[openai.ToolCall] | None = None, done: bool = False,
@@ -208,7 +208,7 @@ class OllamaChunks:
         text, calls = "".join(self.parts), []
         thought = None
         if self.thinking is not None:
-            thought, text = split(self.thinking[0], text, self.thinking[1])
+            thought, text = self.thinking.split(text)
         parsed = self.plan.read(text) if self.plan is not None else None
         if parsed is not None:
             text, calls = parsed.content or "", parsed.calls

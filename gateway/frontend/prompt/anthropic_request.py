@@ -91,6 +91,7 @@ def _messages(body: anthropic.MessagesRequest | anthropic.CountTokensRequest
             out.append(openai.ChatMessage(role=role, content=message.content))
             continue
         texts: list[str] = []
+        thoughts: list[str] = []
         calls: list[openai.ToolCall] = []
         for j, block in enumerate(message.content):
             param = f"messages[{i}].content[{j}]"
@@ -107,14 +108,17 @@ def _messages(body: anthropic.MessagesRequest | anthropic.CountTokensRequest
                                          param=param)
                 out.append(openai.ChatMessage(role="tool", tool_call_id=block.tool_use_id,
                                               content=_result_text(block, param)))
-            elif block.type in ("thinking", "redacted_thinking") and role == "assistant":
-                continue  # earlier turns' thinking is not part of the prompt
+            elif block.type == "thinking" and role == "assistant":
+                thoughts.append(block.thinking or "")  # the template decides if it is rendered
+            elif block.type == "redacted_thinking" and role == "assistant":
+                continue  # Anthropic's encrypted thinking: nothing a local model can read
             else:
                 _refuse(block, param)
         if texts or calls or not message.content:
             out.append(openai.ChatMessage(role=role, content="".join(texts) or None
                                           if calls else "".join(texts),
-                                          tool_calls=calls or None))
+                                          tool_calls=calls or None,
+                                          reasoning_content="".join(thoughts) or None))
     if system:
         out.insert(0, openai.ChatMessage(role="system", content="\n\n".join(system)))
     return out
@@ -160,8 +164,31 @@ def chat_request(body: anthropic.MessagesRequest | anthropic.CountTokensRequest
     if isinstance(body, anthropic.CountTokensRequest):
         return openai.ChatCompletionRequest(**common)  # type: ignore[arg-type]
     user = body.metadata.user_id if body.metadata is not None else None
+    effort, budget = _thinking(body)
     return openai.ChatCompletionRequest(
         **common,  # type: ignore[arg-type]
         max_completion_tokens=body.max_tokens, temperature=body.temperature, top_p=body.top_p,
         top_k=body.top_k, stop=body.stop_sequences or None,
-        prompt_cache_key=f"anthropic:{user}" if user else None)
+        prompt_cache_key=f"anthropic:{user}" if user else None,
+        reasoning_effort=effort, reasoning_budget=budget)
+
+
+def _thinking(body: anthropic.MessagesRequest) -> tuple[openai.ReasoningEffort | None, int | None]:
+    """`thinking` as (a reasoning effort, a budget): enabled thinks within `budget_tokens`
+    (less than `max_tokens`, as Anthropic requires), disabled turns it off, adaptive leaves it
+    to the model's default."""
+    thinking = body.thinking
+    if thinking is None or thinking.type == "adaptive":
+        return None, None
+    if thinking.type == "disabled":
+        return "none", None
+    if thinking.type != "enabled":
+        raise InvalidRequest(f"Unknown `thinking` type `{thinking.type}`; use enabled, disabled "
+                             "or adaptive", param="thinking.type")
+    if thinking.budget_tokens is None:
+        raise InvalidRequest("`thinking.budget_tokens` is required when thinking is enabled",
+                             param="thinking.budget_tokens")
+    if thinking.budget_tokens >= body.max_tokens:
+        raise InvalidRequest("`max_tokens` must be greater than `thinking.budget_tokens`",
+                             param="thinking.budget_tokens")
+    return "medium", thinking.budget_tokens

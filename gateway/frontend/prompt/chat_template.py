@@ -6,6 +6,7 @@ or inline Jinja. Rendering runs in a sandbox; a template error becomes a `Templa
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import re
@@ -38,6 +39,9 @@ CHATML = """{%- for message in messages -%}
 NAMED_TEMPLATES = {"gemma": GEMMA, "chatml": CHATML}
 
 
+# what a template is given by the gateway itself: `chat_template_kwargs` may not name these
+RESERVED = frozenset({"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"})
+
 # stands in for a message's content while the template renders, to find where contents land
 _MARK = "\ue000"
 _MARKED = re.compile(f"{_MARK}(\\d+){_MARK}")
@@ -49,6 +53,12 @@ class TemplateError(Exception):
 
 def _raise(message: str) -> None:
     raise TemplateError(message)
+
+
+def _strftime_now(fmt: str) -> str:
+    """Today's date as templates print it (Hugging Face's helper; gpt-oss's and Llama 3.x's
+    templates call it)."""
+    return datetime.datetime.now().strftime(fmt)
 
 
 def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
@@ -64,6 +74,7 @@ class ChatTemplate:
     def __init__(self, source: str, bos_token: str, eos_token: str) -> None:
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         env.globals["raise_exception"] = _raise
+        env.globals["strftime_now"] = _strftime_now
         env.filters["tojson"] = _tojson
         self.source = NAMED_TEMPLATES.get(source, source)  # the Jinja text
         self._template = env.from_string(self.source)
@@ -71,15 +82,20 @@ class ChatTemplate:
         self._eos = eos_token
 
     def render(self, messages: list[dict[str, Any]],
-               tools: list[dict[str, Any]] | None = None) -> str:
-        extra = {"tools": tools} if tools else {}
+               tools: list[dict[str, Any]] | None = None,
+               variables: dict[str, Any] | None = None) -> str:
+        """`variables`: the template's own switches (`enable_thinking`, `reasoning_effort`),
+        `chat_template_kwargs`; they never replace the names below."""
+        extra = {k: v for k, v in (variables or {}).items() if k not in RESERVED}
+        if tools:
+            extra["tools"] = tools
         try:
             return self._template.render(
+                **extra,
                 messages=messages,
                 add_generation_prompt=True,
                 bos_token=self._bos,
                 eos_token=self._eos,
-                **extra,
             )
         except TemplateError:
             raise
@@ -87,19 +103,20 @@ class ChatTemplate:
             raise TemplateError(f"chat template failed: {exc}") from None
 
     def render_parts(self, messages: list[dict[str, Any]],
-                     tools: list[dict[str, Any]] | None = None) -> list[tuple[str, bool]]:
+                     tools: list[dict[str, Any]] | None = None,
+                     variables: dict[str, Any] | None = None) -> list[tuple[str, bool]]:
         """The prompt as pieces, each with whether it is text a client wrote (a message's content)
         rather than the template's markup: the caller tokenizes client text without special
         tokens. Found by rendering with a marker in place of each content; a template that
         changes contents in a way this cannot follow (other than trimming) gets one piece of
         markup, as before."""
-        whole = self.render(messages, tools)
+        whole = self.render(messages, tools, variables)
         # an empty content stays empty: templates test it (Qwen's writes "\n" + content when
         # there is one), and a marker there would not render as it does
         marked = [{**m, "content": f"{_MARK}{i}{_MARK}"} if isinstance(m.get("content"), str)
                   and m["content"] else m for i, m in enumerate(messages)]
         try:
-            pieces = _MARKED.split(self.render(marked, tools))
+            pieces = _MARKED.split(self.render(marked, tools, variables))
         except TemplateError:
             return [(whole, False)]
         for shape in (lambda t: t, str.strip):  # as written, or trimmed as Gemma's template does

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from gateway.protocol.openai import (
     ChatCompletionRequest,
+    ChatMessage,
     CompletionRequest,
     ContentPart,
     SamplingFields,
@@ -31,6 +33,8 @@ from gateway.fleet.served_model import ServedModel
 from gateway.frontend.tools import formats as tool_formats
 from gateway.frontend.tools import plan as tools
 from gateway.frontend.prompt.structured_output import grammar_for
+from gateway.frontend.prompt import thinking_switches as switches
+from gateway.frontend import reasoning
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
@@ -145,20 +149,31 @@ def _message_text(index: int, content: str | list[ContentPart] | None) -> str:
 
 
 def chat_tokens(template: ChatTemplate, vocab: Vocabulary, messages: list[dict[str, Any]],
-                tools_for_template: list[dict[str, Any]] | None = None) -> list[int]:
-    """The prompt's tokens. The template's markup may spell special tokens; what clients wrote
-    never does: text like `<start_of_turn>model` inside a message stays text, no forged turn."""
+                tools_for_template: list[dict[str, Any]] | None = None,
+                variables: dict[str, Any] | None = None) -> tuple[list[int], str]:
+    """The prompt's tokens, and its text. The template's markup may spell special tokens; what
+    clients wrote never does: text like `<start_of_turn>model` inside a message stays text, no
+    forged turn."""
     tokens: list[int] = []
-    for i, (text, from_client) in enumerate(template.render_parts(messages, tools_for_template)):
+    parts = template.render_parts(messages, tools_for_template, variables)
+    for i, (text, from_client) in enumerate(parts):
         add_bos = i == 0 and vocab.add_bos and not (vocab.bos_text and text.startswith(vocab.bos_text))
         tokens += vocab.tokenize(text, add_special=add_bos, parse_special=not from_client)
-    return tokens
+    return tokens, "".join(text for text, _ in parts)
 
 
-def build_chat_request(
-    loaded: ServedModel, body: ChatCompletionRequest, session_header: str | None, client: str = ""
-) -> tuple[GenerationRequest, tools.ToolPlan | None]:
-    """The engine request, and how its tools were asked for (to read the answer with)."""
+@dataclass(frozen=True)
+class ChatPrompt:
+    """A chat request's prompt as its template rendered it."""
+
+    tokens: list[int]
+    text: str
+    plan: tools.ToolPlan | None  # how its tools were asked for (to read the answer with)
+    template: ChatTemplate
+
+
+def chat_prompt(loaded: ServedModel, body: ChatCompletionRequest) -> ChatPrompt:
+    """The prompt of a chat request (checked: roles, sizes, spelled special tokens)."""
     if not body.messages:
         raise InvalidRequest("`messages` must not be empty", param="messages")
     if len(body.messages) > MAX_MESSAGES:
@@ -171,10 +186,11 @@ def build_chat_request(
             raise InvalidRequest(f"Unknown role `{message.role}`", param=f"messages[{i}].role")
         text = _message_text(i, message.content)
         if plan is not None and plan.native is not None:
-            messages.append(tool_formats.template_message(message, text))
+            messages.append(_with_thinking(tool_formats.template_message(message, text), message))
             continue
         role, text = tools.history_message(message, text)
-        messages.append({"role": "system" if role == "developer" else role, "content": text})
+        messages.append(_with_thinking(
+            {"role": "system" if role == "developer" else role, "content": text}, message))
     rendered_tools = None
     if plan is not None and plan.native is not None:  # the template renders the tools
         rendered_tools = tool_formats.template_tools(body.tools or [])
@@ -185,7 +201,8 @@ def build_chat_request(
             messages[0]["content"] += "\n\n" + plan.instructions
         else:
             messages.insert(0, {"role": "system", "content": plan.instructions})
-    checks.text_fits(loaded.n_ctx_seq, sum(len(m["content"]) for m in messages), "messages")
+    checks.text_fits(loaded.n_ctx_seq, sum(len(m["content"]) + len(m.get("reasoning_content", ""))
+                                           for m in messages), "messages")
     template = model_template(loaded)
     if template is None:
         raise InvalidRequest(
@@ -194,27 +211,60 @@ def build_chat_request(
         )
     llama = loaded.tokenizer
     assert llama is not None  # a ready model has its vocabulary
+    variables = switches.template_variables(template.source, body, loaded.config)
+    _refuse_spelled(loaded, switches.spelled_text(body.chat_template_kwargs or {}),
+                    "chat_template_kwargs")
+    _refuse_spelled(loaded, "".join(m.get("reasoning_content", "") for m in messages), "messages")
     try:
-        tokens = chat_tokens(template, llama, messages, rendered_tools)
+        tokens, text = chat_tokens(template, llama, messages, rendered_tools, variables)
     except TemplateError as exc:
         raise InvalidRequest(str(exc), param="messages") from None
+    return ChatPrompt(tokens, text, plan, template)
+
+
+def build_chat_request(
+    loaded: ServedModel, body: ChatCompletionRequest, session_header: str | None, client: str = ""
+) -> tuple[GenerationRequest, tools.ToolPlan | None]:
+    """The engine request, and how its tools were asked for (to read the answer with)."""
+    prompt = chat_prompt(loaded, body)
+    llama = loaded.tokenizer
+    assert llama is not None  # a ready model has its vocabulary
+    plan = prompt.plan
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     grammar = (_tool_grammar(body, plan, llama)
                if plan is not None and plan.schema is not None else None)
-    return _finish_building(loaded, body, max_tokens, tokens, "messages", session_header, client,
-                            grammar), plan
+    request = _finish_building(loaded, body, max_tokens, prompt.tokens, "messages",
+                               session_header, client, grammar)
+    source = prompt.template.source
+    fmt = reasoning.format_of(source)
+    if fmt is not None:
+        budget = switches.budget_of(source, body, loaded.config)
+        spec = switches.thinking_spec(fmt, prompt.text, budget, llama, request.grammar is not None)
+        request = msgspec.structs.replace(request, thinking=spec)
+    return request, plan
+
+
+def _with_thinking(out: dict[str, Any], message: ChatMessage) -> dict[str, Any]:
+    """An assistant message's thinking, where templates read it: `reasoning_content` (Qwen3's)
+    and `thinking` (gpt-oss's); most templates leave earlier turns' thinking out."""
+    if message.role == "assistant" and message.reasoning_content:
+        out["reasoning_content"] = out["thinking"] = message.reasoning_content
+    return out
 
 
 def _refuse_special_spelling(loaded: ServedModel, rendered: list[Any]) -> None:
     """Tools and calls the template renders are markup to it: one that spells a special token
     (a forged turn) is refused, as message text never may spell one."""
+    _refuse_spelled(loaded, json.dumps(rendered, ensure_ascii=False), "tools")
+
+
+def _refuse_spelled(loaded: ServedModel, text: str, param: str) -> None:
     vocab = loaded.tokenizer
     assert vocab is not None
-    text = json.dumps(rendered, ensure_ascii=False)
-    if vocab.tokenize(text, False, parse_special=True) != vocab.tokenize(text, False,
-                                                                         parse_special=False):
-        raise InvalidRequest("A tool definition spells one of the model's special tokens",
-                             param="tools")
+    if text and vocab.tokenize(text, False, parse_special=True) != vocab.tokenize(
+            text, False, parse_special=False):
+        what = "A tool definition" if param == "tools" else f"`{param}`"
+        raise InvalidRequest(f"{what} spells one of the model's special tokens", param=param)
 
 
 def _tool_grammar(body: ChatCompletionRequest, plan: tools.ToolPlan, vocab: Vocabulary) -> str:

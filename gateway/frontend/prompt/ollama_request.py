@@ -92,12 +92,27 @@ def chat_request(body: ollama.ChatRequest) -> openai.ChatCompletionRequest:
                                  param=f"messages[{i}].role")
         calls = [_call(c) for c in m.tool_calls or []] or None
         messages.append(openai.ChatMessage(role=m.role, content=m.content or "", tool_calls=calls,
-                                           tool_call_id=m.tool_call_id, name=m.tool_name))
+                                           tool_call_id=m.tool_call_id, name=m.tool_name,
+                                           reasoning_content=m.thinking))
     tools = [openai.Tool(type="function", function=openai.FunctionDefinition(
         t.function.name, t.function.description, t.function.parameters or {"type": "object"}))
         for t in body.tools or []]
     return openai.ChatCompletionRequest(model=model_name(body.model), messages=messages,
-                                        tools=tools or None, **_sampling(body.options, body.format))
+                                        tools=tools or None, reasoning_effort=_effort(body.think),
+                                        **_sampling(body.options, body.format))
+
+
+def _effort(think: bool | str | None) -> openai.ReasoningEffort | None:
+    """Ollama's `think` as a reasoning effort: false turns thinking off, true turns it on, and
+    gpt-oss's levels (low, medium, high) pass as they are; unset: the model's default."""
+    if think is None:
+        return None
+    if isinstance(think, bool):
+        return "medium" if think else "none"
+    if think not in ("low", "medium", "high"):
+        raise InvalidRequest(f"`think` must be true, false, low, medium or high; got `{think}`",
+                             param="think")
+    return think  # type: ignore[return-value]
 
 
 def generate_request(body: ollama.GenerateRequest
@@ -121,4 +136,4 @@ def generate_request(body: ollama.GenerateRequest
     messages = [openai.ChatMessage(role="system", content=body.system)] if body.system else []
     messages.append(openai.ChatMessage(role="user", content=body.prompt))
     return openai.ChatCompletionRequest(model=model_name(body.model), messages=messages,
-                                        **sampling)
+                                        reasoning_effort=_effort(body.think), **sampling)

@@ -15,8 +15,17 @@ from gateway.errors import InvalidRequest
 
 
 def grammar_for(body: SamplingFields, vocab: Vocabulary) -> str | None:
-    """The GBNF for the request's `response_format`; None when the output is free text."""
+    """The GBNF for the request's `response_format` (or its own `grammar`, llama-server's
+    field); None when the output is free text."""
     fmt = body.response_format
+    free = fmt is None or fmt.type == "text"
+    if body.grammar is not None and not free:
+        raise InvalidRequest("`grammar` and a JSON `response_format` cannot be combined",
+                             param="grammar")
+    if body.grammar is not None:
+        if not vocab.grammar_is_valid(body.grammar):
+            raise InvalidRequest("llama.cpp could not parse this grammar", param="grammar")
+        return body.grammar
     if fmt is None or fmt.type == "text":
         return None
     grammar = _grammar(fmt, vocab)
