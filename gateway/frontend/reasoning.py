@@ -63,12 +63,13 @@ class Thinking:
         return ReasoningSplit(self.fmt, self.opened)
 
     def split(self, text: str) -> tuple[str | None, str]:
-        """A whole answer as (its reasoning, None when it did not think; its reply)."""
+        """A whole answer as (its reasoning, None when it did not think or its block was
+        empty; its reply)."""
         splitter = self.splitter()
         reasoning, reply = splitter.push(text)
         more_reasoning, more_reply = splitter.finish()
         reasoning, reply = reasoning + more_reasoning, reply + more_reply
-        return (reasoning.rstrip("\n") if splitter.thought else None), reply
+        return (reasoning.rstrip("\n") or None if splitter.thought else None), reply
 
 
 def thinking_of(request: GenerationRequest, raw: bool = False) -> Thinking | None:

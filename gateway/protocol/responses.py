@@ -16,15 +16,17 @@ class InputText(msgspec.Struct, frozen=True):
 
 
 class InputItem(msgspec.Struct, frozen=True):
-    """A message (role and content), a function call the model made, or its output."""
+    """A message (role and content), a function call the model made, its output, or a
+    reasoning item an earlier response returned (its `content` or `summary` texts)."""
 
-    type: str = "message"  # message, function_call, function_call_output
+    type: str = "message"  # message, function_call, function_call_output, reasoning
     role: str | None = None
     content: str | list[InputText] | None = None
     call_id: str | None = None
     name: str | None = None
     arguments: str | None = None
     output: str | None = None
+    summary: list[InputText] | None = None  # a reasoning item's
 
 
 class FunctionTool(msgspec.Struct, frozen=True):
@@ -38,6 +40,13 @@ class FunctionTool(msgspec.Struct, frozen=True):
 class NamedFunctionChoice(msgspec.Struct, frozen=True):
     type: str
     name: str
+
+
+class ReasoningParam(msgspec.Struct, frozen=True):
+    """`reasoning`: how hard a thinking model thinks (`effort`); summaries are not made."""
+
+    effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    summary: str | None = None
 
 
 class ResponsesRequest(msgspec.Struct, frozen=True):
@@ -55,6 +64,7 @@ class ResponsesRequest(msgspec.Struct, frozen=True):
     parallel_tool_calls: bool | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None
+    reasoning: ReasoningParam | None = None
 
 
 # ---- the response -----------------------------------------------------------------------------
@@ -75,6 +85,21 @@ class OutputMessage(msgspec.Struct):
     status: str = "completed"
 
 
+class ReasoningText(msgspec.Struct):
+    text: str
+    type: Literal["reasoning_text"] = "reasoning_text"
+
+
+class ReasoningItem(msgspec.Struct):
+    """A thinking model's reasoning, as text (no summaries, nothing encrypted)."""
+
+    id: str
+    content: list[ReasoningText]
+    summary: list[Any] = []
+    type: Literal["reasoning"] = "reasoning"
+    status: str = "completed"
+
+
 class FunctionCall(msgspec.Struct):
     id: str
     call_id: str
@@ -82,6 +107,9 @@ class FunctionCall(msgspec.Struct):
     arguments: str
     type: Literal["function_call"] = "function_call"
     status: str = "completed"
+
+
+OutputItem = OutputMessage | FunctionCall | ReasoningItem
 
 
 class InputTokensDetails(msgspec.Struct):
@@ -109,12 +137,17 @@ class TextFormat(msgspec.Struct, frozen=True):
     format: dict[str, str] = msgspec.field(default_factory=lambda: {"type": "text"})
 
 
+class ReasoningEcho(msgspec.Struct):
+    effort: str | None = None
+    summary: str | None = None
+
+
 class Response(msgspec.Struct):
     id: str
     created_at: int
     model: str
     status: str  # in_progress, completed, incomplete
-    output: list[OutputMessage | FunctionCall]
+    output: list[OutputItem]
     usage: ResponseUsage | msgspec.UnsetType  # absent while in progress (never null)
     object: Literal["response"] = "response"
     previous_response_id: str | None = None
@@ -132,6 +165,7 @@ class Response(msgspec.Struct):
     text: TextFormat = TextFormat()
     truncation: str = "disabled"
     user: str | msgspec.UnsetType = msgspec.UNSET  # a string or absent (never null)
+    reasoning: ReasoningEcho | msgspec.UnsetType = msgspec.UNSET  # the request's, when it had one
 
 
 Unset = msgspec.UnsetType
@@ -148,8 +182,8 @@ class StreamEvent(msgspec.Struct):
     output_index: int | Unset = UNSET
     content_index: int | Unset = UNSET
     item_id: str | Unset = UNSET
-    item: OutputMessage | FunctionCall | Unset = UNSET
-    part: OutputText | Unset = UNSET
+    item: OutputItem | Unset = UNSET
+    part: OutputText | ReasoningText | Unset = UNSET
     delta: str | Unset = UNSET
     text: str | Unset = UNSET
     name: str | Unset = UNSET  # a function call's, when its arguments are done

@@ -133,7 +133,7 @@ def test_effort_none_on_a_template_without_a_switch_closes_at_once(client: opena
                                             temperature=0, reasoning_effort="none",
                                             extra_body={"logit_bias": ASCII})
     message = answer.choices[0].message
-    assert message.reasoning_content == ""  # type: ignore[attr-defined]
+    assert getattr(message, "reasoning_content", None) is None  # an empty block: none
     assert message.content and answer.usage.completion_tokens_details.reasoning_tokens == 0
 
 
@@ -168,8 +168,7 @@ def test_anthropic_thinking_budget_gives_a_thinking_then_a_text_block(
     off = messages.create(model="r1", max_tokens=20, messages=ASK,
                           thinking={"type": "disabled"},
                           extra_body={"temperature": 0})
-    assert [b.type for b in off.content] in (["text"], ["thinking", "text"])
-    assert all(not getattr(b, "thinking", "") for b in off.content)
+    assert [b.type for b in off.content] == ["text"]
 
 
 def test_ollama_think_and_the_model_s_configured_budget(server: RunningServer) -> None:
@@ -211,3 +210,94 @@ def test_a_gpt_oss_answer_in_harmony_splits(client: openai.OpenAI) -> None:
     assert raw.choices[0].message.content == (
         f"<|channel|>analysis<|message|>{message.reasoning_content}<|end|>"  # type: ignore[attr-defined]
         f"<|start|>assistant<|channel|>final<|message|>{message.content}")
+
+
+# ---- the Responses API -----------------------------------------------------------------------
+
+from tests.api.test_responses_spec import _events, errors_of  # noqa: E402,F401  (the spec check)
+
+
+def test_responses_give_a_reasoning_item_then_the_message(server: RunningServer,
+                                                          errors_of) -> None:  # noqa: F811
+    body = {"model": "r1-budget", "input": "Think, then answer.", "max_output_tokens": 30,
+            "temperature": 0, "reasoning": {"effort": "medium"}}
+    whole = httpx.post(f"{server.v1}/responses", json=body, timeout=60).json()
+    assert errors_of(whole, "Response") == []
+    assert [item["type"] for item in whole["output"]] == ["reasoning", "message"]
+    thought = whole["output"][0]["content"][0]["text"]
+    assert thought and whole["output"][1]["content"][0]["text"]
+    assert whole["usage"]["output_tokens_details"]["reasoning_tokens"] == 5
+    assert whole["reasoning"]["effort"] == "medium"
+
+    streamed = httpx.post(f"{server.v1}/responses", json={**body, "stream": True}, timeout=60)
+    events = _events(streamed.text)
+    for event in events:
+        assert errors_of(event, "ResponseStreamEvent") == [], event
+    deltas = [e for e in events if e["type"] == "response.reasoning_text.delta"]
+    final = events[-1]["response"]
+    assert events[-1]["type"] == "response.completed"
+    assert [item["type"] for item in final["output"]] == ["reasoning", "message"]
+    assert "".join(e["delta"] for e in deltas) == final["output"][0]["content"][0]["text"]
+    assert {e["output_index"] for e in deltas} == {0}
+    texts = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert texts and {e["output_index"] for e in texts} == {1}
+    assert "".join(e["delta"] for e in texts) == final["output"][1]["content"][0]["text"]
+    kinds = [e["type"] for e in events]
+    assert kinds.index("response.reasoning_text.done") < kinds.index("response.output_text.delta")
+
+
+def test_responses_take_reasoning_items_back_and_effort_none(client: openai.OpenAI) -> None:
+    first = client.responses.create(model="r1-budget", input="Think, then answer.",
+                                    max_output_tokens=30, temperature=0)
+    assert [item.type for item in first.output] == ["reasoning", "message"]
+    history = [{"role": "user", "content": "Think, then answer."},
+               *[item.model_dump(exclude_none=True) for item in first.output],
+               {"role": "user", "content": "Once more."}]
+    again = client.responses.create(model="r1-budget", input=history, max_output_tokens=20,
+                                    temperature=0, reasoning={"effort": "none"})
+    assert again.status in ("completed", "incomplete")
+    assert [item.type for item in again.output] == ["message"]  # thinking off: no reasoning
+    assert again.usage.output_tokens_details.reasoning_tokens == 0
+
+
+def test_a_gpt_oss_tool_call_after_its_analysis_parses(client: openai.OpenAI) -> None:
+    """The template renders the tools itself; the answer, held to harmony's call shape, is a
+    tool call with the analysis as its reasoning, streamed and not."""
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}}
+    grammar = ('root ::= "<|channel|>analysis<|message|>" [a-z]{4,8} "<|end|><|start|>assistant'
+               '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>'
+               '{\\"city\\": \\"" [a-z]{3,6} "\\"}"')
+    fields = dict(model="oss", messages=ASK, tools=[weather], max_tokens=200, temperature=0,
+                  extra_body={"grammar": grammar})
+    answer = client.chat.completions.create(**fields)  # type: ignore[call-overload]
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and call.function.arguments.startswith('{"city"')
+    assert choice.message.reasoning_content.isalpha()  # type: ignore[attr-defined]
+    stream = client.chat.completions.create(**fields, stream=True)  # type: ignore[call-overload]
+    names, reasoning, finish = [], "", None
+    for chunk in stream:
+        for c in chunk.choices:
+            reasoning += getattr(c.delta, "reasoning_content", None) or ""
+            names += [t.function.name for t in c.delta.tool_calls or []]
+            finish = c.finish_reason or finish
+    assert names == ["get_weather"] and reasoning.isalpha() and finish == "tool_calls"
+
+
+def test_a_gpt_oss_tool_loop_renders_with_its_thinking(server: RunningServer) -> None:
+    """The call and its result go back (the assistant's analysis as `reasoning_content`): the
+    template renders the call, the result to the assistant, and the analysis of the turn."""
+    history = [*ASK, {"role": "assistant", "content": None, "reasoning_content": "Need weather.",
+                      "tool_calls": [{"id": "call_1", "type": "function", "function": {
+                          "name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "Sunny."}]
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    text = prompt_of(server, "oss", messages=history, tools=tools)
+    assert "<|channel|>analysis<|message|>Need weather.<|end|>" in text
+    assert 'to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Paris"}' in text
+    assert "<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>" in text

@@ -1,6 +1,7 @@
 """The tool-call formats chat templates are trained on, found from the template's own text:
 Hermes/Qwen (`<tool_call>{json}</tool_call>`), Mistral (`[TOOL_CALLS][{json}, ...]`) and
-Llama 3.x (a JSON object `{"name", "parameters"}`, after `<|python_tag|>` or alone). For these,
+Llama 3.x (a JSON object `{"name", "parameters"}`, after `<|python_tag|>` or alone); gpt-oss's
+harmony calls (`commentary to=functions.NAME`) arrive from the reasoning split as Hermes markup. For these,
 the template renders the tools itself and the answer is read in its format; `required` and named
 functions still use the generic, grammar-held format (`tools`), which parses on any model.
 Small Hermes-family models often leave the tags out and answer the bare call object, or put it in
@@ -34,6 +35,8 @@ def format_of(template_source: str | None) -> str | None:
         return None
     if "<tool_call>" in template_source:
         return HERMES
+    if "<|channel|>" in template_source and "functions." in template_source:
+        return HERMES  # gpt-oss: the harmony split gives its calls on in Hermes markup
     if "[TOOL_CALLS]" in template_source:
         return MISTRAL
     if "<|python_tag|>" in template_source or "ipython" in template_source:
