@@ -47,6 +47,9 @@ class ReasoningConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     budget: Annotated[int, msgspec.Meta(ge=0)] | None = None  # thinking tokens per answer
     format: Literal["auto", "none"] = "auto"  # "none": the thinking stays in the answer's text
+    # once a thinking answer is whole, compute the next turn's prompt (the conversation with the
+    # answer as its template renders history, thinking dropped) while the user reads it
+    prefill_next_turn: bool = True
 
 
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -59,6 +62,8 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     load_at_start: bool = True
     n_gpu_layers: int = -1  # layers on the GPU when placed on one; -1: all
     chat_template: str | None = None
+    # a Jinja file that replaces the GGUF's own template (llama-server's --chat-template-file)
+    chat_template_file: str | None = None
     chat_template_kwargs: dict[str, Any] = {}  # variables for the chat template (requests add)
     reasoning: ReasoningConfig = ReasoningConfig()  # [models.reasoning]
     context: ContextSettings = ContextSettings()  # [models.context]

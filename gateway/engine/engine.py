@@ -200,8 +200,8 @@ class Engine:
 
     def _offer(self, pending: PendingTurn) -> None:
         pending.arrived = self.clock()
-        pending.ongoing = self.conversations.is_known(pending.session, pending.request.prompt_tokens,
-                                                      pending.request.scope)
+        pending.ongoing = not pending.request.background and self.conversations.is_known(
+            pending.session, pending.request.prompt_tokens, pending.request.scope)
         verdict = self.scheduler.offer(pending, free_slots=self.conversations.free_slots())
         if not verdict.accepted:
             pending.sink(Failed("Too many new conversations are waiting for this model; retry later",

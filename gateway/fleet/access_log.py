@@ -18,8 +18,8 @@ log = logging.getLogger("gateway.access")
 
 
 def line(request: GenerationRequest, model: str, end: EngineEvent | ServiceFailure | None, ttft: float | None,
-         duration: float) -> str:
-    fields: dict[str, object] = {"id": request.request_id[:12], "model": model}
+         duration: float, route: str = "") -> str:
+    fields: dict[str, object] = {"id": request.request_id[:12], "model": model, "route": route}
     if isinstance(end, Finished):
         fields.update({"class": "ongoing" if end.ongoing else "new", "status": end.reason.value,
                        "prompt": end.prompt_tokens, "cached": end.cached_tokens,
@@ -62,7 +62,7 @@ async def logged(events: AsyncIterator[EngineEvent], request: GenerationRequest,
         end = failure
         raise
     finally:
-        log.info("%s", line(request, model, end, first, time.perf_counter() - start))
+        log.info("%s", line(request, model, end, first, time.perf_counter() - start, route))
         if metrics is not None:
             metrics.observe(model, route, end, first, gaps)
         if on_end is not None:

@@ -7,6 +7,7 @@ into reasoning and reply. Through the OpenAI, Anthropic and Ollama SDKs."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         model_block("qwen3", qwen3, n_ctx=2048, parallel=2, threads=1),
         model_block("r1", r1, n_ctx=1024, parallel=2, threads=1),
         model_block("r1-budget", r1, n_ctx=1024, parallel=1, threads=1, budget=5),
+        model_block("r1-cold", r1, n_ctx=1024, parallel=1, threads=1, budget=5,
+                    prefill_next_turn=False),
         model_block("oss", oss, n_ctx=2048, parallel=2, threads=1),
     ])
     with running_server(config, tmp_path_factory.mktemp("templates-server")) as running:
@@ -301,3 +304,39 @@ def test_a_gpt_oss_tool_loop_renders_with_its_thinking(server: RunningServer) ->
     assert "<|channel|>analysis<|message|>Need weather.<|end|>" in text
     assert 'to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Paris"}' in text
     assert "<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>" in text
+
+
+# ---- the next turn, cached -------------------------------------------------------------------
+
+
+def _two_turns(client: openai.OpenAI, model: str, key: str) -> tuple[openai.types.CompletionUsage,
+                                                                       openai.types.CompletionUsage]:
+    first = client.chat.completions.create(model=model, messages=ASK, max_tokens=24,
+                                           temperature=0, prompt_cache_key=key)
+    reply = first.choices[0].message.content
+    assert first.choices[0].message.reasoning_content and reply  # type: ignore[attr-defined]
+    time.sleep(1.0)  # the user reads the answer
+    history = [*ASK, {"role": "assistant", "content": reply},
+               {"role": "user", "content": "And again?"}]
+    second = client.chat.completions.create(model=model, messages=history, max_tokens=4,
+                                            temperature=0, prompt_cache_key=key)
+    return first.usage, second.usage
+
+
+def test_the_next_turn_computes_only_its_new_message(client: openai.OpenAI,
+                                                     server: RunningServer) -> None:
+    """R1's template drops the thinking from history: the next turn's prompt leaves the KV where
+    the thinking began. Begun in the background, the next turn computes only its new message;
+    without that, the answer again."""
+    first, warm = _two_turns(client, "r1-budget", "warm-conversation")
+    _, cold = _two_turns(client, "r1-cold", "cold-conversation")
+    assert warm.prompt_tokens == cold.prompt_tokens  # the same conversation, token for token
+    def tokens(text: str) -> int:
+        return len(httpx.post(f"{server.base}/tokenize", json={
+            "model": "r1-budget", "content": text, "add_special": False,
+            "parse_special": True}).json()["tokens"])
+
+    new = tokens("And again?") + tokens("<｜Assistant｜><think>\n")  # the message, and the prompt's end
+    assert warm.prompt_tokens - warm.prompt_tokens_details.cached_tokens == new
+    assert cold.prompt_tokens_details.cached_tokens <= first.prompt_tokens  # the answer again
+    assert "route=next_turn" in server.log()  # the background turn, by its own route

@@ -24,6 +24,7 @@ from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, r
 from gateway.frontend.prompt.anthropic_request import chat_request
 from gateway.frontend.prompt.completion_request import build_chat_request
 from gateway.frontend.prompt.thinking_switches import wants_raw
+from gateway.frontend.next_turn import then_next_turn
 from gateway.frontend.reasoning import Thinking, thinking_of
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.frontend.tools.plan import ToolPlan, arguments_object
@@ -83,7 +84,8 @@ async def _answer(served: ServedModel, body: anthropic.MessagesRequest, client: 
     request, plan = await built(build_chat_request, served, chat, None, client)
     thinking = thinking_of(request, wants_raw(chat, served.config))
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
-    events = await started(served, request, "messages")
+    events = then_next_turn(await started(served, request, "messages"), served, chat, request,
+                            thinking, plan)
     if body.stream:
         renderer = MessageEvents(message_id, served.id, len(request.prompt_tokens),
                                  body.stop_sequences, plan, thinking)

@@ -21,6 +21,7 @@ from gateway.frontend.prompt.completion_request import (
     build_completion_request,
 )
 from gateway.frontend.prompt.thinking_switches import wants_raw
+from gateway.frontend.next_turn import then_next_turn
 from gateway.frontend.reasoning import Thinking, thinking_of
 from gateway.protocol import openai
 
@@ -50,6 +51,8 @@ async def _answer(served: ServedModel, body: Body, session_header: str | None, c
     ids = chunks.ResponseIds(model=served.id, prefix="chatcmpl" if chat else "cmpl",
                              fingerprint=chunks.fingerprint(identity))
     events = await started(served, request, route)
+    if isinstance(body, openai.ChatCompletionRequest):
+        events = then_next_turn(events, served, body, request, thinking, plan)
     streams: list[AsyncIterator[EngineEvent]] = [events]
     if (body.n or 1) > 1:  # the others start from the first's computed prompt
         streams = [await choices.after_prefill(events)]

@@ -223,7 +223,7 @@ async def props(registry: ModelRegistry, name: str | None) -> dict[str, object]:
     slot, the slots, the template, and (ours) what fill-in-the-middle the model supports."""
     served = model_for(registry, name)
     vocab = await vocabulary(served)
-    template = template_for(vocab, served.config.chat_template)
+    template = template_for(vocab, served.config.chat_template, served.config.chat_template_file)
     context = served.config.context
     return {
         "default_generation_settings": {

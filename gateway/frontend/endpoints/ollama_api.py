@@ -40,6 +40,7 @@ from gateway.frontend.prompt.ollama_request import (
     model_name,
 )
 from gateway.frontend.prompt.thinking_switches import wants_raw
+from gateway.frontend.next_turn import then_next_turn
 from gateway.frontend.reasoning import Thinking, thinking_of
 from gateway.frontend.tools.answer_stream import ToolAnswerStream
 from gateway.frontend.tools.plan import ToolPlan, arguments_object
@@ -127,9 +128,11 @@ async def _answer(served: ServedModel, body: ollama.ChatRequest | ollama.Generat
         request = await built(build_completion_request, served, wire, None, client)
     route = "ollama_chat" if isinstance(body, ollama.ChatRequest) else "ollama_generate"
     clock = Clock()
-    events = _clocked(await started(served, request, route), clock)
     thinking = thinking_of(request, isinstance(wire, openai.ChatCompletionRequest)
                            and wants_raw(wire, served.config))
+    events = _clocked(await started(served, request, route), clock)
+    if isinstance(wire, openai.ChatCompletionRequest) and isinstance(body, ollama.ChatRequest):
+        events = then_next_turn(events, served, wire, request, thinking, plan)
     renderer = OllamaChunks(served.id, isinstance(body, ollama.ChatRequest), clock, plan, thinking)
     if body.stream:
         return Streamed(rendered(events, renderer, notices=False))

@@ -67,7 +67,7 @@ async def show(registry: ModelRegistry, body: ollama.ShowRequest) -> ollama.Show
         raise InvalidRequest("`model` is required", param="model")
     served = registry.get(model_name(name))
     vocab = await vocabulary(served)
-    template = template_for(vocab, served.config.chat_template)
+    template = template_for(vocab, served.config.chat_template, served.config.chat_template_file)
     details = _details(served)
     capabilities = ["completion", *(["tools"] if template is not None else []),
                     *(["insert"] if vocab.fim_tokens is not None else []),

@@ -27,6 +27,7 @@ from gateway.frontend.endpoint import Streamed, built, serve, started
 from gateway.frontend.endpoints.response_events import ResponseEvents, StreamedIds, error_event
 from gateway.frontend.event_stream import LoadingNotice, QueueNotice, collect, rendered
 from gateway.frontend.prompt.thinking_switches import wants_raw
+from gateway.frontend.next_turn import then_next_turn
 from gateway.frontend.reasoning import thinking_of
 from gateway.fleet.registry import ModelRegistry
 from gateway.fleet.served_model import ServedModel
@@ -210,7 +211,8 @@ async def _answer(served: ServedModel, store: ResponseStore, body: rw.ResponsesR
     prepared = prepare(store, body, response_id, client)
     request, plan = await built(build_chat_request, served, prepared.chat, None, client)
     thinking = thinking_of(request, wants_raw(prepared.chat, served.config))
-    events = await started(served, request, "responses")
+    events = then_next_turn(await started(served, request, "responses"), served, prepared.chat,
+                            request, thinking, plan)
 
     def finish(text: str, thought: str | None, finished: Finished,
                ids: StreamedIds) -> rw.Response:

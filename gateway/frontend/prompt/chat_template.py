@@ -10,11 +10,13 @@ import datetime
 import functools
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from gateway.errors import GatewayError
 from gateway.frontend.tokenizer import Vocabulary
 
 GEMMA = """{{ bos_token }}
@@ -127,13 +129,24 @@ class ChatTemplate:
         return [(whole, False)]
 
 
-def template_for(vocab: Vocabulary | None, configured: str | None) -> ChatTemplate | None:
-    """A model's template: the GGUF's own, else the config's; None without either (or before
-    its vocabulary is loaded). Compiled once per template."""
+def template_for(vocab: Vocabulary | None, configured: str | None,
+                 replacing_file: str | None = None) -> ChatTemplate | None:
+    """A model's template: the configured file's (it replaces the GGUF's), else the GGUF's own,
+    else the config's `chat_template`; None without any (or before its vocabulary is loaded).
+    Compiled once per template."""
     if vocab is None:
         return None
-    source = vocab.chat_template or configured
+    source = (_file_text(replacing_file) if replacing_file else None) or vocab.chat_template \
+        or configured
     return _compiled(source, vocab.bos_text, vocab.eos_text) if source else None
+
+
+@functools.lru_cache(maxsize=16)
+def _file_text(path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GatewayError(f"cannot read the chat template file {path}: {exc.strerror}") from None
 
 
 @functools.lru_cache(maxsize=64)

@@ -64,7 +64,8 @@ def session_key(body: SamplingFields, header: str | None, client: str = "") -> S
 
 
 def model_template(loaded: ServedModel) -> ChatTemplate | None:
-    return template_for(loaded.tokenizer, loaded.config.chat_template)
+    return template_for(loaded.tokenizer, loaded.config.chat_template,
+                        loaded.config.chat_template_file)
 
 
 def tool_plan(loaded: ServedModel, body: ChatCompletionRequest) -> tools.ToolPlan | None:
@@ -150,16 +151,19 @@ def _message_text(index: int, content: str | list[ContentPart] | None) -> str:
 
 def chat_tokens(template: ChatTemplate, vocab: Vocabulary, messages: list[dict[str, Any]],
                 tools_for_template: list[dict[str, Any]] | None = None,
-                variables: dict[str, Any] | None = None) -> tuple[list[int], str]:
-    """The prompt's tokens, and its text. The template's markup may spell special tokens; what
-    clients wrote never does: text like `<start_of_turn>model` inside a message stays text, no
-    forged turn."""
+                variables: dict[str, Any] | None = None) -> tuple[list[int], str, int]:
+    """The prompt's tokens, its text, and where (in tokens) the last text a client wrote begins
+    (0: none found). The template's markup may spell special tokens; what clients wrote never
+    does: text like `<start_of_turn>model` inside a message stays text, no forged turn."""
     tokens: list[int] = []
+    last_client = 0
     parts = template.render_parts(messages, tools_for_template, variables)
     for i, (text, from_client) in enumerate(parts):
         add_bos = i == 0 and vocab.add_bos and not (vocab.bos_text and text.startswith(vocab.bos_text))
+        if from_client:
+            last_client = len(tokens)
         tokens += vocab.tokenize(text, add_special=add_bos, parse_special=not from_client)
-    return tokens, "".join(text for text, _ in parts)
+    return tokens, "".join(text for text, _ in parts), last_client
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,7 @@ class ChatPrompt:
     text: str
     plan: tools.ToolPlan | None  # how its tools were asked for (to read the answer with)
     template: ChatTemplate
+    last_client: int = 0  # where the last message's text begins, in tokens (0: not found)
 
 
 def chat_prompt(loaded: ServedModel, body: ChatCompletionRequest) -> ChatPrompt:
@@ -216,10 +221,11 @@ def chat_prompt(loaded: ServedModel, body: ChatCompletionRequest) -> ChatPrompt:
                     "chat_template_kwargs")
     _refuse_spelled(loaded, "".join(m.get("reasoning_content", "") for m in messages), "messages")
     try:
-        tokens, text = chat_tokens(template, llama, messages, rendered_tools, variables)
+        tokens, text, last_client = chat_tokens(template, llama, messages, rendered_tools,
+                                                variables)
     except TemplateError as exc:
         raise InvalidRequest(str(exc), param="messages") from None
-    return ChatPrompt(tokens, text, plan, template)
+    return ChatPrompt(tokens, text, plan, template, last_client)
 
 
 def build_chat_request(
