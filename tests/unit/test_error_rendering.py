@@ -6,7 +6,7 @@ from litestar.testing import TestClient
 from gateway.api.errors import EXCEPTION_HANDLERS
 from gateway.engine.events import FailureKind
 from gateway.errors import OF_ENGINE, Failure, ServiceFailure
-from gateway.frontend.endpoints.responses_api import _error_event
+from gateway.frontend.endpoints.response_events import error_event
 from gateway.frontend.error_frames import openai_error
 
 
@@ -52,5 +52,5 @@ def test_a_failure_reads_the_same_on_every_protocol() -> None:
     event and the plain HTTP error all carry the code the table gives it."""
     died = ServiceFailure(Failure.ENGINE_RESTARTING, "the engine process stopped")
     assert openai_error(died).error.code == "engine_restarting"
-    assert _error_event(died).code == "engine_restarting"
+    assert error_event(died).code == "engine_restarting"
     assert died.status == 503 and died.headers == {"Retry-After": "2"}
