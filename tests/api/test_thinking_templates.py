@@ -7,6 +7,7 @@ into reasoning and reply. Through the OpenAI, Anthropic and Ollama SDKs."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -340,3 +341,20 @@ def test_the_next_turn_computes_only_its_new_message(client: openai.OpenAI,
     assert warm.prompt_tokens - warm.prompt_tokens_details.cached_tokens == new
     assert cold.prompt_tokens_details.cached_tokens <= first.prompt_tokens  # the answer again
     assert "route=next_turn" in server.log()  # the background turn, by its own route
+
+
+def test_a_qwen3_tool_call_after_its_thinking_parses(client: openai.OpenAI) -> None:
+    """Thinking, then a Hermes call (the template renders the tools): the call parses, the
+    thinking is its reasoning."""
+    grammar = ('root ::= "<think>\\n" [a-z]{4,8} "\\n</think>\\n\\n<tool_call>\\n{\\"name\\": '
+               '\\"get_weather\\", \\"arguments\\": {\\"city\\": \\"" [a-z]{3,6} '
+               '"\\"}}\\n</tool_call>"')
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    answer = client.chat.completions.create(
+        model="qwen3", messages=ASK, max_tokens=120, temperature=0, extra_body={"grammar": grammar},
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": schema}}])
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    assert choice.message.reasoning_content.isalpha()  # type: ignore[attr-defined]
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments)["city"]

@@ -116,3 +116,22 @@ def test_no_budget_counts_without_closing() -> None:
     watch = ThinkingWatch(_spec(opened=True, budget=None))
     assert _watch(watch, ["x"] * 50) == []
     assert watch.tokens == 50
+
+
+def test_the_real_templates_name_their_formats() -> None:
+    """The thinking templates shipped with real models (tests/fixtures/templates) are read as
+    their formats, and render."""
+    from pathlib import Path
+
+    from gateway.frontend.prompt.chat_template import ChatTemplate
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "templates"
+    expected = {"Qwen-Qwen3-0.6B.jinja": THINK,
+                "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja": THINK,
+                "openai-gpt-oss-120b.jinja": HARMONY,
+                "mistralai-Ministral-3-14B-Reasoning-2512.jinja": MISTRAL}
+    for name, fmt in expected.items():
+        source = (folder / name).read_text()
+        assert format_of(source) is fmt, name
+        prompt = ChatTemplate(source, "<s>", "</s>").render([{"role": "user", "content": "Hi."}])
+        assert "Hi." in prompt, name

@@ -15,6 +15,7 @@ from gateway.fleet.model_card import card_of
 from gateway.fleet.registry import ModelRegistry
 from gateway.fleet.served_model import ServedModel
 from gateway.frontend.endpoints.llama_server import vocabulary
+from gateway.frontend import reasoning
 from gateway.frontend.prompt.chat_template import template_for
 from gateway.frontend.prompt.ollama_request import TAG, model_name
 from gateway.protocol import ollama
@@ -71,7 +72,9 @@ async def show(registry: ModelRegistry, body: ollama.ShowRequest) -> ollama.Show
     details = _details(served)
     capabilities = ["completion", *(["tools"] if template is not None else []),
                     *(["insert"] if vocab.fim_tokens is not None else []),
-                    *(["embedding"] if served.config.embeddings else [])]
+                    *(["embedding"] if served.config.embeddings else []),
+                    *(["thinking"] if reasoning.format_of(template.source if template else None)
+                      else [])]
     return ollama.ShowResponse(
         modelfile=f"# served by the gateway from its config\nFROM {served.id}\n",
         parameters=f"num_ctx {served.n_ctx_seq}", template=template.source if template else "",
