@@ -199,6 +199,11 @@ class Engine:
             self._stopped = True
 
     def _offer(self, pending: PendingTurn) -> None:
+        request = pending.request
+        if request.background and (len(self.scheduler) or not self.conversations.worth_computing_ahead(
+                pending.session, request.prompt_tokens, request.scope)):
+            pending.sink(Failed("not begun: others wait, or it is held", FailureKind.QUEUE_FULL))
+            return
         pending.arrived = self.clock()
         pending.ongoing = not pending.request.background and self.conversations.is_known(
             pending.session, pending.request.prompt_tokens, pending.request.scope)

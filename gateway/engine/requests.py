@@ -59,6 +59,6 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     # for max_tokens whatever comes)
     hole: Hole | None = None
     thinking: ThinkingSpec | None = None  # a thinking template's answer
-    # work done ahead for a conversation (its next turn's prompt): it yields to every other
-    # request, as a new conversation's would, and is never counted as an ongoing turn
+    # work done ahead for a conversation (its next turn's prompt): it runs only when no request
+    # waits and a slot is free, as a new conversation (never an ongoing turn)
     background: bool = False

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from gateway.engine.events import EngineEvent, Finished, FinishReason, TextDelta
+from gateway.engine.kv.session_key import SessionKey
 from gateway.engine.requests import GenerationRequest
 from gateway.errors import GatewayError
 from gateway.fleet.served_model import ServedModel
@@ -31,7 +32,9 @@ from gateway.protocol import openai
 log = logging.getLogger(__name__)
 ROUTE = "next_turn"  # its label in the access log and /metrics
 _NEXT = "Next."  # stands in for the next user message (only what comes before it is kept)
-_running: set[asyncio.Task[None]] = set()
+# the next turn being begun, per conversation (unkeyed: per client): a newer request of the
+# conversation supersedes it
+_begun: dict[tuple[str, SessionKey | None], asyncio.Task[None]] = {}
 
 
 def next_turn_tokens(served: ServedModel, body: openai.ChatCompletionRequest, reply: str
@@ -55,6 +58,9 @@ async def then_next_turn(events: AsyncIterator[EngineEvent], served: ServedModel
                          ) -> AsyncIterator[EngineEvent]:
     """`events` as they come; once they end with a whole thinking answer, its conversation's
     next turn begins in the background."""
+    earlier = _begun.pop((request.scope, request.session_key), None)
+    if earlier is not None:
+        earlier.cancel()  # this request is that turn: it computes its own prompt
     if thinking is None or (body.n or 1) > 1 or not served.config.reasoning.prefill_next_turn:
         async for event in events:
             yield event
@@ -80,8 +86,10 @@ def _begin(served: ServedModel, body: openai.ChatCompletionRequest, request: Gen
     if parsed is not None and parsed.content is not None:
         reply = parsed.content
     task = asyncio.get_running_loop().create_task(_compute(served, body, request, reply))
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+    conversation = (request.scope, request.session_key)
+    _begun[conversation] = task
+    task.add_done_callback(lambda done: _begun.pop(conversation, None)
+                           if _begun.get(conversation) is done else None)
 
 
 async def _compute(served: ServedModel, body: openai.ChatCompletionRequest,

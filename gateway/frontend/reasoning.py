@@ -11,6 +11,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from gateway.engine.requests import GenerationRequest
@@ -26,7 +27,8 @@ class ThinkFormat:
 
 
 THINK = ThinkFormat("think", "<think>", "</think>", "\n</think>\n\n")
-MISTRAL = ThinkFormat("mistral", "[THINK]", "[/THINK]", "[/THINK]")
+# Magistral's tags are control tokens in its GGUFs: sent as text only when asked
+MISTRAL = ThinkFormat("mistral", "[THINK]", "[/THINK]", "[/THINK]", special=True)
 HARMONY = ThinkFormat("harmony", "<|channel|>analysis<|message|>", "<|end|>",
                       "<|end|><|start|>assistant<|channel|>final<|message|>", special=True)
 FORMATS = {f.name: f for f in (THINK, MISTRAL, HARMONY)}
@@ -149,6 +151,7 @@ class ReasoningSplit:
 
 
 _HARMONY_MARKS = ("<|end|>", "<|start|>", "<|channel|>")
+_HEADER_MAX = 256  # a "header" longer than this never reaching <|message|> is text
 
 
 class HarmonySplit:
@@ -162,6 +165,7 @@ class HarmonySplit:
         self.thought = opened
         self.channel: str | None = "analysis" if opened else None  # None: in a header
         self.recipient = ""
+        self._arguments = False  # the open call's arguments have begun
         self._held = ""
 
     def push(self, text: str) -> tuple[str, str]:
@@ -171,17 +175,21 @@ class HarmonySplit:
         while text:
             if self.channel is None:
                 begun = text.lstrip()
-                if begun and not begun.startswith("<|") and not "<|".startswith(begun):
-                    self.channel, self.recipient, text = "final", "", begun  # no markup at all
+                if begun and not any(m.startswith(begun[:len(m)]) for m in _HARMONY_MARKS[1:]):
+                    self.channel, self.recipient, text = "final", "", begun  # not a header
                     continue
                 end = text.find("<|message|>")
+                if end < 0 and len(text) > _HEADER_MAX:
+                    self.channel, self.recipient = "final", ""  # no header after all: text
+                    continue
                 if end < 0:
                     self._held = text
                     break
                 self._open(text[:end])
                 text = text[end + len("<|message|>"):]
                 if self.recipient:
-                    reply += '<tool_call>{"name": "%s", "arguments": ' % self.recipient
+                    reply += '<tool_call>{"name": %s, "arguments": ' % json.dumps(self.recipient)
+                    self._arguments = False
                 continue
             ends = [i for i in (text.find(m) for m in _HARMONY_MARKS) if i >= 0]
             end = min(ends) if ends else -1
@@ -213,17 +221,23 @@ class HarmonySplit:
     def _body(self, body: str) -> tuple[str, str]:
         if self.channel == "analysis" and not self.recipient:
             return body, ""
+        if self.recipient and body.strip():
+            self._arguments = True
         return "", body
 
     def _close(self) -> str:
         """The open message ends."""
-        closing = "}</tool_call>" if self.recipient and self.channel is not None else ""
+        closing = ""
+        if self.recipient and self.channel is not None:
+            closing = ("" if self._arguments else "{}") + "}</tool_call>"
         self.channel, self.recipient = None, ""
         return closing
 
     def finish(self) -> tuple[str, str]:
         held, self._held = self._held, ""
-        if self.channel is None:
-            return "", ""  # a header cut short: markup, not text
+        if self.channel is None:  # a header cut short is markup; anything else was text
+            begun = held.lstrip()
+            header = any(begun.startswith(m) for m in _HARMONY_MARKS[1:])
+            return "", "" if header else held
         reasoning, reply = self._body(held)
         return reasoning, reply + self._close()

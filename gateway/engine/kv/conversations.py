@@ -80,6 +80,12 @@ class ConversationStore:
     def free_slots(self) -> int:
         return len(self.slots.idle())
 
+    def worth_computing_ahead(self, key: SessionKey | None, prompt: list[int], scope: str) -> bool:
+        """Whether a background prompt (a conversation's next turn, begun ahead) should run: a
+        slot is free and the conversation does not hold all of it already (its next turn may
+        have run first: running it then would cut that turn's KV back)."""
+        return bool(self.free_slots()) and (self.known_prefix(key, prompt, scope) or 0) < len(prompt)
+
     def place(self, key: SessionKey | None, prompt: list[int], scope: str = "") -> SlotLease | None:
         """Give this turn a slot holding as much of its prompt as can be had; None: wait."""
         slot: Slot | None

@@ -42,7 +42,9 @@ NAMED_TEMPLATES = {"gemma": GEMMA, "chatml": CHATML}
 
 
 # what a template is given by the gateway itself: `chat_template_kwargs` may not name these
-RESERVED = frozenset({"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"})
+RESERVED = frozenset({"messages", "tools", "add_generation_prompt", "bos_token", "eos_token",
+                      "raise_exception", "strftime_now", "namespace", "range", "dict", "cycler",
+                      "joiner", "lipsum"})
 
 # stands in for a message's content while the template renders, to find where contents land
 _MARK = "\ue000"
@@ -103,6 +105,8 @@ class ChatTemplate:
             raise
         except jinja2.TemplateError as exc:
             raise TemplateError(f"chat template failed: {exc}") from None
+        except Exception as exc:  # a variable of the wrong type (`chat_template_kwargs`), ...
+            raise TemplateError(f"chat template failed: {type(exc).__name__}: {exc}") from None
 
     def render_parts(self, messages: list[dict[str, Any]],
                      tools: list[dict[str, Any]] | None = None,

@@ -184,6 +184,13 @@ def chat_prompt(loaded: ServedModel, body: ChatCompletionRequest) -> ChatPrompt:
     if len(body.messages) > MAX_MESSAGES:
         raise InvalidRequest(f"At most {MAX_MESSAGES} messages are accepted; got "
                              f"{len(body.messages)}", param="messages")
+    template = model_template(loaded)
+    if template is None:
+        raise InvalidRequest(
+            f"Model `{loaded.id}` has no chat template; use /v1/completions or configure one",
+            param="model",
+        )
+    thinks = reasoning.format_of(template.source)
     plan = tool_plan(loaded, body)
     messages: list[dict[str, Any]] = []
     for i, message in enumerate(body.messages):
@@ -191,11 +198,12 @@ def chat_prompt(loaded: ServedModel, body: ChatCompletionRequest) -> ChatPrompt:
             raise InvalidRequest(f"Unknown role `{message.role}`", param=f"messages[{i}].role")
         text = _message_text(i, message.content)
         if plan is not None and plan.native is not None:
-            messages.append(_with_thinking(tool_formats.template_message(message, text), message))
+            messages.append(_with_thinking(tool_formats.template_message(message, text), message,
+                                           thinks))
             continue
         role, text = tools.history_message(message, text)
         messages.append(_with_thinking(
-            {"role": "system" if role == "developer" else role, "content": text}, message))
+            {"role": "system" if role == "developer" else role, "content": text}, message, thinks))
     rendered_tools = None
     if plan is not None and plan.native is not None:  # the template renders the tools
         rendered_tools = tool_formats.template_tools(body.tools or [])
@@ -208,12 +216,6 @@ def chat_prompt(loaded: ServedModel, body: ChatCompletionRequest) -> ChatPrompt:
             messages.insert(0, {"role": "system", "content": plan.instructions})
     checks.text_fits(loaded.n_ctx_seq, sum(len(m["content"]) + len(m.get("reasoning_content", ""))
                                            for m in messages), "messages")
-    template = model_template(loaded)
-    if template is None:
-        raise InvalidRequest(
-            f"Model `{loaded.id}` has no chat template; use /v1/completions or configure one",
-            param="model",
-        )
     llama = loaded.tokenizer
     assert llama is not None  # a ready model has its vocabulary
     variables = switches.template_variables(template.source, body, loaded.config)
@@ -225,6 +227,11 @@ def chat_prompt(loaded: ServedModel, body: ChatCompletionRequest) -> ChatPrompt:
                                                 variables)
     except TemplateError as exc:
         raise InvalidRequest(str(exc), param="messages") from None
+    if not last_client:  # the template rewrote a content (thinking templates cut an answer's
+        # thinking out): the prompt was read as markup, so no content may spell a special token
+        for i, m in enumerate(messages):
+            if isinstance(m.get("content"), str):
+                _refuse_spelled(loaded, m["content"], f"messages[{i}].content")
     return ChatPrompt(tokens, text, plan, template, last_client)
 
 
@@ -250,11 +257,24 @@ def build_chat_request(
     return request, plan
 
 
-def _with_thinking(out: dict[str, Any], message: ChatMessage) -> dict[str, Any]:
+def _with_thinking(out: dict[str, Any], message: ChatMessage,
+                   thinks: reasoning.ThinkFormat | None) -> dict[str, Any]:
     """An assistant message's thinking, where templates read it: `reasoning_content` (Qwen3's)
-    and `thinking` (gpt-oss's); most templates leave earlier turns' thinking out."""
-    if message.role == "assistant" and message.reasoning_content:
-        out["reasoning_content"] = out["thinking"] = message.reasoning_content
+    and `thinking` (gpt-oss's); most templates leave earlier turns' thinking out. A content that
+    still holds its thinking block (a client that sent the raw answer back) is split here as the
+    template would split it, so the template is given the reply alone (and the prompt can tell
+    the client's text from the template's markup)."""
+    if message.role != "assistant":
+        return out
+    thought = message.reasoning_content
+    content = out.get("content")
+    if thinks is not None and not thinks.special and isinstance(content, str) \
+            and thinks.close in content:
+        before, _, after = content.partition(thinks.close)
+        out["content"] = after.lstrip("\n")
+        thought = thought or before.split(thinks.open)[-1].strip("\n")
+    if thought:
+        out["reasoning_content"] = out["thinking"] = thought
     return out
 
 
@@ -274,6 +294,10 @@ def _refuse_spelled(loaded: ServedModel, text: str, param: str) -> None:
 
 
 def _tool_grammar(body: ChatCompletionRequest, plan: tools.ToolPlan, vocab: Vocabulary) -> str:
+    if body.grammar is not None:
+        raise InvalidRequest("`grammar` cannot be combined with `tool_choice` required or a "
+                             "named function (a grammar of their own holds the answer)",
+                             param="grammar")
     if body.response_format is not None and body.response_format.type != "text":
         raise InvalidRequest("`tools` and a JSON `response_format` cannot be combined",
                              param="response_format")
