@@ -151,6 +151,9 @@ def _check(config: Config, origin: str) -> None:
             raise ConfigError(
                 f"{origin}: `hf` is \"org/repo:file.gguf\" - at `{where}.source.hf`"
             )
+        if model.context.cache_type_v != "f16" and model.context.flash_attn == "off":
+            raise ConfigError(f"{origin}: a quantized V cache needs flash attention (`flash_attn` "
+                              f"\"auto\" or \"on\") - at `{where}.context.cache_type_v`")
         if model.scheduling.reserved_slots >= model.context.parallel:
             raise ConfigError(f"{origin}: `reserved_slots` must be below `context.parallel` - at "
                               f"`{where}.scheduling.reserved_slots`")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from gateway.engine import batch_step
 from gateway.engine.kv.conversations import ConversationStore
 from gateway.engine.logprobs import token_logprobs
-from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, GrammarStuck,
+from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, GrammarStuck, KvLayout,
                                           LlamaContext, LlamaModel, Sampler)
 from gateway.engine.scheduler import Scheduler
 from gateway.engine.settings import Policy
@@ -57,10 +57,13 @@ class Engine:
         fault = self.decode_failpoint
         self.ctx = LlamaContext(self.model, c.n_ctx, c.parallel, c.n_batch, c.threads,
                                 None if fault is None
-                                else lambda: trigger(fault, self.model.extra_buffers))
+                                else lambda: trigger(fault, self.model.extra_buffers),
+                                KvLayout(c.cache_type_k, c.cache_type_v, c.flash_attn,
+                                         c.kv_unified))
         self.n_ctx_seq = self.ctx.n_ctx_seq
         self.cache = SessionCache(self.model.identity, s.session_cache.ram_bytes,
-                                  s.session_cache.dir, s.session_cache.disk_bytes)
+                                  s.session_cache.dir, s.session_cache.disk_bytes,
+                                  kv_type=f"{self.ctx.kv.type_k}/{self.ctx.kv.type_v}")
         self.conversations = ConversationStore(self.ctx, self.model.identity, c.parallel,
                                                self.cache, self.clock)
         self.scheduler: Scheduler[PendingTurn] = Scheduler(s.scheduling, c.parallel)  # who waits
@@ -361,7 +364,7 @@ class Engine:
         seq.generated += 1
         self.stats.tokens_generated += 1
         if token in self.model.eog_set:
-            self._emit_text(seq, seq.text.flush())
+            seq.emit(seq.text.flush())
             self._finish(seq, FinishReason.STOP)
             return
         if seq.generated == 1:
@@ -373,12 +376,12 @@ class Engine:
         if seq.thinking is not None:
             seq.thinking.push(piece.decode("utf-8", "ignore"))  # its markup is ASCII
         text = seq.text.push(piece)
-        self._emit_text(seq, text)
+        seq.emit(text)
         if seq.text.stopped:
             self._finish(seq, FinishReason.STOP)
         elif (seq.generated >= request.max_tokens or len(seq.slot.tokens) >= self.n_ctx_seq
               or seq.predict_time_up(self.clock(), text)):
-            self._emit_text(seq, seq.text.flush())
+            seq.emit(seq.text.flush())
             self._finish(seq, FinishReason.STOP if seq.text.stopped else FinishReason.LENGTH)
         else:
             seq.next_token = token
@@ -387,11 +390,6 @@ class Engine:
         now = self.clock()
         for seq in [s for s in self._running if s.prompt_out_of_time(now)]:
             self._finish(seq, FinishReason.LENGTH)
-
-    @staticmethod
-    def _emit_text(seq: RunningTurn, text: str) -> None:
-        if text:
-            seq.pending.sink(TextDelta(text, seq.take_logprobs()))
 
     def _finish(self, seq: RunningTurn, reason: FinishReason) -> None:
         self._running.remove(seq)

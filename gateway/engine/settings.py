@@ -6,7 +6,7 @@ cross the process boundary inside a `WorkerSpec`."""
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -29,6 +29,11 @@ class SchedulerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     max_queue_per_client: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 16
 
 
+KvType = Literal["f16", "q8_0", "q4_0"]
+# bytes per K or V value: f16 2; q8_0 a 2-byte scale per 32 one-byte values; q4_0 per 32 nibbles
+KV_BYTES_PER_VALUE = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
+
 class ContextSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The llama.cpp context: its size, its sequence slots, its batches, its threads."""
 
@@ -38,6 +43,14 @@ class ContextSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # prompt tokens per step while other sequences stream: short steps, smooth streams
     prefill_chunk: Annotated[int, msgspec.Meta(ge=1, le=1 << 16)] = 128
     threads: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0  # 0: the physical cores, shared among engines
+    # the KV cache's types (llama-server's -ctk / -ctv): q8_0 holds twice the conversations of
+    # f16, q4_0 about 3.5x; a quantized V needs flash attention
+    cache_type_k: KvType = "f16"
+    cache_type_v: KvType = "f16"
+    flash_attn: Literal["auto", "on", "off"] = "auto"  # "auto": where the backend has it
+    # one KV pool for all slots (llama-server's -kvu): copying a shared prefix is bookkeeping,
+    # not a copy of a whole slot's buffer
+    kv_unified: bool = False
 
 
 class SessionCacheSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

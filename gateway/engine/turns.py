@@ -12,7 +12,7 @@ from gateway.engine.kv.session_key import SessionKey
 from gateway.engine.kv.slots import Slot
 from gateway.engine.answer.text_stream import TextStream
 from gateway.engine.answer.thinking_watch import ThinkingWatch
-from gateway.engine.events import Finished, FinishReason, Sink, TokenLogprob
+from gateway.engine.events import Finished, FinishReason, Sink, TextDelta, TokenLogprob
 from gateway.engine.requests import GenerationRequest
 
 
@@ -108,6 +108,11 @@ class RunningTurn:
         so far stays in the slot, for the editor's next keystroke."""
         limit = self.request.max_prompt_s
         return limit is not None and self.generated == 0 and now - self.pending.arrived > limit
+
+    def emit(self, text: str) -> None:
+        """Send text drawn for it (with the logprobs of the tokens it came from)."""
+        if text:
+            self.pending.sink(TextDelta(text, self.take_logprobs()))
 
     def take_logprobs(self) -> list[TokenLogprob] | None:
         if not self.logprobs:

@@ -105,6 +105,7 @@ class EngineProcess:
         self.on_change = on_change  # told after every move of its state
         self._state = State.LOADING
         self.n_ctx_seq = spec.settings.context.n_ctx
+        self.kv = ""  # how the engine holds its KV, once it is ready
         self.running = 0  # as the engine last reported it
         self.restarts = 0
         self.pid: int | None = None
@@ -382,6 +383,7 @@ class EngineProcess:
                 self.ready_since_start = True
                 self._release_gate()  # the next model may load
                 self.n_ctx_seq = message.n_ctx_seq
+                self.kv = message.kv
                 self.failure = None
                 if self._stopping:  # a late Ready from an engine being stopped: not serving
                     return was_ready
@@ -398,7 +400,7 @@ class EngineProcess:
         described: dict[str, object] = {
             "state": self.state.value, "pid": self.pid, "running": running,
             "waiting": waiting, "restarts": self.restarts, "error": self.failure,
-            "note": self.note, "extra_buffers": self.spec.extra_buffers,
+            "note": self.note, "extra_buffers": self.spec.extra_buffers, "kv": self.kv,
             "prompt_tokens_computed": self.computed[0], "tokens_generated": self.computed[1],
             "conversations": msgspec.structs.asdict(self.conversations)}
         if self.state in (State.LOADING, State.RESTARTING) and not self.ready_since_start:

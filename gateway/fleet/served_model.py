@@ -67,7 +67,7 @@ class ServedModel:
         self.residency = residency or Residency()
         self.last_used = time.monotonic()  # a request arrived or ended
         self.waiting_for_wake = 0  # requests waiting for it to wake or load
-        self.kv_bytes_per_token = 0  # of a conversation resident in a slot (f16 KV)
+        self.kv_bytes_per_token = 0  # of a conversation resident in a slot, in its cache types
         self.last_load_s: float | None = None  # its engines' last load, kept while it sleeps
         self.healed = False  # its engines ran without llama.cpp's extra buffer types (they faulted)
         self._attempt = 0  # preparations started: a waiter knows whether the one it waits for failed
@@ -330,7 +330,8 @@ class ServedModel:
         """KV bytes a resident conversation holds per token (for /metrics; 0 if unreadable)."""
         context = self.config.context
         try:
-            return footprint(path, context.n_ctx, 1, context.n_batch).kv // context.n_ctx
+            return footprint(path, context.n_ctx, 1, context.n_batch, context.cache_type_k,
+                             context.cache_type_v).kv // context.n_ctx
         except (OSError, ValueError):
             return 0
 

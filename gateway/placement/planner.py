@@ -25,7 +25,8 @@ def demand_for(model: ModelConfig, path: Path) -> ModelDemand:
     return ModelDemand(
         model_id=model.id,
         footprint=footprint(path, model.context.n_ctx, model.context.parallel,
-                            model.context.n_batch),
+                            model.context.n_batch, model.context.cache_type_k,
+                            model.context.cache_type_v),
         replicas=model.replicas,
         gpus=None if model.gpus == "auto" else list(model.gpus),
         tensor_split=list(model.tensor_split),
@@ -149,6 +150,19 @@ def plan_config(config: Config, gpus: list[Gpu] | None = None) -> Planner:
     return planner
 
 
+def kv_summary(config: Config, model: ModelConfig) -> str:
+    """A model's KV cache as planned: its types, its size for all slots, per token."""
+    c = model.context
+    types = f"{c.cache_type_k}/{c.cache_type_v}" + (" unified" if c.kv_unified else "")
+    try:
+        path = resolve_model_path(model, config.server.cache_dir, local_only=True)
+        kv = footprint(path, c.n_ctx, c.parallel, c.n_batch, c.cache_type_k, c.cache_type_v).kv
+    except (ModelSourceError, OSError, ValueError):
+        return f"{types} (file not here)"
+    per_token = kv / (c.n_ctx * c.parallel) / 1024
+    return f"{types}: {gib(kv)} for {c.parallel} x {c.n_ctx} tokens ({per_token:.1f} KiB/token)"
+
+
 def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu],
                unknown: dict[str, str] | None = None, sleeping: dict[str, str] | None = None
                ) -> str:
@@ -167,6 +181,9 @@ def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu]
             gpus_text = ",".join(str(g) for g in r.gpus) or "-"
             memory = gib(r.need_bytes) if r.need_bytes else "-"
             lines.append(f"{model.id:<28} {i:>7} {device:<10} {gpus_text:<12} {split:<24} {memory:>10}")
+    lines.append("")
+    lines.append(f"{'model':<28} KV cache")
+    lines += [f"{model.id:<28} {kv_summary(config, model)}" for model in config.models]
     if gpus:
         used: dict[int, int] = {g.index: 0 for g in gpus}
         for p in placements.values():

@@ -78,3 +78,13 @@ def test_rig_example_config_is_valid() -> None:
 def test_hf_source_needs_a_file() -> None:
     with pytest.raises(ConfigError, match="hf"):
         decode_config('[[models]]\nid = "m"\nsource = { hf = "org/repo" }\n')
+
+
+def test_a_quantized_v_cache_needs_flash_attention() -> None:
+    text = ('[[models]]\nid = "m"\nsource = { path = "/m.gguf" }\n'
+            '[models.context]\ncache_type_v = "q8_0"\nflash_attn = "off"\n')
+    with pytest.raises(ConfigError, match="flash attention.*cache_type_v"):
+        decode_config(text)
+    decode_config(text.replace('"off"', '"auto"'))
+    with pytest.raises(ConfigError, match="cache_type_k"):
+        decode_config(text.replace('cache_type_v = "q8_0"', 'cache_type_k = "q5_1"'))

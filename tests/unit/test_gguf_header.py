@@ -41,3 +41,11 @@ def test_a_file_that_is_not_gguf_or_is_cut_short_is_refused_by_name(tmp_path: Pa
     cut.write_bytes(whole[:200])
     with pytest.raises(GgufError, match="cut.gguf.*cut short"):
         read_header(cut)
+
+
+def test_the_kv_cache_is_planned_in_its_types(tmp_path: Path) -> None:
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    f16 = footprint(path, 512, 2, 512).kv
+    assert footprint(path, 512, 2, 512, "q8_0", "q8_0").kv == int(f16 * 34 / 64)
+    assert footprint(path, 512, 2, 512, "q4_0", "q4_0").kv == int(f16 * 18 / 64)
+    assert footprint(path, 512, 2, 512, "q8_0", "f16").kv == int(f16 * (34 / 32 + 2) / 4)

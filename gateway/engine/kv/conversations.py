@@ -39,6 +39,7 @@ class ConversationStore:
         self.clock = clock
         self.spilled = 0
         self.restored = 0
+        self.restores_refused = 0
         self.shared_prefixes = 0  # conversations started from another's prefix
         self.written_back = 0  # idle conversations copied to the session cache ahead of a spill
 
@@ -131,7 +132,8 @@ class ConversationStore:
             if self.ctx.restore_sequence(slot.seq_id, saved.state):
                 slot.tokens = list(saved.tokens)
                 self.restored += 1
-            else:
+            else:  # llama.cpp refused the state (its layout, its cache type): recomputed
+                self.restores_refused += 1
                 self.ctx.forget(slot.seq_id)
         else:
             self._share_prefix(slot, client_of(key), prompt)
@@ -182,7 +184,7 @@ class ConversationStore:
         assert slot.session is not None
         state = self.ctx.save_sequence(slot.seq_id)
         entry = SavedSession(slot.session, self.model_identity, list(slot.tokens), state,
-                             self.clock())
+                             self.clock(), self.cache.kv_type)
         slot.written_back = self.cache.put(entry)
         self.written_back += slot.written_back
         return slot.written_back
@@ -196,7 +198,7 @@ class ConversationStore:
         elif slot.tokens and slot.session is not None and self.cache.enabled:
             state = self.ctx.save_sequence(slot.seq_id)
             entry = SavedSession(slot.session, self.model_identity, list(slot.tokens), state,
-                                 self.clock())
+                                 self.clock(), self.cache.kv_type)
             if self.cache.put(entry):
                 self.spilled += 1
         self.ctx.forget(slot.seq_id)
@@ -214,7 +216,7 @@ class ConversationStore:
             if slot.tokens and slot.session is not None and not slot.written_back:
                 state = self.ctx.save_sequence(slot.seq_id)
                 self.cache.put(SavedSession(slot.session, self.model_identity, list(slot.tokens),
-                                            state, self.clock()))
+                                            state, self.clock(), self.cache.kv_type))
         return self.cache.persist()
 
     def release(self, slot: Slot, evict_first: bool = False) -> None:

@@ -1,7 +1,9 @@
 """Saved conversations: KV state spilled out of a slot, kept in host RAM within a byte budget.
 
-An entry carries the tokens its state covers and the identity of the model that produced it, so it
-is never restored into another model. The RAM budget is a hard limit on the bytes held: inserting
+An entry carries the tokens its state covers, the identity of the model that produced it and the
+KV cache's types (`f16/f16`, `q8_0/q8_0`...), so it is never restored into another model or
+another cache type (a disk entry saved under another type is left alone, counted in
+`other_kv_type`: its conversation is recomputed when it returns). The RAM budget is a hard limit on the bytes held: inserting
 evicts least recently used entries first, and an entry larger than the budget is not kept. Entries
 pushed out of RAM (or too large for it) go to a directory on disk when one is configured, within
 their own budget. The disk tier keeps each model's entries in a room of its own (a subdirectory
@@ -32,6 +34,7 @@ class SavedSession:
     tokens: list[int]
     state: bytes
     saved_at: float
+    kv_type: str = "f16/f16"
 
 
 class _DiskHeader(msgspec.Struct):
@@ -39,6 +42,7 @@ class _DiskHeader(msgspec.Struct):
     model_identity: str
     tokens: list[int]
     saved_at: float
+    kv_type: str = "f16/f16"  # files from before cache types were chosen: f16
 
 
 _HEADER_SIZE = struct.Struct("!I")  # a file: header length, msgpack header, then the raw state
@@ -51,12 +55,14 @@ class SessionCache:
         budget_bytes: int,
         disk_dir: str | None = None,
         disk_budget_bytes: int = 0,
+        kv_type: str = "f16/f16",
     ) -> None:
         self.model_identity = model_identity
+        self.kv_type = kv_type
         self.budget_bytes = budget_bytes
         self._ram: OrderedDict[SessionKey, SavedSession] = OrderedDict()
         self._disk = (_DiskTier(Path(disk_dir).expanduser() / model_identity, model_identity,
-                                disk_budget_bytes)
+                                disk_budget_bytes, kv_type)
                       if disk_dir and disk_budget_bytes > 0 else None)
         self.bytes_used = 0
         self.pushed_out = 0  # entries that RAM could not keep for want of room (it wants more)
@@ -122,6 +128,11 @@ class SessionCache:
                 break
         return written
 
+    @property
+    def other_kv_type(self) -> int:
+        """Saved conversations on disk made under another KV cache type (recomputed)."""
+        return self._disk.other_kv_type if self._disk is not None else 0
+
     def usage(self) -> tuple[int, int, int, int]:
         """(entries in RAM, their bytes, entries on disk, their bytes)."""
         disk = self._disk
@@ -132,7 +143,7 @@ class SessionCache:
         """Remove and return the entry for `key`; only ever one of this model's."""
         entry = self._ram.get(key)
         if entry is not None:
-            if entry.model_identity != self.model_identity:
+            if entry.model_identity != self.model_identity or entry.kv_type != self.kv_type:
                 return None
             del self._ram[key]
             self.bytes_used -= len(entry.state)
@@ -187,9 +198,12 @@ class _DiskTier:
     """One model's entries as files in its own directory; the oldest go first when over budget.
     What is there is indexed at start (headers only), so lookups never read the disk."""
 
-    def __init__(self, directory: Path, model_identity: str, budget_bytes: int) -> None:
+    def __init__(self, directory: Path, model_identity: str, budget_bytes: int,
+                 kv_type: str = "f16/f16") -> None:
         self.directory = directory
         self.model_identity = model_identity
+        self.kv_type = kv_type
+        self.other_kv_type = 0  # entries saved under another cache type: left, not restored
         self.budget_bytes = budget_bytes
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(directory, 0o700)
@@ -197,6 +211,9 @@ class _DiskTier:
         for path in directory.glob("*.kv"):
             header = self._read_header(path)
             if header is None or header.model_identity != model_identity:
+                continue
+            if header.kv_type != kv_type:
+                self.other_kv_type += 1
                 continue
             self._index[header.key] = _OnDisk(header.tokens, path.stat().st_size, header.saved_at)
 
@@ -219,7 +236,8 @@ class _DiskTier:
 
     def put(self, entry: SavedSession) -> bool:
         header = msgspec.msgpack.encode(
-            _DiskHeader(entry.key, entry.model_identity, entry.tokens, entry.saved_at))
+            _DiskHeader(entry.key, entry.model_identity, entry.tokens, entry.saved_at,
+                        entry.kv_type))
         size = _HEADER_SIZE.size + len(header) + len(entry.state)
         if size > self.budget_bytes:
             return False
@@ -255,7 +273,8 @@ class _DiskTier:
             self._index.pop(key, None)
             return None
         entry = self._decode(data)
-        if entry is None or entry.key != key or entry.model_identity != self.model_identity:
+        if (entry is None or entry.key != key or entry.model_identity != self.model_identity
+                or entry.kv_type != self.kv_type):
             return None  # not ours: leave it where it is
         self.remove(key)
         return entry
@@ -273,7 +292,8 @@ class _DiskTier:
         except (struct.error, msgspec.DecodeError):
             return None
         state = data[_HEADER_SIZE.size + length:]
-        return SavedSession(header.key, header.model_identity, header.tokens, state, header.saved_at)
+        return SavedSession(header.key, header.model_identity, header.tokens, state,
+                            header.saved_at, header.kv_type)
 
     @staticmethod
     def _read_header(path: Path) -> _DiskHeader | None:

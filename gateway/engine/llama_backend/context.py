@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 import math
 import os
 
@@ -51,12 +52,34 @@ def _flag_reader() -> int:
     return ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value or 0
 
 
+GGML_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+              "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+FLASH_ATTN = {"auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+              "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+              "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED}
+
+
+@dataclass(frozen=True)
+class KvLayout:
+    """How a context holds its KV: the cache's types, flash attention, one pool or a stream per
+    sequence."""
+
+    type_k: str = "f16"
+    type_v: str = "f16"
+    flash_attn: str = "auto"
+    unified: bool = False
+
+    def describe(self) -> str:
+        pool = "one pool" if self.unified else "a stream per slot"
+        return f"K {self.type_k}, V {self.type_v}, flash attention {self.flash_attn}, {pool}"
+
+
 class LlamaContext:
     """A llama.cpp context with `n_seq` independent sequences of `n_ctx_seq` tokens each."""
 
     def __init__(
         self, model: LlamaModel, n_ctx_seq: int, n_seq: int, n_batch: int, threads: int,
-        before_decode: Callable[[], bool] | None = None,
+        before_decode: Callable[[], bool] | None = None, kv: KvLayout = KvLayout(),
     ) -> None:
         self.model = model
         self._before_decode = before_decode  # a test's fault: True fails the decode
@@ -65,16 +88,25 @@ class LlamaContext:
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = n_seq
-        params.kv_unified = False
         params.swa_full = True  # keep all of a sliding-window model's KV, so prefixes can be reused
         threads = threads or (os.cpu_count() or 1)
         params.n_threads = threads
         params.n_threads_batch = threads
         params.no_perf = True
-        ctx = llama_cpp.llama_init_from_model(model.ptr, params)
+        self.kv, self.kv_note = kv, kv.describe()
+        ctx = self._create(params, kv)
+        if not ctx and kv.type_v != "f16" and kv.flash_attn == "auto":
+            # no flash attention on this backend, so no quantized V: keep V at f16, and say so
+            self.kv = replace(kv, type_v="f16")
+            ctx = self._create(params, self.kv)
+            self.kv_note = (f"{self.kv.describe()} (V {kv.type_v} needs flash attention, which "
+                            "this backend does not have for this model)")
         if not ctx:
-            raise RuntimeError("llama.cpp could not create a context")
-        self.ptr = ctx
+            why = ("; a quantized KV cache needs the model's attention head size to be a multiple "
+                   "of 32, and a quantized V needs flash attention" if "f16" not in
+                   (kv.type_k, kv.type_v) or kv.type_k != kv.type_v else "")
+            raise RuntimeError(f"llama.cpp could not create a context ({kv.describe()}){why}")
+        self.ptr: llama_cpp.llama_context_p | None = ctx
         self.n_ctx_seq = llama_cpp.llama_n_ctx(ctx) // n_seq
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.batch = TokenBatch(n_batch)
@@ -85,6 +117,14 @@ class LlamaContext:
         llama_cpp.llama_set_abort_callback(
             ctx, self._abort_reader, ctypes.cast(self._abort_flag, ctypes.c_void_p)
         )
+
+    def _create(self, params: llama_cpp.llama_context_params, kv: KvLayout
+                ) -> llama_cpp.llama_context_p | None:
+        params.type_k = GGML_TYPES[kv.type_k]
+        params.type_v = GGML_TYPES[kv.type_v]
+        params.flash_attn_type = FLASH_ATTN[kv.flash_attn]
+        params.kv_unified = kv.unified
+        return llama_cpp.llama_init_from_model(self.model.ptr, params) or None
 
     def abort(self) -> None:
         """Ask the decode in flight (from any thread) to stop at its next graph node."""

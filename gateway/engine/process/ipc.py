@@ -51,6 +51,7 @@ class WarmingUp(msgspec.Struct, frozen=True, tag=True):
 
 class Ready(msgspec.Struct, frozen=True, tag=True):
     n_ctx_seq: int
+    kv: str = ""  # how its KV is held (types, flash attention, pool), any fallback said
 
 
 class Event(msgspec.Struct, frozen=True, tag=True):
@@ -72,6 +73,10 @@ class Conversations(msgspec.Struct, frozen=True):
     restores: int = 0
     preemptions: int = 0
     pushed_out: int = 0  # saved conversations RAM could not keep for want of room
+    # saved on disk under another KV cache type (recomputed when they return), and restores
+    # llama.cpp refused (recomputed too)
+    other_kv_type: int = 0
+    restores_refused: int = 0
 
 
 class Occupancy(msgspec.Struct, frozen=True, tag=True):

@@ -81,7 +81,8 @@ def census(engine: Engine) -> ipc.Conversations:
     in_ram, ram_bytes, on_disk, disk_bytes = engine.cache.usage()
     return ipc.Conversations(len(held), sum(len(s.tokens) for s in held), in_ram, ram_bytes,
                              engine.cache.budget_bytes, on_disk, disk_bytes, store.spilled,
-                             store.restored, engine.stats.paused, engine.cache.pushed_out)
+                             store.restored, engine.stats.paused, engine.cache.pushed_out,
+                             engine.cache.other_kv_type, store.restores_refused)
 
 
 def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
@@ -112,7 +113,7 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
                     decode_failpoint=failpoints.action("engine.decode"))
     writer.send(ipc.WarmingUp())
     engine.start()  # warms up first: a backend that cannot decode dies or raises here, never Ready
-    writer.send(ipc.Ready(engine.n_ctx_seq))
+    writer.send(ipc.Ready(engine.n_ctx_seq, engine.ctx.kv_note))
 
     def sink_for(request_id: str) -> Sink:
         return lambda event: writer.send(ipc.Event(request_id, event))

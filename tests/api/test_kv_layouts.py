@@ -1,0 +1,52 @@
+"""The KV cache's layout chosen per model, end to end: the engine runs it and `/health` says how
+it holds its KV; `gateway plan` counts KV bytes in the cache's types, so a model whose f16 KV does
+not fit a card fits it at q4_0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import openai
+
+from tests.support import model_block, running_server
+from tests.tiny_model import write_tiny_gguf
+
+
+def test_a_quantized_unified_kv_serves_and_health_says_so(gemma_path: Path,
+                                                          tmp_path: Path) -> None:
+    config = model_block("gemma", gemma_path, n_ctx=512, parallel=2, threads=1,
+                         cache_type_k="q8_0", cache_type_v="q8_0", kv_unified=True)
+    with running_server(config, tmp_path / "server") as server:
+        client = openai.OpenAI(base_url=server.v1, api_key="x", max_retries=0)
+        answer = client.completions.create(model="gemma", prompt="The sky is", max_tokens=8,
+                                           temperature=0, extra_body={"ignore_eos": True})
+        assert answer.usage.completion_tokens == 8 and answer.choices[0].text
+        replica = httpx.get(f"{server.base}/health").json()["models"]["gemma"]["replicas"][0]
+        assert replica["kv"].startswith("K q8_0, V q8_0, flash attention auto, one pool")
+
+
+def test_a_cache_type_the_model_cannot_hold_fails_its_load_saying_why(tmp_path: Path) -> None:
+    """The tiny model's heads are 16 wide: too narrow for q8_0's blocks of 32."""
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    config = model_block("tiny", path, n_ctx=512, parallel=1, threads=1, cache_type_k="q8_0")
+    with running_server(config, tmp_path / "server", healthy=False) as server:
+        model = httpx.get(f"{server.base}/health").json()["models"]["tiny"]
+    assert model["state"] == "failed"
+    assert "multiple of 32" in model["error"] and "K q8_0" in model["error"]
+
+
+def test_the_plan_counts_the_kv_in_its_types(gemma_path: Path, tmp_path: Path) -> None:
+    def plan(kind: str) -> subprocess.CompletedProcess[str]:
+        config = tmp_path / f"{kind}.toml"
+        config.write_text(model_block("gemma", gemma_path, n_ctx=32768, parallel=4,
+                                      cache_type_k=kind, cache_type_v=kind))
+        return subprocess.run([sys.executable, "-m", "gateway", "plan", "--config", str(config),
+                               "--gpus", "1x1.8GiB"], capture_output=True, text=True, timeout=60)
+
+    f16, q4 = plan("f16"), plan("q4_0")
+    assert f16.returncode != 0 and "do not fit" in f16.stderr  # 2.25 GiB of KV alone
+    assert q4.returncode == 0, q4.stderr
+    assert "q4_0/q4_0: 0.63 GiB for 4 x 32768 tokens (5.1 KiB/token)" in q4.stdout

@@ -1,0 +1,91 @@
+"""The KV cache in other layouts (quantized K and V, one pool for all slots) on the embedded
+Gemma model: everything that holds KV follows: a conversation spilled and restored continues
+exactly as one that stayed, a shared system prompt is copied, and a conversation saved under one
+cache type is never restored into another (it is recomputed, and counted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.engine.kv.session_key import named
+from gateway.engine.llama_backend import LlamaModel
+from tests.engine.driver import complete, make_engine
+
+LAYOUTS = [
+    {"cache_type_k": "q8_0", "cache_type_v": "q8_0"},
+    {"cache_type_k": "q4_0", "cache_type_v": "q4_0"},
+    {"kv_unified": True},
+    {"cache_type_k": "q8_0", "cache_type_v": "q8_0", "kv_unified": True},
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda d: "-".join(f"{v}" for v in d.values()))
+def test_a_restored_conversation_continues_as_one_that_stayed(gemma: LlamaModel, chat,
+                                                              layout: dict[str, object]) -> None:
+    prompt_x = chat("Name three colours.")
+    prompt_y = chat("Name three animals and describe each of them in some detail please.")
+
+    def conversation(parallel: int) -> tuple[str, int, int, str]:
+        engine = make_engine(gemma, parallel=parallel, **layout)
+        first = complete(engine, prompt_x, max_tokens=12)
+        complete(engine, prompt_y, max_tokens=12)  # with one slot, this spills X to RAM
+        follow = chat("Name three colours.", first.text, "Now three more.")
+        second = complete(engine, follow, max_tokens=16)
+        return (second.text, second.finished.cached_tokens, engine.conversations.restored,
+                engine.ctx.kv_note)
+
+    stayed_text, stayed_cached, stayed_restored, note = conversation(parallel=2)
+    restored_text, restored_cached, restored_count, _ = conversation(parallel=1)
+    assert stayed_restored == 0 and restored_count == 1
+    assert restored_cached == stayed_cached > len(prompt_x)
+    assert restored_text == stayed_text
+    assert f"K {layout.get('cache_type_k', 'f16')}" in note
+    assert ("one pool" in note) == bool(layout.get("kv_unified"))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS[::2], ids=["q8_0", "unified"])
+def test_a_shared_system_prompt_is_copied_in_any_layout(gemma: LlamaModel,
+                                                        layout: dict[str, object]) -> None:
+    system = gemma.tokenize(", ".join(str(i) for i in range(1, 120)) + ",", True)
+    engine = make_engine(gemma, n_ctx=1024, parallel=2, **layout)
+    complete(engine, system + gemma.tokenize(" 120, 121,", False), max_tokens=4,
+             session=named("client-a", "chat-1"))
+    prompt = system + gemma.tokenize(" 120, 121, 122,", False)
+    second = complete(engine, prompt, max_tokens=4, session=named("client-a", "chat-2"))
+    assert engine.conversations.shared_prefixes == 1
+    assert second.finished.cached_tokens >= len(system)
+    alone = complete(make_engine(gemma, n_ctx=1024, parallel=2, **layout), prompt, max_tokens=4)
+    assert second.text == alone.text
+
+
+def test_a_conversation_saved_under_another_cache_type_is_recomputed(gemma: LlamaModel, chat,
+                                                                     tmp_path) -> None:
+    disk = {"parallel": 1, "ram_mb": 0, "dir": str(tmp_path), "disk_mb": 256}
+    saving = make_engine(gemma, **disk)
+    first = complete(saving, chat("Name a colour."), max_tokens=6, session="conv")
+    complete(saving, chat("Name a fruit."), max_tokens=2, session="other")  # the first spills
+    assert len(list(tmp_path.rglob("*.kv"))) == 1
+    follow = chat("Name a colour.", first.text, "Another?")
+    quantized = make_engine(gemma, **disk, cache_type_k="q8_0", cache_type_v="q8_0")
+    assert quantized.cache.other_kv_type == 1
+    again = complete(quantized, follow, max_tokens=2, session="conv")
+    assert again.finished.cached_tokens == 0 and quantized.conversations.restored == 0
+    same = make_engine(gemma, **disk)  # the file is still there, for an engine of its type
+    back = complete(same, follow, max_tokens=2, session="conv")
+    assert back.finished.cached_tokens >= len(chat("Name a colour.")) and same.conversations.restored == 1
+
+
+@pytest.mark.parametrize("kind", ["f16", "q8_0", "q4_0"])
+def test_the_planner_s_kv_bytes_per_token_are_llama_cpp_s(gemma: LlamaModel, gemma_path,
+                                                          kind: str) -> None:
+    """What a conversation's KV takes in llama.cpp (its saved state, per token) is what the
+    planner counts for the cache type (the state adds a small header)."""
+    from gateway.placement.footprint import footprint
+
+    engine = make_engine(gemma, n_ctx=1024, parallel=1, cache_type_k=kind, cache_type_v=kind)
+    tokens = gemma.tokenize(" ".join(["word"] * 600), True)[:512]
+    complete(engine, tokens, max_tokens=1)
+    state = engine.ctx.sequence_state_size(0)
+    planned = footprint(gemma_path, 1024, 1, 512, kind, kind).kv / 1024
+    per_token = state / len(tokens)  # the drawn token is not decoded: the prompt only
+    assert planned <= per_token <= planned * 1.05, (state, planned)
