@@ -31,7 +31,7 @@ def cmd_models(args: argparse.Namespace) -> None:
         source = m.source.path or (f"package:{m.source.package}" if m.source.package
                                    else f"parts:{m.source.parts[0]}+{len(m.source.parts) - 1}"
                                    if m.source.parts else f"hf:{m.source.hf}")
-        print(f"{m.id:<28} {','.join(m.aliases):<28} {source:<40} {m.context.n_ctx:>6} {m.context.parallel:>8}")
+        print(f"{m.id:<28} {','.join(m.aliases):<28} {source:<40} {str(m.context.n_ctx):>6} {str(m.context.parallel):>8}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -115,7 +115,8 @@ def cmd_plan(args: argparse.Namespace) -> None:
     except (PlacementError, ModelSourceError) as exc:
         sys.exit(f"gateway: {exc}")
     print(f"GPUs: {planner.source}")
-    print(plan_table(config, planner.placements, planner.gpus, planner.unknown, planner.sleeping))
+    print(plan_table(config, planner.placements, planner.gpus, planner.unknown, planner.sleeping,
+                     planner.fitted))
     if planner.unknown:
         print(f"gateway: {len(planner.unknown)} model(s) could not be read now and were not "
               "placed: " + ", ".join(planner.unknown), file=sys.stderr)

@@ -154,7 +154,12 @@ def _check(config: Config, origin: str) -> None:
         if model.context.cache_type_v != "f16" and model.context.flash_attn == "off":
             raise ConfigError(f"{origin}: a quantized V cache needs flash attention (`flash_attn` "
                               f"\"auto\" or \"on\") - at `{where}.context.cache_type_v`")
-        if model.scheduling.reserved_slots >= model.context.parallel:
+        c = model.context
+        if c.n_ctx_min > c.n_ctx_max or c.parallel_min > c.parallel_max:
+            raise ConfigError(f"{origin}: a floor above its ceiling (`n_ctx_min` > `n_ctx_max` or "
+                              f"`parallel_min` > `parallel_max`) - at `{where}.context`")
+        slots = c.parallel_min if c.parallel == "auto" else c.parallel
+        if model.scheduling.reserved_slots >= slots:
             raise ConfigError(f"{origin}: `reserved_slots` must be below `context.parallel` - at "
                               f"`{where}.scheduling.reserved_slots`")
         for name in (model.id, *model.aliases):

@@ -55,7 +55,7 @@ class Engine:
         s = self.settings
         c = s.context
         fault = self.decode_failpoint
-        self.ctx = LlamaContext(self.model, c.n_ctx, c.parallel, c.n_batch, c.threads,
+        self.ctx = LlamaContext(self.model, c.size, c.slots, c.n_batch, c.threads,
                                 None if fault is None
                                 else lambda: trigger(fault, self.model.extra_buffers),
                                 KvLayout(c.cache_type_k, c.cache_type_v, c.flash_attn,
@@ -64,10 +64,10 @@ class Engine:
         self.cache = SessionCache(self.model.identity, s.session_cache.ram_bytes,
                                   s.session_cache.dir, s.session_cache.disk_bytes,
                                   kv_type=f"{self.ctx.kv.type_k}/{self.ctx.kv.type_v}")
-        self.conversations = ConversationStore(self.ctx, self.model.identity, c.parallel,
+        self.conversations = ConversationStore(self.ctx, self.model.identity, c.slots,
                                                self.cache, self.clock)
-        self.scheduler: Scheduler[PendingTurn] = Scheduler(s.scheduling, c.parallel)  # who waits
-        self.embedder = (EmbeddingContext(self.model, c.n_ctx, EMBED_SEQUENCES, c.threads
+        self.scheduler: Scheduler[PendingTurn] = Scheduler(s.scheduling, c.slots)  # who waits
+        self.embedder = (EmbeddingContext(self.model, c.size, EMBED_SEQUENCES, c.threads
                                           or (os.cpu_count() or 1)) if s.embeddings else None)
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._running: list[RunningTurn] = []

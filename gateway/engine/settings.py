@@ -37,8 +37,15 @@ KV_BYTES_PER_VALUE = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 class ContextSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The llama.cpp context: its size, its sequence slots, its batches, its threads."""
 
-    n_ctx: Annotated[int, msgspec.Meta(ge=16, le=1 << 24)] = 4096  # tokens per conversation
-    parallel: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4  # sequence slots decoded together
+    # tokens per conversation, and sequence slots decoded together; "auto": as many as the
+    # memory the model's devices have left holds (after its weights), within the floor and the
+    # ceiling below (`placement.fit` decides, before any engine starts)
+    n_ctx: Annotated[int, msgspec.Meta(ge=16, le=1 << 24)] | Literal["auto"] = 4096
+    parallel: Annotated[int, msgspec.Meta(ge=1, le=256)] | Literal["auto"] = 4
+    n_ctx_min: Annotated[int, msgspec.Meta(ge=16, le=1 << 24)] = 2048
+    n_ctx_max: Annotated[int, msgspec.Meta(ge=16, le=1 << 24)] = 32768
+    parallel_min: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
+    parallel_max: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
     n_batch: Annotated[int, msgspec.Meta(ge=1, le=1 << 16)] = 512  # tokens per llama_decode
     # prompt tokens per step while other sequences stream: short steps, smooth streams
     prefill_chunk: Annotated[int, msgspec.Meta(ge=1, le=1 << 16)] = 128
@@ -51,6 +58,26 @@ class ContextSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # one KV pool for all slots (llama-server's -kvu): copying a shared prefix is bookkeeping,
     # not a copy of a whole slot's buffer
     kv_unified: bool = False
+
+
+    @property
+    def size(self) -> int:
+        """`n_ctx`, fitted (an "auto" left unfitted here is a bug)."""
+        if self.n_ctx == "auto":
+            raise ValueError('n_ctx is "auto": placement.fit decides it before engines start')
+        return self.n_ctx
+
+    @property
+    def slots(self) -> int:
+        """`parallel`, fitted."""
+        if self.parallel == "auto":
+            raise ValueError('parallel is "auto": placement.fit decides it before engines start')
+        return self.parallel
+
+    @property
+    def fits(self) -> bool:
+        """Whether its size or its slots are left to `placement.fit`."""
+        return self.n_ctx == "auto" or self.parallel == "auto"
 
 
 class SessionCacheSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -104,7 +104,7 @@ class EngineProcess:
         self.on_cpu = on_cpu
         self.on_change = on_change  # told after every move of its state
         self._state = State.LOADING
-        self.n_ctx_seq = spec.settings.context.n_ctx
+        self.n_ctx_seq = spec.settings.context.size
         self.kv = ""  # how the engine holds its KV, once it is ready
         self.running = 0  # as the engine last reported it
         self.restarts = 0

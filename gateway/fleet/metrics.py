@@ -120,7 +120,8 @@ class _Engines:
             model = served.id
             replicas = served.replicas
             busy.add_metric([model], sum(r.occupancy[0] for r in replicas))
-            total.add_metric([model], served.config.context.parallel * len(replicas))
+            total.add_metric([model], served.config.context.slots * len(replicas)
+                             if replicas else 0)  # (an "auto" size is decided as it loads)
             waiting.add_metric([model], sum(r.occupancy[1] for r in replicas)
                                + served.waiting_for_wake)
             computed.add_metric([model], sum(r.computed[0] for r in replicas))

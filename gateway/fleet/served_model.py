@@ -43,7 +43,8 @@ class ServedModel:
     def __init__(self, config: ModelConfig, cache_dir: str, planner: Planner,
                  progress: ProgressReport, threads: int = 0,
                  residency: Residency | None = None) -> None:
-        self.config = config
+        self.config = config  # as it runs: "auto" sizes decided when it loads
+        self.asked = config  # as configured
         self.threads = threads  # each engine's CPU threads where the config says 0
         self.metrics: Metrics | None = None  # the registry's, once it holds this model
         self.cache_dir = cache_dir
@@ -124,7 +125,8 @@ class ServedModel:
     @property
     def n_ctx_seq(self) -> int:
         ready = [r.n_ctx_seq for r in self.replicas if r.state is State.READY]
-        return min(ready) if ready else self.config.context.n_ctx
+        c = self.config.context
+        return min(ready) if ready else c.n_ctx if isinstance(c.n_ctx, int) else c.n_ctx_min
 
     @property
     def settling(self) -> bool:
@@ -306,7 +308,8 @@ class ServedModel:
         path = Path(await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
                                             lambda msg: events.info("%s", msg)))
         self.path = path
-        try:
+        try:  # a model whose context and slots are "auto": decided now, against what is left
+            self.config = await asyncio.to_thread(self.planner.fitted_model, self.asked, path)
             self.placement = await self._place(path)
         except DoesNotFitAlone:
             raise  # putting others to sleep cannot help: `failed`, saying why
@@ -330,8 +333,8 @@ class ServedModel:
         """KV bytes a resident conversation holds per token (for /metrics; 0 if unreadable)."""
         context = self.config.context
         try:
-            return footprint(path, context.n_ctx, 1, context.n_batch, context.cache_type_k,
-                             context.cache_type_v).kv // context.n_ctx
+            return footprint(path, context.size, 1, context.n_batch, context.cache_type_k,
+                             context.cache_type_v).kv // context.size
         except (OSError, ValueError):
             return 0
 

@@ -32,6 +32,10 @@ def describe(served: ServedModel, show_processes: bool = False) -> dict[str, obj
     }
     if served.settling:
         described["load_progress"] = round(served.load_progress * 100, 1)
+    fitted = served.planner.fitted.get(served.id)
+    if fitted is not None:  # its "auto" context and slots, as decided
+        c = fitted.model.context
+        described["context"] = {"n_ctx": c.n_ctx, "parallel": c.parallel, "fit": fitted.note}
     return described
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gateway.config import Config, ModelConfig
 from gateway.placement.gpus import discover
+from gateway.placement.fit import Fitted, fit, host_room_bytes
 from gateway.placement.footprint import footprint
 from gateway.model_source import ModelSourceError, resolve_model_path
 from gateway.placement.plan import (
@@ -24,7 +25,7 @@ from gateway.placement.plan import (
 def demand_for(model: ModelConfig, path: Path) -> ModelDemand:
     return ModelDemand(
         model_id=model.id,
-        footprint=footprint(path, model.context.n_ctx, model.context.parallel,
+        footprint=footprint(path, model.context.size, model.context.slots,
                             model.context.n_batch, model.context.cache_type_k,
                             model.context.cache_type_v),
         replicas=model.replicas,
@@ -47,6 +48,7 @@ class Planner:
         self.placements: dict[str, Placement] = {}
         self.unknown: dict[str, str] = {}  # models whose file could not be read now, and why
         self.sleeping: dict[str, str] = {}  # models placed only when a request wakes them: how
+        self.fitted: dict[str, Fitted] = {}  # models whose "auto" sizes were decided: how
 
     @property
     def vendor(self) -> str:
@@ -65,25 +67,58 @@ class Planner:
         models = [m for m in self.config.models if m.load_at_start or not awake_only]
         if not self.gpus:
             self.placements = {m.id: cpu_placement(m.id, m.replicas) for m in models}
+            for model in (m for m in models if m.context.fits):  # decided now where it can be
+                try:
+                    self.fitted_model(model, resolve_model_path(
+                        model, self.config.server.cache_dir, local_only=True))
+                except (ModelSourceError, OSError, ValueError, PlacementError):
+                    pass  # when it loads, then (a failure says why there)
             return self.placements
-        demands = []
+        readable: list[tuple[ModelConfig, Path]] = []
         self.unknown = {}
         for model in models:
             try:
-                path = resolve_model_path(model, self.config.server.cache_dir,
-                                          local_only=not download and model.source.hf is not None)
-                demands.append(demand_for(model, path))
+                readable.append((model, resolve_model_path(
+                    model, self.config.server.cache_dir,
+                    local_only=not download and model.source.hf is not None)))
             except (ModelSourceError, OSError, ValueError) as exc:
                 self.unknown[model.id] = str(exc) or type(exc).__name__
-        self.placements = plan(demands, self.gpus, frozenset(self.config.server.reserved_gpus),
-                               self.context_bytes)
+        reserved = frozenset(self.config.server.reserved_gpus)
+        demands = [demand_for(m, p) for m, p in readable if not m.context.fits]
+        self.placements = plan(demands, self.gpus, reserved, self.context_bytes)
+        for model, path in readable:  # those that fit themselves, in what the others leave
+            if model.context.fits:
+                demands.append(demand_for(self.fitted_model(model, path), path))
+        self.placements = plan(demands, self.gpus, reserved, self.context_bytes)
         return self.placements
+
+    def fitted_model(self, model: ModelConfig, path: Path) -> ModelConfig:
+        """`model` with its "auto" context and slots decided (once; again after it sleeps), in
+        an even share of what the models placed leave on its GPUs (without GPUs: of a quarter
+        of the host's RAM) among the models that fit themselves and are not placed yet."""
+        if not model.context.fits:
+            return model
+        if model.id not in self.fitted:
+            placed = [p for m, p in self.placements.items() if m != model.id]
+            waiting = [m for m in self.config.models if m.context.fits and m.id not in
+                       self.placements and m.id not in self.fitted and m.id != model.id]
+            if self.gpus:
+                allowed = [g for g in remaining(self.gpus, placed)
+                           if g.index not in self.config.server.reserved_gpus
+                           and (model.gpus == "auto" or g.index in model.gpus)]
+                room = sum(max(0, g.free_bytes - self.context_bytes) for g in allowed)
+                where = "free on GPU " + ",".join(str(g.index) for g in allowed)
+            else:
+                room, where = host_room_bytes(), "host RAM (a quarter of it)"
+            self.fitted[model.id] = fit(model, path, room // (1 + len(waiting)), where)
+        return self.fitted[model.id].model
 
     def placement_for(self, model: ModelConfig, path: Path) -> Placement:
         """Where `model` runs: as planned at the start, or, for a model whose file arrived after
         it, placed now in what the others left free."""
         if model.id in self.placements:
             return self.placements[model.id]
+        model = self.fitted_model(model, path)
         if not self.gpus:
             self.placements[model.id] = cpu_placement(model.id, model.replicas)
             return self.placements[model.id]
@@ -103,9 +138,9 @@ class Planner:
                 self.sleeping[model.id] = "asleep until a request (CPU)"
                 continue
             try:
-                demand = demand_for(model, resolve_model_path(
-                    model, self.config.server.cache_dir, local_only=True))
-            except (ModelSourceError, OSError, ValueError) as exc:
+                path = resolve_model_path(model, self.config.server.cache_dir, local_only=True)
+                demand = demand_for(self.fitted_model(model, path), path)
+            except (ModelSourceError, OSError, ValueError, PlacementError) as exc:
                 self.unknown[model.id] = str(exc) or type(exc).__name__
                 continue
             left = remaining(self.gpus, list(self.placements.values()))
@@ -123,15 +158,17 @@ class Planner:
         a reserved or absent GPU): then putting other models to sleep cannot make room for it.
         None when it fits alone."""
         try:
-            plan([demand_for(model, path)], self.gpus, frozenset(self.config.server.reserved_gpus),
-                 self.context_bytes)
+            plan([demand_for(self.fitted_model(model, path), path)], self.gpus,
+                 frozenset(self.config.server.reserved_gpus), self.context_bytes)
         except PlacementError as exc:
             return f"{exc} (with no other model on the GPUs)"
         return None
 
     def release(self, model_id: str) -> None:
-        """`model_id` sleeps or was unloaded: its room is free for the others."""
+        """`model_id` sleeps or was unloaded: its room is free for the others (and a model
+        that fits itself fits again when it wakes)."""
         self.placements.pop(model_id, None)
+        self.fitted.pop(model_id, None)
 
 
 def planner_for(config: Config, gpus: list[Gpu] | None = None) -> Planner:
@@ -150,22 +187,28 @@ def plan_config(config: Config, gpus: list[Gpu] | None = None) -> Planner:
     return planner
 
 
-def kv_summary(config: Config, model: ModelConfig) -> str:
-    """A model's KV cache as planned: its types, its size for all slots, per token."""
+def kv_summary(config: Config, model: ModelConfig, fitted: Fitted | None = None) -> str:
+    """A model's KV cache as planned: its types, its size for all slots, per token (and, for
+    a model that fits itself, the choice)."""
+    if fitted is not None:
+        model = fitted.model
+    elif model.context.fits:
+        return "n_ctx / parallel \"auto\": fitted when it loads"
     c = model.context
     types = f"{c.cache_type_k}/{c.cache_type_v}" + (" unified" if c.kv_unified else "")
     try:
         path = resolve_model_path(model, config.server.cache_dir, local_only=True)
-        kv = footprint(path, c.n_ctx, c.parallel, c.n_batch, c.cache_type_k, c.cache_type_v).kv
+        kv = footprint(path, c.size, c.slots, c.n_batch, c.cache_type_k, c.cache_type_v).kv
     except (ModelSourceError, OSError, ValueError):
         return f"{types} (file not here)"
-    per_token = kv / (c.n_ctx * c.parallel) / 1024
-    return f"{types}: {gib(kv)} for {c.parallel} x {c.n_ctx} tokens ({per_token:.1f} KiB/token)"
+    per_token = kv / (c.size * c.slots) / 1024
+    return (f"{types}: {gib(kv)} for {c.slots} x {c.size} tokens ({per_token:.1f} KiB/token)"
+            + (f"; {fitted.note}" if fitted is not None else ""))
 
 
 def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu],
-               unknown: dict[str, str] | None = None, sleeping: dict[str, str] | None = None
-               ) -> str:
+               unknown: dict[str, str] | None = None, sleeping: dict[str, str] | None = None,
+               fitted: dict[str, Fitted] | None = None) -> str:
     lines = [f"{'model':<28} {'replica':>7} {'device':<10} {'gpus':<12} {'tensor_split':<24} {'memory':>10}"]
     for model in config.models:
         if model.id in (sleeping or {}):
@@ -183,7 +226,8 @@ def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu]
             lines.append(f"{model.id:<28} {i:>7} {device:<10} {gpus_text:<12} {split:<24} {memory:>10}")
     lines.append("")
     lines.append(f"{'model':<28} KV cache")
-    lines += [f"{model.id:<28} {kv_summary(config, model)}" for model in config.models]
+    lines += [f"{model.id:<28} {kv_summary(config, model, (fitted or {}).get(model.id))}"
+              for model in config.models]
     if gpus:
         used: dict[int, int] = {g.index: 0 for g in gpus}
         for p in placements.values():

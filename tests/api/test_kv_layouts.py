@@ -50,3 +50,31 @@ def test_the_plan_counts_the_kv_in_its_types(gemma_path: Path, tmp_path: Path) -
     assert f16.returncode != 0 and "do not fit" in f16.stderr  # 2.25 GiB of KV alone
     assert q4.returncode == 0, q4.stderr
     assert "q4_0/q4_0: 0.63 GiB for 4 x 32768 tokens (5.1 KiB/token)" in q4.stdout
+
+
+def test_auto_context_and_slots_are_fitted_and_explained(tmp_path: Path) -> None:
+    """On a machine without GPUs the room is a quarter of the host's RAM: the tiny model's slots
+    go to their ceiling and its context to what it was trained on; /health says so, and the
+    engine runs them."""
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    config = model_block("tiny", path, n_ctx="auto", parallel="auto", parallel_max=3,
+                         threads=1)
+    with running_server(config, tmp_path / "server") as server:
+        model = httpx.get(f"{server.base}/health").json()["models"]["tiny"]
+        assert model["context"]["n_ctx"] == 2048 and model["context"]["parallel"] == 3
+        assert "the context it was trained on" in model["context"]["fit"]
+        props = httpx.get(f"{server.base}/props").json()
+        assert props["total_slots"] == 3 and props["default_generation_settings"]["n_ctx"] == 2048
+
+
+def test_the_plan_fits_auto_sizes_to_a_declared_card(gemma_path: Path, tmp_path: Path) -> None:
+    config = tmp_path / "auto.toml"
+    config.write_text(model_block("gemma", gemma_path, n_ctx="auto", parallel="auto",
+                                  cache_type_k="q8_0", cache_type_v="q8_0"))
+    out = subprocess.run([sys.executable, "-m", "gateway", "plan", "--config", str(config),
+                          "--gpus", "1x2GiB"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "fitted: 8 slots x" in out.stdout and "q8_0/q8_0" in out.stdout
+    small = subprocess.run([sys.executable, "-m", "gateway", "plan", "--config", str(config),
+                            "--gpus", "1x0.5GiB"], capture_output=True, text=True, timeout=60)
+    assert small.returncode != 0 and "does not fit itself" in small.stderr

@@ -231,7 +231,7 @@ async def props(registry: ModelRegistry, name: str | None) -> dict[str, object]:
             "params": {"temperature": DEFAULT_TEMPERATURE, "top_k": DEFAULT_TOP_K,
                        "top_p": DEFAULT_TOP_P, "min_p": DEFAULT_MIN_P, "n_predict": -1},
         },
-        "total_slots": context.parallel * max(1, len(served.replicas)),
+        "total_slots": context.slots * max(1, len(served.replicas)),
         "model_alias": served.id,
         "model_path": served.id,
         "modalities": {"vision": False, "video": False, "audio": False},
