@@ -99,8 +99,9 @@ def kv_per_token(path: Path, kind: tuple[str, str], threads: int) -> float:
 
 
 def copy_time(path: Path, unified: bool, threads: int, n_ctx: int, parallel: int) -> float:
-    """Seconds to give a second slot an 800-token prefix another holds (the shared system prompt
-    case), median of 5."""
+    """Seconds to give another slot an 800-token prefix one holds (the shared system prompt
+    case) and decode its next token there, less that decode alone: llama.cpp copies between
+    streams during the next decode, so the copy is timed with it. Median of 5."""
     model = LlamaModel(path)
     try:
         ctx = LlamaContext(model, n_ctx, parallel, 512, threads, kv=KvLayout(unified=unified))
@@ -110,13 +111,22 @@ def copy_time(path: Path, unified: bool, threads: int, n_ctx: int, parallel: int
             for pos in range(start, min(start + 512, len(tokens))):
                 ctx.batch.add(tokens[pos], pos, 0, False)
             ctx.decode()
-        times = []
-        for target in range(1, 6):
+
+        def step(seq: int, copy: bool) -> float:
             began = time.perf_counter()
-            ctx.copy_sequence(0, target % parallel or 1)
-            times.append(time.perf_counter() - began)
+            if copy:
+                ctx.copy_sequence(0, seq)
+            ctx.batch.clear()
+            ctx.batch.add(tokens[-1], len(tokens), seq, True)
+            ctx.decode()
+            elapsed = time.perf_counter() - began
+            ctx.forget(seq, len(tokens))
+            return elapsed
+
+        with_copy = [step(1 + i % (parallel - 1), True) for i in range(5)]
+        alone = [step(0, False) for _ in range(5)]
         ctx.close()
-        return median(times)
+        return max(0.0, median(with_copy) - median(alone))
     finally:
         model.close()
 
