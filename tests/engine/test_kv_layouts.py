@@ -89,3 +89,25 @@ def test_the_planner_s_kv_bytes_per_token_are_llama_cpp_s(gemma: LlamaModel, gem
     planned = footprint(gemma_path, 1024, 1, 512, kind, kind).kv / 1024
     per_token = state / len(tokens)  # the drawn token is not decoded: the prompt only
     assert planned <= per_token <= planned * 1.05, (state, planned)
+
+
+@pytest.mark.parametrize("layout", [LAYOUTS[0], LAYOUTS[2]], ids=["q8_0", "unified"])
+def test_a_paused_prefill_resumes_from_its_kv_in_any_layout(gemma: LlamaModel, chat,
+                                                            layout: dict[str, object]) -> None:
+    """Preemption: a new conversation's prefill paused for an ongoing turn (its KV spilled and
+    restored in the layout) comes back from what it had computed, and answers as it would have
+    alone."""
+    engine = make_engine(gemma, parallel=1, n_batch=64, n_ctx=1024, **layout)
+    first = complete(engine, chat("Hello, who are you?"), max_tokens=6, session="chat")
+    long_prompt = gemma.tokenize("lorem ipsum dolor sit amet " * 60, True)
+    newcomer = submit(engine, long_prompt, max_tokens=3)
+    engine.step()
+    engine.step()  # two chunks of its prefill are done
+    ongoing = submit(engine, chat("Hello, who are you?", first.text, "Tell me more."),
+                     max_tokens=3, session="chat")
+    run(engine)
+    assert engine.stats.paused == 1
+    assert newcomer.finished.cached_tokens >= 2 * 64 - 1
+    alone = complete(make_engine(gemma, parallel=1, n_batch=64, n_ctx=1024, **layout),
+                     long_prompt, max_tokens=3)
+    assert newcomer.text == alone.text and ongoing.finished.completion_tokens == 3
