@@ -1,5 +1,5 @@
-"""One batch step's tokens: filling the llama.cpp batch from the scheduler's token counts, and
-undoing a step that was aborted. Runs on the engine thread; knows nothing of the scheduling policy.
+"""One batch step's tokens: filling the llama.cpp batch from the scheduler's token counts, cutting
+them to a unified KV pool's free cells, and undoing a step that was aborted. Runs on the engine thread; knows nothing of the scheduling policy.
 """
 
 from __future__ import annotations
@@ -78,3 +78,40 @@ def undo(step: StepBatch, ctx: LlamaContext, stats: EngineStats) -> None:
             seq.prompt_left = added + seq.prompt_left
             stats.prompt_tokens_computed -= len(added)
     stats.aborted_steps += 1
+
+
+POOL_FULL = ("The model's KV pool is full: other conversations hold it all; retry shortly, or "
+             "send a shorter prompt")
+
+
+@dataclass
+class PoolCut:
+    """A step cut to a unified KV pool's free cells: decoding turns first, one cell each (one
+    that finds none has reached the pool's end: it ends, as at a context's end), then prompt
+    chunks in order, cut short (one that finds none waits a step); when nothing fits at all,
+    the newest prefilling turn gives way (its KV freed, its client told to retry), so the
+    others always move."""
+
+    counts: dict[str, int]  # request id -> tokens it feeds this step
+    full: list[RunningTurn] = field(default_factory=list)  # decoding with no cell left: they end
+    starved: list[RunningTurn] = field(default_factory=list)  # give way so the others move
+
+
+def within_pool(counts: dict[str, int], running: list[RunningTurn], free: int) -> PoolCut:
+    cut = PoolCut({})
+    chosen = [s for s in running if counts.get(s.request.request_id, 0) > 0]
+    for seq in (s for s in chosen if not s.prompt_left):
+        if free >= 1:
+            cut.counts[seq.request.request_id] = 1
+            free -= 1
+        else:
+            cut.full.append(seq)
+    prefilling = [s for s in chosen if s.prompt_left]
+    for seq in prefilling:
+        take = min(counts[seq.request.request_id], free)
+        if take > 0:
+            cut.counts[seq.request.request_id] = take
+            free -= take
+    if not cut.counts and not cut.full and prefilling:
+        cut.starved.append(max(prefilling, key=lambda s: s.pending.arrived))
+    return cut

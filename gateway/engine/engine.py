@@ -20,14 +20,12 @@ from gateway.engine import batch_step
 from gateway.engine.kv.conversations import ConversationStore
 from gateway.engine.logprobs import token_logprobs
 from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, GrammarStuck, KvLayout,
-                                          LlamaContext, LlamaModel, Sampler)
+                                          LlamaContext, LlamaModel)
 from gateway.engine.scheduler import Scheduler
 from gateway.engine.settings import Policy
 from gateway.engine.settings import EngineSettings
 from gateway.engine.kv.session_cache import SessionCache
 from gateway.engine.step_cost import StepCost
-from gateway.engine.answer.text_stream import TextStream
-from gateway.engine.answer.thinking_watch import ThinkingWatch
 from gateway.engine.embed_turn import answer_embeddings
 from gateway.engine.turns import (CancelTurn, Command, EngineStats, InFlight, PendingTurn, SetRamBudget,
                                   RunningTurn, Stop)
@@ -271,15 +269,7 @@ class Engine:
         log.debug("start %s ongoing=%s waited=%.3fs reused=%d/%d", request.request_id[:8],
                   pending.ongoing, self.clock() - pending.arrived, lease.reused,
                   len(request.prompt_tokens))
-        self._running.append(RunningTurn(
-            pending=pending,
-            slot=lease.slot,
-            sampler=Sampler(request.sampling, self.model, request.grammar),
-            text=TextStream(request.stop, None if request.ignore_eos else request.hole),
-            prompt_left=request.prompt_tokens[lease.reused:],
-            cached_tokens=lease.reused,
-            thinking=ThinkingWatch(request.thinking) if request.thinking is not None else None,
-        ))
+        self._running.append(RunningTurn.begin(pending, lease.slot, lease.reused, self.model))
         self.stats.prompt_tokens_cached += lease.reused
         return True
 
@@ -318,6 +308,14 @@ class Engine:
     def _decode_once(self) -> None:
         counts = self.scheduler.step_tokens([s.view() for s in self._running], self.ctx.batch.capacity,
                                             self.settings.context.prefill_chunk)
+        if self.ctx.pool_cells is not None:  # one pool for all: the step is cut to its free cells
+            cut = batch_step.within_pool(counts, self._running,
+                                         self.conversations.room_for(sum(counts.values())))
+            for seq in cut.full:
+                self._finish(seq, FinishReason.LENGTH)
+            for seq in cut.starved:
+                self._fail(seq, batch_step.POOL_FULL, FailureKind.QUEUE_FULL)
+            counts = cut.counts
         step = batch_step.fill(self.ctx.batch, self._running, counts, self.stats)
         if not step.turns:
             return

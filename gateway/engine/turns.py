@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.engine.llama_backend import Sampler
+from gateway.engine.llama_backend import LlamaModel, Sampler
 from gateway.engine.scheduler import Running
 from gateway.engine.kv.session_key import SessionKey
 from gateway.engine.kv.slots import Slot
@@ -67,6 +67,18 @@ class RunningTurn:
     logprobs: list[TokenLogprob] = field(default_factory=list)  # drawn, not yet sent
     thinking: ThinkingWatch | None = None  # a thinking answer: its block, counted and budgeted
     forced: list[int] = field(default_factory=list)  # tokens written next instead of drawn
+
+    @classmethod
+    def begin(cls, pending: PendingTurn, slot: Slot, reused: int, model: LlamaModel
+              ) -> RunningTurn:
+        """A turn starting in `slot`, which holds the first `reused` tokens of its prompt."""
+        request = pending.request
+        return cls(pending=pending, slot=slot,
+                   sampler=Sampler(request.sampling, model, request.grammar),
+                   text=TextStream(request.stop, None if request.ignore_eos else request.hole),
+                   prompt_left=request.prompt_tokens[reused:], cached_tokens=reused,
+                   thinking=ThinkingWatch(request.thinking) if request.thinking is not None
+                   else None)
 
     def written_token(self) -> int | None:
         """The next of the tokens that close a thinking block whose budget is spent, written in

@@ -123,6 +123,12 @@ class ServedModel:
                      if r.state is State.FAILED and r.failure), None)
 
     @property
+    def pool_held(self) -> int | None:
+        """With one KV pool for its conversations: the most of it a ready replica's hold now."""
+        ready = [r.conversations.resident_tokens for r in self.replicas if r.state is State.READY]
+        return max(ready) if ready and self.config.context.kv_unified else None
+
+    @property
     def n_ctx_seq(self) -> int:
         ready = [r.n_ctx_seq for r in self.replicas if r.state is State.READY]
         c = self.config.context

@@ -225,8 +225,8 @@ def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu]
             memory = gib(r.need_bytes) if r.need_bytes else "-"
             lines.append(f"{model.id:<28} {i:>7} {device:<10} {gpus_text:<12} {split:<24} {memory:>10}")
     lines.append("")
-    lines.append(f"{'model':<28} KV cache")
-    lines += [f"{model.id:<28} {kv_summary(config, model, (fitted or {}).get(model.id))}"
+    lines.append("KV cache")  # (model ids end with a colon: rows above are keyed by the bare id)
+    lines += [f"{model.id + ':':<28} {kv_summary(config, model, (fitted or {}).get(model.id))}"
               for model in config.models]
     if gpus:
         used: dict[int, int] = {g.index: 0 for g in gpus}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from tests.support import model_block, running_server
 from tests.tiny_model import write_tiny_gguf
@@ -78,3 +79,24 @@ def test_the_plan_fits_auto_sizes_to_a_declared_card(gemma_path: Path, tmp_path:
     small = subprocess.run([sys.executable, "-m", "gateway", "plan", "--config", str(config),
                             "--gpus", "1x0.5GiB"], capture_output=True, text=True, timeout=60)
     assert small.returncode != 0 and "does not fit itself" in small.stderr
+
+
+def test_one_pool_takes_a_prompt_longer_than_a_slot_and_says_what_is_held(tmp_path: Path
+                                                                          ) -> None:
+    """Two slots of 256 tokens: apart, a 400-token prompt is refused; in one pool of 512 it is
+    answered, and one past the pool is refused saying the pool is shared."""
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    config = (model_block("apart", path, n_ctx=256, parallel=2, threads=1)
+              + model_block("pooled", path, n_ctx=256, parallel=2, threads=1, kv_unified=True))
+    with running_server(config, tmp_path / "server") as server:
+        client = openai.OpenAI(base_url=server.v1, api_key="x", max_retries=0)
+        ids = [266 + (i % 30) for i in range(400)]  # ordinary tokens of the tiny model
+        with pytest.raises(openai.BadRequestError) as apart:
+            client.completions.create(model="apart", prompt=ids, max_tokens=4)
+        assert "256 tokens" in str(apart.value)
+        answer = client.completions.create(model="pooled", prompt=ids, max_tokens=4,
+                                           temperature=0, extra_body={"ignore_eos": True})
+        assert answer.usage.prompt_tokens == 400 and answer.usage.completion_tokens == 4
+        with pytest.raises(openai.BadRequestError) as past:
+            client.completions.create(model="pooled", prompt=ids + ids, max_tokens=4)
+        assert "512 tokens (one KV pool its conversations share" in str(past.value)

@@ -9,7 +9,8 @@ import pytest
 
 from gateway.engine.kv.session_key import named
 from gateway.engine.llama_backend import LlamaModel
-from tests.engine.driver import complete, make_engine
+from gateway.engine.events import Failed, FailureKind, Finished, FinishReason
+from tests.engine.driver import complete, make_engine, run, submit
 
 LAYOUTS = [
     {"cache_type_k": "q8_0", "cache_type_v": "q8_0"},
@@ -111,3 +112,60 @@ def test_a_paused_prefill_resumes_from_its_kv_in_any_layout(gemma: LlamaModel, c
     alone = complete(make_engine(gemma, parallel=1, n_batch=64, n_ctx=1024, **layout),
                      long_prompt, max_tokens=3)
     assert newcomer.text == alone.text and ongoing.finished.completion_tokens == 3
+
+
+# ---- one pool for all slots -----------------------------------------------------------------
+
+
+def _held(engine) -> int:  # type: ignore[no-untyped-def]
+    return sum(len(s.tokens) for s in engine.conversations.slots.slots)
+
+
+def test_in_one_pool_a_conversation_grows_past_its_share_moving_idle_ones_out(
+        gemma: LlamaModel) -> None:
+    """Two slots of 256 tokens in one pool of 512: an idle conversation is moved out (saved) so a
+    400-token one fits, and comes back afterwards from what was saved."""
+    engine = make_engine(gemma, n_ctx=256, parallel=2, kv_unified=True)
+    assert engine.n_ctx_seq == 512  # a conversation may take the whole pool
+    small = gemma.tokenize("one two three four five six seven eight " * 20, True)[:200]
+    complete(engine, small, max_tokens=4, session="small")
+    big = gemma.tokenize("alpha beta gamma delta epsilon zeta eta theta " * 60, True)[:400]
+    grown = complete(engine, big, max_tokens=8, session="big")
+    assert grown.finished.completion_tokens == 8 and _held(engine) <= 512
+    assert engine.conversations.spilled == 1  # the idle one made room
+    back = complete(engine, small + gemma.tokenize(" nine", False), max_tokens=2, session="small")
+    assert back.finished.cached_tokens >= len(small) and engine.conversations.restored == 1
+
+
+def test_when_the_pool_is_full_turns_end_or_give_way_never_hang(gemma: LlamaModel) -> None:
+    """Two running conversations that together outgrow the pool: every request ends (one may
+    end at the pool's end, or give way with a retry), the pool is never overfilled."""
+    engine = make_engine(gemma, n_ctx=256, parallel=2, kv_unified=True, n_batch=64)
+    a = submit(engine, gemma.tokenize("red green blue " * 80, True)[:230], max_tokens=200)
+    b = submit(engine, gemma.tokenize("cats dogs birds " * 80, True)[:230], max_tokens=200)
+    steps = 0
+    while engine.step():
+        steps += 1
+        assert _held(engine) <= 512 and steps < 2000
+    ends = [o.events[-1] for o in (a, b)]
+    assert all(isinstance(e, (Finished, Failed)) for e in ends)
+    finished = [e for e in ends if isinstance(e, Finished)]
+    assert finished and all(e.reason is FinishReason.LENGTH for e in finished)
+    assert sum(e.prompt_tokens + e.completion_tokens for e in finished) <= 512 + 2
+    for e in ends:
+        if isinstance(e, Failed):
+            assert e.kind is FailureKind.QUEUE_FULL and "pool is full" in e.message
+
+
+def test_a_prompt_the_pool_cannot_hold_gives_way_instead_of_hanging(gemma: LlamaModel) -> None:
+    """(The API refuses such a prompt before it reaches the engine.) The engine fills the pool
+    with it, finds nothing more fits, and ends it with a retry-later failure."""
+    engine = make_engine(gemma, n_ctx=256, parallel=2, kv_unified=True, n_batch=64)
+    huge = submit(engine, gemma.tokenize("lorem ipsum dolor " * 300, True)[:600], max_tokens=4)
+    steps = 0
+    while engine.step():
+        steps += 1
+        assert steps < 100
+    last = huge.events[-1]
+    assert isinstance(last, Failed) and last.kind is FailureKind.QUEUE_FULL
+    assert "pool is full" in last.message and _held(engine) == 0  # its KV freed

@@ -78,6 +78,18 @@ class ConversationStore:
         slot = self.slots.by_session(key) if key is not None else None
         return slot is not None and slot.busy
 
+    def room_for(self, cells: int) -> int:
+        """One KV pool: free cells for `cells` more tokens, made by moving idle conversations out
+        (least recently used first) until there are enough or none is left; how many are free."""
+        pool = self.ctx.pool_cells or 0
+        free = pool - sum(len(s.tokens) for s in self.slots.slots)
+        for slot in sorted((s for s in self.slots.idle() if s.tokens), key=lambda s: s.last_used):
+            if free >= cells:
+                break
+            free += len(slot.tokens)
+            self._spill(slot)
+        return free
+
     def free_slots(self) -> int:
         return len(self.slots.idle())
 
@@ -128,6 +140,8 @@ class ConversationStore:
             return None
         saved = self.cache.take(key)  # before spilling: the spill may need its room
         self._spill(slot)
+        if saved is not None and self.ctx.pool_cells is not None:
+            self.room_for(len(saved.tokens))  # one pool: its cells, from idle conversations
         if saved is not None:
             if self.ctx.restore_sequence(slot.seq_id, saved.state):
                 slot.tokens = list(saved.tokens)

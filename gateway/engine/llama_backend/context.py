@@ -107,7 +107,9 @@ class LlamaContext:
                    (kv.type_k, kv.type_v) or kv.type_k != kv.type_v else "")
             raise RuntimeError(f"llama.cpp could not create a context ({kv.describe()}){why}")
         self.ptr: llama_cpp.llama_context_p | None = ctx
-        self.n_ctx_seq = llama_cpp.llama_n_ctx(ctx) // n_seq
+        # with one pool a sequence may take all of it (the engine keeps the sum within it)
+        self.pool_cells = llama_cpp.llama_n_ctx(ctx) if self.kv.unified else None
+        self.n_ctx_seq = self.pool_cells or llama_cpp.llama_n_ctx(ctx) // n_seq
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.batch = TokenBatch(n_batch)
         self._eog = model.eog_tokens

@@ -31,14 +31,17 @@ def token_ids(tokens: list[int], vocab: Vocabulary, param: str, indexed: bool = 
                                  param=f"{param}[{i}]" if indexed else param)
 
 
-def room_after(n_ctx: int, tokens: list[int], param: str) -> int:
+def room_after(n_ctx: int, tokens: list[int], param: str, pool_held: int | None = None) -> int:
     """Tokens left for the answer after this prompt; a 400 naming `param` for an empty prompt or
-    one the context cannot hold."""
+    one the context cannot hold. `pool_held`: with one KV pool for all conversations, what they
+    hold of it now (idle ones are moved out to make room, running ones are not)."""
     if not tokens:
         raise InvalidRequest("The prompt is empty", param=param)
     if len(tokens) >= n_ctx:
+        pool = ("" if pool_held is None else f" (one KV pool its conversations share, {pool_held} "
+                "tokens of it held now: idle conversations are moved out to make room)")
         raise ContextLengthExceeded(
-            f"This model's maximum context length is {n_ctx} tokens. However, your "
+            f"This model's maximum context length is {n_ctx} tokens{pool}. However, your "
             f"{param} resulted in {len(tokens)} tokens. Please reduce the length.", param=param)
     return n_ctx - len(tokens)
 

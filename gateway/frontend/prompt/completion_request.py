@@ -89,7 +89,7 @@ def _finish_building(
     assert vocab is not None  # a ready model has its vocabulary
     sampling = msgspec.structs.replace(sampling_params(body),
                                        logit_bias=_logit_bias(body, vocab.n_vocab))
-    room = checks.room_after(loaded.n_ctx_seq, tokens, prompt_param)
+    room = checks.room_after(loaded.n_ctx_seq, tokens, prompt_param, loaded.pool_held)
     return GenerationRequest(
         request_id=uuid.uuid4().hex,
         prompt_tokens=tokens,
