@@ -25,6 +25,10 @@ def test_a_quantized_unified_kv_serves_and_health_says_so(gemma_path: Path,
         answer = client.completions.create(model="gemma", prompt="The sky is", max_tokens=8,
                                            temperature=0, extra_body={"ignore_eos": True})
         assert answer.usage.completion_tokens == 8 and answer.choices[0].text
+        two = client.completions.create(model="gemma", prompt="The sky is", max_tokens=6, n=2,
+                                        temperature=0, extra_body={"ignore_eos": True})
+        assert two.choices[0].text == two.choices[1].text  # the copy answers as the original
+        assert two.usage.completion_tokens == 12
         replica = httpx.get(f"{server.base}/health").json()["models"]["gemma"]["replicas"][0]
         assert replica["kv"].startswith("K q8_0, V q8_0, flash attention auto, one pool")
 
