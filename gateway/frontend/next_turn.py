@@ -52,19 +52,25 @@ def next_turn_request(request: GenerationRequest, tokens: list[int]) -> Generati
                              background=True)
 
 
-async def then_next_turn(events: AsyncIterator[EngineEvent], served: ServedModel,
-                         body: openai.ChatCompletionRequest, request: GenerationRequest,
-                         thinking: Thinking | None, plan: ToolPlan | None
-                         ) -> AsyncIterator[EngineEvent]:
+def then_next_turn(events: AsyncIterator[EngineEvent], served: ServedModel,
+                   body: openai.ChatCompletionRequest, request: GenerationRequest,
+                   thinking: Thinking | None, plan: ToolPlan | None
+                   ) -> AsyncIterator[EngineEvent]:
     """`events` as they come; once they end with a whole thinking answer, its conversation's
-    next turn begins in the background."""
+    next turn begins in the background. (Any earlier one of the conversation is superseded now:
+    this request is that turn.) Other answers' events are given back untouched: no extra step
+    on their per-token path."""
     earlier = _begun.pop((request.scope, request.session_key), None)
     if earlier is not None:
-        earlier.cancel()  # this request is that turn: it computes its own prompt
+        earlier.cancel()
     if thinking is None or (body.n or 1) > 1 or not served.config.reasoning.prefill_next_turn:
-        async for event in events:
-            yield event
-        return
+        return events
+    return _watched(events, served, body, request, thinking, plan)
+
+
+async def _watched(events: AsyncIterator[EngineEvent], served: ServedModel,
+                   body: openai.ChatCompletionRequest, request: GenerationRequest,
+                   thinking: Thinking, plan: ToolPlan | None) -> AsyncIterator[EngineEvent]:
     parts: list[str] = []
     async for event in events:
         if isinstance(event, TextDelta):
