@@ -86,11 +86,12 @@ POOL_FULL = ("The model's KV pool is full: other conversations hold it all; retr
 
 @dataclass
 class PoolCut:
-    """A step cut to a unified KV pool's free cells: decoding turns first, one cell each (one
-    that finds none has reached the pool's end: it ends, as at a context's end), then prompt
-    chunks in order, cut short (one that finds none waits a step); when nothing fits at all,
-    the newest prefilling turn gives way (its KV freed, its client told to retry), so the
-    others always move."""
+    """A step cut to a unified KV pool's free cells: answers first, one cell each (where none
+    is left, a new conversation's prompt gives way first, its KV freed and its client told to
+    retry; an answer that still finds none has reached the pool's end and ends, as at a
+    context's end), then prompt chunks in order, cut short so each answer keeps a cell for its
+    next token (one that finds none waits a step); when nothing fits at all, the newest
+    prefilling turn gives way, so the others always move."""
 
     counts: dict[str, int]  # request id -> tokens it feeds this step
     full: list[RunningTurn] = field(default_factory=list)  # decoding with no cell left: they end
@@ -100,18 +101,28 @@ class PoolCut:
 def within_pool(counts: dict[str, int], running: list[RunningTurn], free: int) -> PoolCut:
     cut = PoolCut({})
     chosen = [s for s in running if counts.get(s.request.request_id, 0) > 0]
+    # a new conversation's prompt (nothing answered yet) gives way before any answer ends
+    fresh = sorted((s for s in chosen if s.prompt_left and s.generated == 0),
+                   key=lambda s: s.pending.arrived)
     for seq in (s for s in chosen if not s.prompt_left):
+        if free < 1 and fresh:
+            newest = fresh.pop()
+            cut.starved.append(newest)
+            free += len(newest.slot.tokens)  # its KV is freed before the step
         if free >= 1:
             cut.counts[seq.request.request_id] = 1
             free -= 1
         else:
             cut.full.append(seq)
-    prefilling = [s for s in chosen if s.prompt_left]
+    # prompt chunks leave a cell for each answer's next token
+    free -= sum(1 for s in running if not s.prompt_left and s not in cut.full)
+    prefilling = [s for s in chosen if s.prompt_left and s not in cut.starved]
     for seq in prefilling:
         take = min(counts[seq.request.request_id], free)
         if take > 0:
             cut.counts[seq.request.request_id] = take
             free -= take
-    if not cut.counts and not cut.full and prefilling:
-        cut.starved.append(max(prefilling, key=lambda s: s.pending.arrived))
+    if not cut.counts and not cut.full and not cut.starved and prefilling:
+        newest = max(prefilling, key=lambda s: (s.generated == 0, s.pending.arrived))
+        (cut.starved if newest.generated == 0 else cut.full).append(newest)
     return cut

@@ -67,7 +67,9 @@ def fit(model: ModelConfig, path: Path, room_bytes: int, where: str) -> Fitted:
     else:
         parallel = c.parallel
     if c.n_ctx == "auto":
-        n_ctx = min(ceiling, max(0, kv_room) // max(per_token * max(parallel, 1), 1)) // STEP * STEP
+        held = min(ceiling, max(0, kv_room) // max(per_token * max(parallel, 1), 1))
+        # in steps of 256, unless that would take it below its floor
+        n_ctx = held // STEP * STEP if held // STEP * STEP >= min(c.n_ctx_min, ceiling) else held
     else:
         n_ctx = c.n_ctx
     if parallel < c.parallel_min or n_ctx < min(c.n_ctx_min, ceiling):

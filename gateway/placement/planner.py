@@ -86,10 +86,11 @@ class Planner:
         reserved = frozenset(self.config.server.reserved_gpus)
         demands = [demand_for(m, p) for m, p in readable if not m.context.fits]
         self.placements = plan(demands, self.gpus, reserved, self.context_bytes)
-        for model, path in readable:  # those that fit themselves, in what the others leave
+        for model, path in readable:  # those that fit themselves, each in what the others left
             if model.context.fits:
-                demands.append(demand_for(self.fitted_model(model, path), path))
-        self.placements = plan(demands, self.gpus, reserved, self.context_bytes)
+                demand = demand_for(self.fitted_model(model, path), path)
+                left = remaining(self.gpus, list(self.placements.values()))
+                self.placements.update(plan([demand], left, reserved, self.context_bytes))
         return self.placements
 
     def fitted_model(self, model: ModelConfig, path: Path) -> ModelConfig:
@@ -99,14 +100,17 @@ class Planner:
         if not model.context.fits:
             return model
         if model.id not in self.fitted:
-            placed = [p for m, p in self.placements.items() if m != model.id]
-            waiting = [m for m in self.config.models if m.context.fits and m.id not in
-                       self.placements and m.id not in self.fitted and m.id != model.id]
+            placed = [p for m, p in list(self.placements.items()) if m != model.id]
+            done = set(self.fitted) | (set(self.placements) if self.gpus else set())
+            waiting = [m for m in self.config.models if m.context.fits and m.load_at_start
+                       and m.id not in done and m.id != model.id]
             if self.gpus:
                 allowed = [g for g in remaining(self.gpus, placed)
                            if g.index not in self.config.server.reserved_gpus
                            and (model.gpus == "auto" or g.index in model.gpus)]
-                room = sum(max(0, g.free_bytes - self.context_bytes) for g in allowed)
+                # each replica's process has its own GPU context on each GPU
+                room = sum(max(0, g.free_bytes - self.context_bytes * model.replicas)
+                           for g in allowed)
                 where = "free on GPU " + ",".join(str(g.index) for g in allowed)
             else:
                 room, where = host_room_bytes(), "host RAM (a quarter of it)"

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.engine.kv.session_key import named
 from gateway.engine.llama_backend import LlamaModel
-from gateway.engine.events import Failed, FailureKind, Finished, FinishReason
+from gateway.engine.events import Failed, FailureKind, Finished, FinishReason, TextDelta
 from tests.engine.driver import complete, make_engine, run, submit
 
 LAYOUTS = [
@@ -169,3 +169,21 @@ def test_a_prompt_the_pool_cannot_hold_gives_way_instead_of_hanging(gemma: Llama
     last = huge.events[-1]
     assert isinstance(last, Failed) and last.kind is FailureKind.QUEUE_FULL
     assert "pool is full" in last.message and _held(engine) == 0  # its KV freed
+
+
+def test_in_a_full_pool_a_new_prompt_gives_way_to_a_running_answer(gemma: LlamaModel) -> None:
+    """An answer streaming in a pool of 512 while a 330-token prompt arrives (the two cannot
+    both be held): the prompt's chunks leave the answer a cell each step, and when the pool is
+    full the new prompt (nothing answered yet) gives way: the answer runs to its end."""
+    engine = make_engine(gemma, n_ctx=256, parallel=2, kv_unified=True, n_batch=64)
+    answer = submit(engine, gemma.tokenize("red green blue " * 80, True)[:200], max_tokens=100)
+    while not any(isinstance(e, TextDelta) for e in answer.events):
+        assert engine.step()
+    newcomer = submit(engine, gemma.tokenize("cats dogs birds " * 120, True)[:330], max_tokens=8)
+    steps = 0
+    while engine.step():
+        steps += 1
+        assert _held(engine) <= 512 and steps < 2000
+    assert answer.finished.completion_tokens == 100
+    last = newcomer.events[-1]
+    assert isinstance(last, Failed) and last.kind is FailureKind.QUEUE_FULL

@@ -64,3 +64,32 @@ def test_below_the_floors_it_does_not_fit_and_says_what_was_there(tiny: Path) ->
 def test_a_model_of_fixed_sizes_is_left_as_it_is(tiny: Path) -> None:
     m = model(tiny, n_ctx=512, parallel=2)
     assert fit(m, tiny, 1, "x").model is m and fit(m, tiny, 1, "x").note == ""
+
+
+def _config(*models: str):  # type: ignore[no-untyped-def]
+    from gateway.config import decode_config
+    return decode_config("".join(models))
+
+
+def test_models_that_fit_themselves_share_the_card_and_leave_the_pinned_ones_alone(
+        tiny: Path, tmp_path: Path) -> None:
+    from gateway.config import model_entry
+    from gateway.placement.plan import Gpu
+    from gateway.placement.planner import planner_for
+
+    other = write_tiny_gguf(tmp_path / "other.gguf", seed=1)
+    config = _config(model_entry("pinned", tiny, n_ctx=512, parallel=1, gpus=[0]),
+                     model_entry("a", other, n_ctx="auto", parallel=2, n_ctx_min=256),
+                     model_entry("b", other, n_ctx="auto", parallel=2, n_ctx_min=256))
+    gib = 1 << 30
+    planner = planner_for(config, [Gpu(0, "card0", gib, gib), Gpu(1, "card1", gib, gib)])
+    placements = planner.plan_available()
+    assert placements["pinned"].replicas[0].gpus == [0]  # where it was pinned, whole
+    a, b = (planner.fitted[m].model.context.n_ctx for m in ("a", "b"))
+    assert isinstance(a, int) and isinstance(b, int) and a >= 256 and b >= 256
+    used: dict[int, int] = {}
+    for placement in placements.values():
+        for replica in placement.replicas:
+            for gpu, share in replica.bytes_per_gpu().items():
+                used[gpu] = used.get(gpu, 0) + share
+    assert all(total <= gib for total in used.values())  # nothing promised twice

@@ -109,7 +109,10 @@ class LlamaContext:
         self.ptr: llama_cpp.llama_context_p | None = ctx
         # with one pool a sequence may take all of it (the engine keeps the sum within it)
         self.pool_cells = llama_cpp.llama_n_ctx(ctx) if self.kv.unified else None
-        self.n_ctx_seq = self.pool_cells or llama_cpp.llama_n_ctx(ctx) // n_seq
+        self.n_ctx_seq = llama_cpp.llama_n_ctx(ctx) // n_seq
+        if self.pool_cells is not None:  # the pool, within the context it was trained on
+            self.n_ctx_seq = max(self.n_ctx_seq, min(self.pool_cells, model.n_ctx_train
+                                                     or self.pool_cells))
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.batch = TokenBatch(n_batch)
         self._eog = model.eog_tokens

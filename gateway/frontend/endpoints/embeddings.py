@@ -55,7 +55,8 @@ def build_embedding_request(loaded: ServedModel, body: openai.EmbeddingRequest, 
     if body.dimensions is not None and body.dimensions != vocab.n_embd:
         raise InvalidRequest(f"This model's embeddings have {vocab.n_embd} dimensions",
                              param="dimensions")
-    limit = loaded.n_ctx_seq
+    c = loaded.config.context  # an input is embedded in a context of one conversation's size
+    limit = min(loaded.n_ctx_seq, c.n_ctx) if isinstance(c.n_ctx, int) else loaded.n_ctx_seq
     arrays: list[list[int]] = []
     for i, item in enumerate(inputs):
         param = f"input[{i}]" if not isinstance(body.input, str) else "input"
