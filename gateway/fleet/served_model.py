@@ -314,8 +314,7 @@ class ServedModel:
         path = Path(await asyncio.to_thread(resolve_model_path, self.config, self.cache_dir,
                                             lambda msg: events.info("%s", msg)))
         self.path = path
-        try:  # a model whose context and slots are "auto": decided now, against what is left
-            self.config = await asyncio.to_thread(self.planner.fitted_model, self.asked, path)
+        try:
             self.placement = await self._place(path)
         except DoesNotFitAlone:
             raise  # putting others to sleep cannot help: `failed`, saying why
@@ -349,14 +348,16 @@ class ServedModel:
         recently used first, until it fits (a `PlacementError` when nothing idle is left, or
         when it would not fit even alone: then nothing is put to sleep for it)."""
         while True:
-            try:
+            try:  # a model whose context and slots are "auto": fitted to what is left now
+                self.config = self.planner.fitted_model(self.asked, path)
                 return self.planner.placement_for(self.config, path)
             except PlacementError:
-                alone = self.planner.alone_problem(self.config, path)
+                alone = self.planner.alone_problem(self.asked, path)
                 if alone is not None:
                     raise DoesNotFitAlone(alone) from None
                 if not await self.residency.make_room(self):
                     raise
+                self.planner.fitted.pop(self.id, None)  # fitted again, in the room made
 
     def _back_to_sleep(self, why: str) -> None:
         log.warning("model %s cannot wake: %s", self.id, why)

@@ -104,18 +104,22 @@ class Planner:
             done = set(self.fitted) | (set(self.placements) if self.gpus else set())
             waiting = [m for m in self.config.models if m.context.fits and m.load_at_start
                        and m.id not in done and m.id != model.id]
-            if self.gpus:
-                allowed = [g for g in remaining(self.gpus, placed)
-                           if g.index not in self.config.server.reserved_gpus
-                           and (model.gpus == "auto" or g.index in model.gpus)]
-                # each replica's process has its own GPU context on each GPU
-                room = sum(max(0, g.free_bytes - self.context_bytes * model.replicas)
-                           for g in allowed)
-                where = "free on GPU " + ",".join(str(g.index) for g in allowed)
-            else:
-                room, where = host_room_bytes(), "host RAM (a quarter of it)"
-            self.fitted[model.id] = fit(model, path, room // (1 + len(waiting)), where)
+            self.fitted[model.id] = self._fit_in(model, path, remaining(self.gpus, placed),
+                                                 1 + len(waiting))
         return self.fitted[model.id].model
+
+    def _fit_in(self, model: ModelConfig, path: Path, gpus: list[Gpu], sharing: int = 1
+                ) -> Fitted:
+        """`model` fitted to its share (of `sharing`) of what `gpus` have free, or of a quarter of
+        the host's RAM without GPUs."""
+        if not self.gpus:
+            return fit(model, path, host_room_bytes() // sharing, "host RAM (a quarter of it)")
+        allowed = [g for g in gpus if g.index not in self.config.server.reserved_gpus
+                   and (model.gpus == "auto" or g.index in model.gpus)]
+        # each replica's process has its own GPU context on each GPU
+        room = sum(max(0, g.free_bytes - self.context_bytes * model.replicas) for g in allowed)
+        return fit(model, path, room // sharing,
+                   "free on GPU " + ",".join(str(g.index) for g in allowed))
 
     def placement_for(self, model: ModelConfig, path: Path) -> Placement:
         """Where `model` runs: as planned at the start, or, for a model whose file arrived after
@@ -162,7 +166,9 @@ class Planner:
         a reserved or absent GPU): then putting other models to sleep cannot make room for it.
         None when it fits alone."""
         try:
-            plan([demand_for(self.fitted_model(model, path), path)], self.gpus,
+            if model.context.fits:  # fitted to the GPUs as if nothing else were on them
+                model = self._fit_in(model, path, self.gpus).model
+            plan([demand_for(model, path)], self.gpus,
                  frozenset(self.config.server.reserved_gpus), self.context_bytes)
         except PlacementError as exc:
             return f"{exc} (with no other model on the GPUs)"

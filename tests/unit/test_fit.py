@@ -93,3 +93,24 @@ def test_models_that_fit_themselves_share_the_card_and_leave_the_pinned_ones_alo
             for gpu, share in replica.bytes_per_gpu().items():
                 used[gpu] = used.get(gpu, 0) + share
     assert all(total <= gib for total in used.values())  # nothing promised twice
+
+
+def test_an_auto_model_squeezed_by_others_fits_alone_and_again_once_they_go(
+        tiny: Path, tmp_path: Path) -> None:
+    """What the fleet does before putting idle models to sleep for a waking one: the squeezed
+    fit fails, the fit "alone" says room can be made, and after the other leaves it fits."""
+    from gateway.config import model_entry
+    from gateway.placement.plan import Gpu, Placement, ReplicaPlacement
+    from gateway.placement.planner import planner_for
+
+    config = _config(model_entry("auto", tiny, n_ctx="auto", parallel=2, n_ctx_min=1024,
+                                 load_at_start=False))
+    gib = 1 << 30
+    planner = planner_for(config, [Gpu(0, "card0", gib, gib)])
+    hog = int(gib * 0.6)
+    planner.placements["hog"] = Placement("hog", [ReplicaPlacement([0], [], hog, -1)])
+    with pytest.raises(PlacementError, match="does not fit itself"):
+        planner.fitted_model(config.models[0], tiny)
+    assert planner.alone_problem(config.models[0], tiny) is None  # sleeping the hog helps
+    planner.release("hog")
+    assert planner.fitted_model(config.models[0], tiny).context.n_ctx == 2048
