@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -17,6 +16,7 @@ from gateway.fleet import ram_shares
 from gateway.config import ModelConfig, ServerConfig
 from gateway.fleet.engine_process import EngineProcess
 from gateway.fleet.lifecycle import State
+from gateway.placement.cpus import host_ram_bytes
 
 
 class Resident(Protocol):
@@ -41,13 +41,6 @@ log = logging.getLogger(__name__)
 
 SMALL_HOST_BYTES = 8 << 30  # below this much RAM, engines load one at a time
 WATCH_EVERY_S = 0.25
-
-
-def host_ram_bytes() -> int:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        return 0
 
 
 class Residency:

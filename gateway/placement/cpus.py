@@ -1,5 +1,5 @@
-"""The host's physical CPU cores, and how many threads each engine gets by default: the cores
-shared out among all the engine processes (llama.cpp's threads fight over hyper-threads and over
+"""The host's physical CPU cores and its RAM, and how many threads each engine gets by default:
+the cores shared out among all the engine processes (llama.cpp's threads fight over hyper-threads and over
 each other; `threads = 0` on every engine would put all of them on every core)."""
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ def physical_cores(cpuinfo: str | None = None) -> int:
         elif key == "core id":
             cores.add((package, value.strip()))
     return len(cores) or os.cpu_count() or 1
+
+
+def host_ram_bytes() -> int:
+    """The host's physical RAM (0 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
 
 
 def threads_per_engine(engines: int, cores: int | None = None) -> int:

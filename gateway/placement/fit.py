@@ -12,13 +12,13 @@ that says what was there.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
 from gateway.config import ModelConfig
+from gateway.placement.cpus import host_ram_bytes
 from gateway.placement.footprint import footprint
 from gateway.placement.gguf_header import read_header
 from gateway.placement.plan import PlacementError, gib
@@ -34,10 +34,7 @@ class Fitted:
 
 def host_room_bytes() -> int:
     """Where there are no GPUs: a quarter of the host's RAM for the models that fit themselves."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
-    except (ValueError, OSError):
-        return 0
+    return host_ram_bytes() // 4
 
 
 def trained_context(path: Path) -> int | None:

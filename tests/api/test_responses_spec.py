@@ -7,49 +7,21 @@ not, on the embedded default."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
+from tests.api.responses_schema import events_of, schema_errors
 from tests.support import RunningServer
 
 MODEL = "qwen2.5-coder-0.5b"
-SCHEMAS = Path(__file__).parent / "openapi" / "responses_schemas.json"
-URI = "urn:openai:responses-schemas"
 WEATHER = {"type": "function", "name": "get_weather", "description": "Get the weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                           "required": ["city"]}}
-
-
-def _plain(node: Any) -> Any:
-    """OpenAPI's one 2019-09 keyword in these schemas (`$recursiveRef`, ignored by 2020-12) as the
-    `$ref` it means; nothing else changes."""
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    if node.get("$recursiveRef") == "#":
-        return {"$ref": "#/components/schemas/CompoundFilter"}
-    return {k: _plain(v) for k, v in node.items()}
-
-
 @pytest.fixture(scope="module")
 def errors_of() -> Any:
-    registry = Registry().with_resource(URI, Resource.from_contents(
-        _plain(json.loads(SCHEMAS.read_text())), default_specification=DRAFT202012))
-    validators = {name: Draft202012Validator({"$ref": f"{URI}#/components/schemas/{name}"},
-                                             registry=registry)
-                  for name in ("Response", "ResponseStreamEvent")}
-
-    def errors(instance: dict[str, Any], name: str) -> list[str]:
-        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                for e in validators[name].iter_errors(instance)]
-    return errors
+    return schema_errors()
 
 
 def test_the_check_itself_refuses_what_the_spec_refuses(errors_of: Any) -> None:
@@ -65,15 +37,6 @@ def test_the_check_itself_refuses_what_the_spec_refuses(errors_of: Any) -> None:
     no_logprobs = json.loads(json.dumps(good))
     del no_logprobs["output"][0]["content"][0]["logprobs"]
     assert errors_of(no_logprobs, "Response")
-
-
-def _events(text: str) -> list[dict[str, Any]]:
-    events = []
-    for frame in text.strip().split("\n\n"):
-        data = [line[6:] for line in frame.split("\n") if line.startswith("data: ")]
-        if data:
-            events.append(json.loads(data[0]))
-    return events
 
 
 @pytest.mark.parametrize("extra", [
@@ -94,7 +57,7 @@ def test_every_object_and_event_is_the_spec_s(default_server: RunningServer, err
                                    "previous_response_id": whole.json()["id"]}, timeout=120)
     assert follow.status_code == 200 and errors_of(follow.json(), "Response") == []
     streamed = httpx.post(url, json={**body, "stream": True}, timeout=120)
-    events = _events(streamed.text)
+    events = events_of(streamed.text)
     assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
     for event in events:
         assert errors_of(event, "ResponseStreamEvent") == [], event["type"]

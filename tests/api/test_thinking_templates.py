@@ -18,6 +18,7 @@ import ollama
 import openai
 import pytest
 
+from tests.api.responses_schema import events_of, schema_errors
 from tests.support import RunningServer, model_block, running_server
 from tests.tiny_model import write_tiny_gguf
 
@@ -218,11 +219,8 @@ def test_a_gpt_oss_answer_in_harmony_splits(client: openai.OpenAI) -> None:
 
 # ---- the Responses API -----------------------------------------------------------------------
 
-from tests.api.test_responses_spec import _events, errors_of  # noqa: E402,F401  (the spec check)
-
-
-def test_responses_give_a_reasoning_item_then_the_message(server: RunningServer,
-                                                          errors_of) -> None:  # noqa: F811
+def test_responses_give_a_reasoning_item_then_the_message(server: RunningServer) -> None:
+    errors_of = schema_errors()
     body = {"model": "r1-budget", "input": "Think, then answer.", "max_output_tokens": 30,
             "temperature": 0, "reasoning": {"effort": "medium"}}
     whole = httpx.post(f"{server.v1}/responses", json=body, timeout=60).json()
@@ -234,7 +232,7 @@ def test_responses_give_a_reasoning_item_then_the_message(server: RunningServer,
     assert whole["reasoning"]["effort"] == "medium"
 
     streamed = httpx.post(f"{server.v1}/responses", json={**body, "stream": True}, timeout=60)
-    events = _events(streamed.text)
+    events = events_of(streamed.text)
     for event in events:
         assert errors_of(event, "ResponseStreamEvent") == [], event
     deltas = [e for e in events if e["type"] == "response.reasoning_text.delta"]
