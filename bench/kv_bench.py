@@ -2,13 +2,13 @@
 Gemma, the gateway against llama-server with the same flags (`-ctk/-ctv`, `-fa`), and the raw
 copy of a shared prefix (unified pool against a stream per slot).
 
-Per layout (f16, q8_0, q4_0; flash attention auto): KV bytes per token (llama.cpp's, from a
+Per layout (f16, q8_0, q4_0, K q8_0 with V q4_0; flash attention auto): KV bytes per token (llama.cpp's, from a
 conversation's saved state) and conversations of `--n-ctx` tokens resident in `--budget-gib`;
 greedy agreement with f16 (share of identical tokens over a set of prompts, the earliest
 divergence); decode and prefill tok/s. Then the sessions scenario (more conversations than
 slots, a small RAM budget for the spilled ones): TTFT p50 by turn, f16 against q8_0.
 
-    python -m bench.kv_bench [--threads 2] [--models default,gemma] [--quick]
+    python -m bench.kv_bench [--threads 2] [--models default,gemma] [--layouts f16,q8_0-q4_0] [--quick]
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from gateway.model_source import resolve_model_path
 from gateway.placement.footprint import footprint
 from gateway.progress import ProgressBar
 
-LAYOUTS = {"f16": ("f16", "f16"), "q8_0": ("q8_0", "q8_0"), "q4_0": ("q4_0", "q4_0")}
+LAYOUTS = {"f16": ("f16", "f16"), "q8_0": ("q8_0", "q8_0"), "q4_0": ("q4_0", "q4_0"),
+           "q8_0-q4_0": ("q8_0", "q4_0")}  # K q8_0, V q4_0
 PROMPTS = ["The history of the printing press begins", "def fibonacci(n):\n    ",
            "Photosynthesis is the process by which", "SELECT name, count(*) FROM orders",
            "Once upon a time in a small village", "The three laws of thermodynamics are",
@@ -140,7 +141,11 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=4096, help="a resident conversation's size")
     parser.add_argument("--budget-gib", type=float, default=1.0, help="memory for KV")
     parser.add_argument("--quick", action="store_true", help="fewer prompts, no sessions")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS),
+                        help="KV layouts (K-V types when they differ), f16 first")
     args = parser.parse_args()
+    for layout in set(LAYOUTS) - set(args.layouts.split(",")):
+        del LAYOUTS[layout]
     config = load_config(Path("configs/default.toml"))
     paths = {"default": shipped_model().path}
     if "gemma" in args.models:

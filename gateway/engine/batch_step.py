@@ -4,8 +4,10 @@ them to a unified KV pool's free cells, and undoing a step that was aborted. Run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.engine.kv.slots import Slot, SlotTable
 from gateway.engine.llama_backend import LlamaContext, TokenBatch
 from gateway.engine.turns import EngineStats, RunningTurn
 
@@ -66,14 +68,14 @@ def fill(batch: TokenBatch, running: list[RunningTurn], counts: dict[str, int],
     return step
 
 
-def undo(step: StepBatch, ctx: LlamaContext, stats: EngineStats) -> None:
+def undo(step: StepBatch, ctx: LlamaContext, slots: SlotTable, stats: EngineStats) -> None:
     """An aborted step leaves each sequence as it was before it: its KV cut back, a prompt chunk
     to feed again, else the same next token fed again."""
     for seq in step.turns:
         start = step.before[seq.slot.seq_id]
         added = seq.slot.tokens[start:]
         ctx.forget(seq.slot.seq_id, start)
-        del seq.slot.tokens[start:]
+        slots.cut(seq.slot, start)
         if seq.slot.seq_id in step.from_prompt:
             seq.prompt_left = added + seq.prompt_left
             stats.prompt_tokens_computed -= len(added)
@@ -98,7 +100,8 @@ class PoolCut:
     starved: list[RunningTurn] = field(default_factory=list)  # give way so the others move
 
 
-def within_pool(counts: dict[str, int], running: list[RunningTurn], free: int) -> PoolCut:
+def within_pool(counts: dict[str, int], running: list[RunningTurn], free: int,
+                freed_by: Callable[[Slot], int]) -> PoolCut:
     cut = PoolCut({})
     chosen = [s for s in running if counts.get(s.request.request_id, 0) > 0]
     # a new conversation's prompt (nothing answered yet) gives way before any answer ends
@@ -108,7 +111,7 @@ def within_pool(counts: dict[str, int], running: list[RunningTurn], free: int) -
         if free < 1 and fresh:
             newest = fresh.pop()
             cut.starved.append(newest)
-            free += len(newest.slot.tokens)  # its KV is freed before the step
+            free += freed_by(newest.slot)  # its KV is freed before the step
         if free >= 1:
             cut.counts[seq.request.request_id] = 1
             free -= 1

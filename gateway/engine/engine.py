@@ -310,7 +310,8 @@ class Engine:
                                             self.settings.context.prefill_chunk)
         if self.ctx.pool_cells is not None:  # one pool for all: the step is cut to its free cells
             cut = batch_step.within_pool(counts, self._running,
-                                         self.conversations.room_for(sum(counts.values())))
+                                         self.conversations.room_for(sum(counts.values())),
+                                         self.conversations.freed_by)
             for seq in cut.full:
                 self._finish(seq, FinishReason.LENGTH)
             for seq in cut.starved:
@@ -329,7 +330,7 @@ class Engine:
         try:
             self.ctx.decode()
         except DecodeAborted:
-            batch_step.undo(step, self.ctx, self.stats)
+            batch_step.undo(step, self.ctx, self.conversations.slots, self.stats)
             return
         except RuntimeError as exc:
             log.error("decode failed: %s", exc)

@@ -114,11 +114,80 @@ def test_a_paused_prefill_resumes_from_its_kv_in_any_layout(gemma: LlamaModel, c
     assert newcomer.text == alone.text and ongoing.finished.completion_tokens == 3
 
 
+def test_without_flash_attention_a_quantized_v_falls_back_to_f16_in_the_same_memory(
+        gemma: LlamaModel, chat, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend without flash attention for the model (CUDA on old cards, some Vulkan drivers;
+    not this CPU, so llama.cpp's refusal of a quantized V is stood in for): with `flash_attn =
+    "auto"` the engine keeps V at f16, shortens the context so the KV takes the memory the
+    placement gave the quantized cache, says so, and serves."""
+    from gateway.engine.llama_backend.context import LlamaContext
+
+    create = LlamaContext._create
+
+    def no_flash_attention(self, params, kv):  # type: ignore[no-untyped-def]
+        return None if kv.type_v != "f16" else create(self, params, kv)
+
+    monkeypatch.setattr(LlamaContext, "_create", no_flash_attention)
+    engine = make_engine(gemma, n_ctx=1024, parallel=2, cache_type_k="q8_0", cache_type_v="q8_0")
+    assert engine.ctx.kv.type_v == "f16" and engine.ctx.kv.type_k == "q8_0"
+    planned = 2 * 1024 * (34 / 32 + 34 / 32)  # values' bytes, K and V as wide
+    assert 2 * engine.n_ctx_seq * (34 / 32 + 2) <= planned * 1.02
+    assert engine.n_ctx_seq >= 2 * 1024 * 0.6 // 2 - 256  # no shorter than it must be
+    assert "needs flash attention" in engine.ctx.kv_note and "instead of 2048" in engine.ctx.kv_note
+    assert complete(engine, chat("Name a colour."), max_tokens=4).finished.completion_tokens == 4
+
+
 # ---- one pool for all slots -----------------------------------------------------------------
 
 
 def _held(engine) -> int:  # type: ignore[no-untyped-def]
-    return sum(len(s.tokens) for s in engine.conversations.slots.slots)
+    return engine.conversations.held_cells()
+
+
+def test_in_one_pool_a_shared_prefix_is_counted_once(gemma: LlamaModel) -> None:
+    """`n` = 4 on a 400-token prompt in a pool of 1024 (4 slots of 256): the three later answers
+    share the first's prompt cells (llama.cpp copies no cells in one pool), so 400 + 4 x 60
+    cells hold all four answers whole, though their conversations add up to 1840 tokens."""
+    engine = make_engine(gemma, n_ctx=256, parallel=4, kv_unified=True, n_batch=64)
+    prompt = gemma.tokenize("north south east west " * 120, True)[:400]
+    first = submit(engine, prompt, max_tokens=60)
+    while not any(isinstance(e, TextDelta) for e in first.events):
+        assert engine.step()
+    others = [submit(engine, prompt, max_tokens=60) for _ in range(3)]
+    most_tokens = 0
+    while engine.step():
+        assert _held(engine) <= 1024
+        most_tokens = max(most_tokens, sum(len(s.tokens) for s in engine.conversations.slots.slots))
+    assert engine.conversations.shared_prefixes == 3 and most_tokens > 1024
+    assert [o.finished.completion_tokens for o in [first, *others]] == [60] * 4
+    assert all(o.finished.reason is FinishReason.LENGTH for o in others)
+    assert len({o.text for o in [first, *others]}) == 1  # greedy: the copies are the same KV
+    # the prompt once; each copy computes the prompt's last token itself; an answer's last
+    # token is drawn, not decoded
+    assert _held(engine) == (400 + 59) + 3 * (1 + 59)
+
+
+def test_the_pool_s_cell_count_follows_cuts_and_copies() -> None:
+    """The slot table's count of a pool's cells: a copy shares cells, a cut of the source
+    keeps those the copy still holds, and what either writes afterwards is its own."""
+    from gateway.engine.kv.slots import SlotTable
+
+    table = SlotTable(3)
+    a, b, c = table.slots
+    table.fill(a, list(range(100)))
+    table.share(a, b, 80)
+    assert table.held_cells() == 100 and table.freed_by(b) == 0 and table.freed_by(a) == 20
+    b.tokens += [7] * 10  # b's own
+    table.cut(a, 50)  # a forgets 50..99; b still holds 50..79 of a's first cells
+    assert table.held_cells() == 50 + 30 + 10
+    a.tokens += [8] * 40  # new cells of a's, not those b shares
+    assert table.held_cells() == 50 + 30 + 10 + 40
+    table.share(b, c, 85)  # c: a's 0..79 and b's own 80..84
+    assert table.held_cells() == 130 and table.freed_by(c) == 0
+    table.fill(b, [])
+    assert table.held_cells() == 50 + 30 + 5 + 40 and table.freed_by(c) == 35
+    table.fill(a, [])
+    assert table.held_cells() == 85 == table.freed_by(c)
 
 
 def test_in_one_pool_a_conversation_grows_past_its_share_moving_idle_ones_out(

@@ -82,13 +82,20 @@ class ConversationStore:
         """One KV pool: free cells for `cells` more tokens, made by moving idle conversations out
         (least recently used first) until there are enough or none is left; how many are free."""
         pool = self.ctx.pool_cells or 0
-        free = pool - sum(len(s.tokens) for s in self.slots.slots)
+        free = pool - self.slots.held_cells()
         for slot in sorted((s for s in self.slots.idle() if s.tokens), key=lambda s: s.last_used):
             if free >= cells:
                 break
-            free += len(slot.tokens)
             self._spill(slot)
+            free = pool - self.slots.held_cells()
         return free
+
+    def held_cells(self) -> int:
+        """KV cells the slots hold (in one pool, a prefix two conversations share counts once)."""
+        return self.slots.held_cells()
+
+    def freed_by(self, slot: Slot) -> int:
+        return self.slots.freed_by(slot)
 
     def free_slots(self) -> int:
         return len(self.slots.idle())
@@ -122,7 +129,7 @@ class ConversationStore:
         if not self.ctx.forget(slot.seq_id, keep):
             keep = 0  # llama.cpp could not cut this sequence there: recompute it whole
             self.ctx.forget(slot.seq_id)
-        del slot.tokens[keep:]
+        self.slots.cut(slot, keep)
         if slot.written_back:  # the turn changes this KV: the copy would go stale
             self.cache.discard(key)
             slot.written_back = False
@@ -144,7 +151,7 @@ class ConversationStore:
             self.room_for(len(saved.tokens))  # one pool: its cells, from idle conversations
         if saved is not None:
             if self.ctx.restore_sequence(slot.seq_id, saved.state):
-                slot.tokens = list(saved.tokens)
+                self.slots.fill(slot, saved.tokens)
                 self.restored += 1
             else:  # llama.cpp refused the state (its layout, its cache type): recomputed
                 self.restores_refused += 1
@@ -176,7 +183,10 @@ class ConversationStore:
                 self.ctx.forget(slot.seq_id)
                 return
         if self.ctx.forget(slot.seq_id, best_shared):
-            slot.tokens = list(prompt[:best_shared])
+            if best is not None and self.ctx.pool_cells is not None:
+                self.slots.share(best, slot, best_shared)  # one pool: the same cells
+            else:
+                self.slots.fill(slot, prompt[:best_shared])
             self.shared_prefixes += 1
         else:  # llama.cpp could not cut it there: start empty
             self.ctx.forget(slot.seq_id)
@@ -216,7 +226,7 @@ class ConversationStore:
             if self.cache.put(entry):
                 self.spilled += 1
         self.ctx.forget(slot.seq_id)
-        slot.tokens = []
+        self.slots.fill(slot, [])
         slot.session = None
         slot.written_back = False
 
@@ -243,7 +253,7 @@ class ConversationStore:
         self.ctx.forget(slot.seq_id)
         if slot.written_back and slot.session is not None:
             self.cache.discard(slot.session)
-        slot.tokens = []
+        self.slots.fill(slot, [])
         slot.session = None
         slot.busy = False
         slot.written_back = False

@@ -54,6 +54,8 @@ def _flag_reader() -> int:
 
 GGML_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
               "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+CTX_PAD = 256  # llama.cpp rounds each sequence's context up to a multiple of this
+VALUE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # ggml's blocks of 32 values
 FLASH_ATTN = {"auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
               "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
               "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED}
@@ -68,6 +70,10 @@ class KvLayout:
     type_v: str = "f16"
     flash_attn: str = "auto"
     unified: bool = False
+
+    def bytes_per_value(self) -> float:
+        """Bytes the cache takes per K value and V value together (K and V as wide)."""
+        return VALUE_BYTES[self.type_k] + VALUE_BYTES[self.type_v]
 
     def describe(self) -> str:
         pool = "one pool" if self.unified else "a stream per slot"
@@ -96,11 +102,16 @@ class LlamaContext:
         self.kv, self.kv_note = kv, kv.describe()
         ctx = self._create(params, kv)
         if not ctx and kv.type_v != "f16" and kv.flash_attn == "auto":
-            # no flash attention on this backend, so no quantized V: keep V at f16, and say so
+            # no flash attention on this backend, so no quantized V: V at f16, in the memory
+            # the placement gave the quantized cache (a shorter context), and say so
             self.kv = replace(kv, type_v="f16")
+            asked = params.n_ctx
+            fitting = int(asked * kv.bytes_per_value() / self.kv.bytes_per_value())
+            params.n_ctx = n_seq * max(CTX_PAD, fitting // n_seq // CTX_PAD * CTX_PAD)
             ctx = self._create(params, self.kv)
             self.kv_note = (f"{self.kv.describe()} (V {kv.type_v} needs flash attention, which "
-                            "this backend does not have for this model)")
+                            "this backend does not have for this model; the context is "
+                            f"{params.n_ctx} tokens instead of {asked}, in the same memory)")
         if not ctx:
             why = ("; a quantized KV cache needs the model's attention head size to be a multiple "
                    "of 32, and a quantized V needs flash attention" if "f16" not in

@@ -79,7 +79,7 @@ def census(engine: Engine) -> ipc.Conversations:
     store = engine.conversations
     held = [s for s in store.slots.slots if s.session is not None and s.tokens]
     in_ram, ram_bytes, on_disk, disk_bytes = engine.cache.usage()
-    return ipc.Conversations(len(held), sum(len(s.tokens) for s in held), in_ram, ram_bytes,
+    return ipc.Conversations(len(held), store.held_cells(), in_ram, ram_bytes,
                              engine.cache.budget_bytes, on_disk, disk_bytes, store.spilled,
                              store.restored, engine.stats.paused, engine.cache.pushed_out,
                              engine.cache.other_kv_type, store.restores_refused)
