@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from gateway.engine.settings import ContextSettings, SchedulerSettings, SessionCacheSettings
+from gateway.engine.settings import (ContextSettings, SchedulerSettings, SessionCacheSettings,
+                                     SpeculationSettings)
 
 
 class ConfigError(Exception):
@@ -69,6 +70,7 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     context: ContextSettings = ContextSettings()  # [models.context]
     scheduling: SchedulerSettings = SchedulerSettings()  # [models.scheduling]
     session_cache: SessionCacheSettings = SessionCacheSettings()  # [models.session_cache]
+    speculation: SpeculationSettings = SpeculationSettings()  # [models.speculation]
     # llama.cpp's extra CPU buffer types (AMX, repacked weights): "auto" uses them and, when the
     # engine dies by a signal before it is ready, starts it once more without them
     cpu_extra_buffers: Literal["auto"] | bool = "auto"
@@ -158,6 +160,10 @@ def _check(config: Config, origin: str) -> None:
         if c.n_ctx_min > c.n_ctx_max or c.parallel_min > c.parallel_max:
             raise ConfigError(f"{origin}: a floor above its ceiling (`n_ctx_min` > `n_ctx_max` or "
                               f"`parallel_min` > `parallel_max`) - at `{where}.context`")
+        spec = model.speculation
+        if spec.ngram_min > spec.ngram_max or spec.n_min > spec.n_max:
+            raise ConfigError(f"{origin}: a floor above its ceiling (`ngram_min` > `ngram_max` "
+                              f"or `n_min` > `n_max`) - at `{where}.speculation`")
         slots = c.parallel_min if c.parallel == "auto" else c.parallel
         if model.scheduling.reserved_slots >= slots:
             raise ConfigError(f"{origin}: `reserved_slots` must be below `context.parallel` - at "
@@ -182,7 +188,8 @@ def _toml(value: object) -> str:
 
 # each field goes to the table of the struct that declares it ([models.context], ...)
 _TABLES = {"context": ContextSettings, "scheduling": SchedulerSettings,
-           "session_cache": SessionCacheSettings, "reasoning": ReasoningConfig}
+           "session_cache": SessionCacheSettings, "reasoning": ReasoningConfig,
+           "speculation": SpeculationSettings}
 
 
 def model_entry(model_id: str, path: str | Path, **fields: object) -> str:

@@ -27,18 +27,21 @@ class StepBatch:
 def fill(batch: TokenBatch, running: list[RunningTurn], counts: dict[str, int],
          stats: EngineStats) -> StepBatch:
     """Put each running turn's share of this step (`counts`: request id -> tokens) in the batch:
-    a prompt chunk, or the token it drew last. Each turn not in `counts` sits out."""
+    a prompt chunk, or the token it drew last and the tokens proposed after it (its `draft`),
+    each with its logits row. Each turn not in `counts` sits out."""
     batch.clear()
     step = StepBatch()
     chosen: dict[int, tuple[RunningTurn, list[int]]] = {}
     for seq in running:
-        seq.logits_index = -1
+        seq.logits_rows = []
         count = counts.get(seq.request.request_id, 0)
         seq.sat_out = count == 0
         if count == 0:
             continue
         if not seq.prompt_left:
-            chosen[seq.slot.seq_id] = (seq, [seq.next_token])
+            chosen[seq.slot.seq_id] = (seq, [seq.next_token, *seq.draft])
+            stats.tokens_drafted += len(seq.draft)
+            seq.drafted += len(seq.draft)
             continue
         chunk = seq.prompt_left[:count]
         seq.prompt_left = seq.prompt_left[len(chunk):]
@@ -54,13 +57,16 @@ def fill(batch: TokenBatch, running: list[RunningTurn], counts: dict[str, int],
         seq, now = chosen[slot_seq]
         tokens = seq.slot.tokens
         step.before[slot_seq] = len(tokens)
+        # a prompt's last token has its row; an answer's token and each proposed after it too
+        rows_from = len(now) - 1 - (0 if seq.prompt_left or slot_seq in step.from_prompt
+                                    else len(seq.draft))
         wants_logits = not seq.prompt_left
         for i, token in enumerate(now):
-            last = wants_logits and i == len(now) - 1
-            index = batch.add(token, len(tokens), slot_seq, last)
+            row = wants_logits and i >= rows_from
+            index = batch.add(token, len(tokens), slot_seq, row)
             tokens.append(token)
-            if last:
-                seq.logits_index = index
+            if row:
+                seq.logits_rows.append(index)
                 step.outputs += 1
         step.turns.append(seq)
         step.shares[seq.request.request_id] = len(now)
@@ -72,6 +78,7 @@ def undo(step: StepBatch, ctx: LlamaContext, slots: SlotTable, stats: EngineStat
     """An aborted step leaves each sequence as it was before it: its KV cut back, a prompt chunk
     to feed again, else the same next token fed again."""
     for seq in step.turns:
+        seq.drafted -= len(seq.draft) if seq.slot.seq_id not in step.from_prompt else 0
         start = step.before[seq.slot.seq_id]
         added = seq.slot.tokens[start:]
         ctx.forget(seq.slot.seq_id, start)
@@ -79,6 +86,8 @@ def undo(step: StepBatch, ctx: LlamaContext, slots: SlotTable, stats: EngineStat
         if seq.slot.seq_id in step.from_prompt:
             seq.prompt_left = added + seq.prompt_left
             stats.prompt_tokens_computed -= len(added)
+        else:
+            stats.tokens_drafted -= len(seq.draft)
     stats.aborted_steps += 1
 
 
@@ -98,6 +107,7 @@ class PoolCut:
     counts: dict[str, int]  # request id -> tokens it feeds this step
     full: list[RunningTurn] = field(default_factory=list)  # decoding with no cell left: they end
     starved: list[RunningTurn] = field(default_factory=list)  # give way so the others move
+    spare: int = 0  # cells left free after the step (proposed tokens may take them)
 
 
 def within_pool(counts: dict[str, int], running: list[RunningTurn], free: int,
@@ -128,4 +138,5 @@ def within_pool(counts: dict[str, int], running: list[RunningTurn], free: int,
     if not cut.counts and not cut.full and not cut.starved and prefilling:
         newest = max(prefilling, key=lambda s: (s.generated == 0, s.pending.arrived))
         (cut.starved if newest.generated == 0 else cut.full).append(newest)
+    cut.spare = max(0, free)
     return cut

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.engine import batch_step
+from gateway.engine.draft_step import plan_drafts
 from gateway.engine.kv.conversations import ConversationStore
-from gateway.engine.logprobs import token_logprobs
 from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, GrammarStuck, KvLayout,
                                           LlamaContext, LlamaModel)
 from gateway.engine.scheduler import Scheduler
@@ -36,6 +36,7 @@ from gateway.engine.requests import GenerationRequest
 log = logging.getLogger(__name__)
 
 EMBED_SEQUENCES = 8  # inputs an embeddings pass takes at once
+TIMED_STEPS = (1, 2, 4, 8, 16)  # step sizes timed at start (speculation's cost curve)
 
 
 @dataclass
@@ -107,6 +108,8 @@ class Engine:
         def warm_up_then_run() -> None:
             try:
                 self.ctx.warm_up()
+                if self.settings.speculation.kind != "none":  # what proposing tokens costs
+                    self.step_cost.seed_curve(self.ctx.time_steps(TIMED_STEPS))
             except BaseException as exc:  # handed to the caller
                 failure.append(exc)
             warmed.set()
@@ -317,6 +320,11 @@ class Engine:
             for seq in cut.starved:
                 self._fail(seq, batch_step.POOL_FULL, FailureKind.QUEUE_FULL)
             counts = cut.counts
+        room = self.ctx.batch.capacity - sum(counts.values())
+        if self.ctx.pool_cells is not None:
+            room = min(room, cut.spare)
+        plan_drafts(self._running, counts, self.settings.speculation, self.step_cost, room,
+                    self.n_ctx_seq)
         step = batch_step.fill(self.ctx.batch, self._running, counts, self.stats)
         if not step.turns:
             return
@@ -342,48 +350,45 @@ class Engine:
         self.step_cost.record(step.tokens, step.outputs, self.clock() - started)
         self.stats.decode_calls += 1
         for seq in step.turns:
-            if seq.logits_index >= 0:
+            if seq.logits_rows:
                 self._sample(seq)
 
     def _sample(self, seq: RunningTurn) -> None:
+        """Draw its next token, and where it fed proposed tokens after the last one, go on
+        drawing while each draw is the token it fed there (that token's KV is then right); the
+        KV of the first proposed token the model would not draw, and of those after it, is cut.
+        Each draw is the model's own (its sampler, from the logits at that point), so the answer
+        is the one it gives without speculation, greedy or not."""
         request = seq.request
         if request.max_tokens == 0:  # the prompt only: its KV, cached for the next request
             self._finish(seq, FinishReason.LENGTH)
             return
-        if request.ignore_eos or seq.generated < request.min_tokens:
-            self.ctx.suppress_end(seq.logits_index)
-        try:
-            token = seq.written_token()  # the closing of a thinking block out of budget
-            if token is None:
-                token = seq.sampler.sample(self.ctx, seq.logits_index)
-        except GrammarStuck:
-            self._fail(seq, "the response format allows no next token for this model",
-                       FailureKind.GRAMMAR_STUCK)
-            return
-        seq.generated += 1
-        self.stats.tokens_generated += 1
-        if token in self.model.eog_set:
-            seq.emit(seq.text.flush())
-            self._finish(seq, FinishReason.STOP)
-            return
-        if seq.generated == 1:
-            seq.first_token_at = self.clock()
-        if request.logprobs is not None:
-            seq.logprobs.append(token_logprobs(self.ctx.logits(seq.logits_index), token,
-                                               request.logprobs, self.model.token_bytes))
-        piece = self.model.token_bytes(token, special=seq.renders_special)
-        if seq.thinking is not None:
-            seq.thinking.push(piece.decode("utf-8", "ignore"))  # its markup is ASCII
-        text = seq.text.push(piece)
-        seq.emit(text)
-        if seq.text.stopped:
-            self._finish(seq, FinishReason.STOP)
-        elif (seq.generated >= request.max_tokens or len(seq.slot.tokens) >= self.n_ctx_seq
-              or seq.predict_time_up(self.clock(), text)):
-            seq.emit(seq.text.flush())
-            self._finish(seq, FinishReason.STOP if seq.text.stopped else FinishReason.LENGTH)
-        else:
-            seq.next_token = token
+        fed, draft = len(seq.slot.tokens), seq.draft
+        for i, row in enumerate(seq.logits_rows):
+            if request.ignore_eos or seq.generated < request.min_tokens:
+                self.ctx.suppress_end(row)
+            try:
+                token = seq.written_token()  # the closing of a thinking block out of budget
+                if token is None:
+                    token = seq.sampler.sample(self.ctx, row)
+            except GrammarStuck:
+                self._fail(seq, "the response format allows no next token for this model",
+                           FailureKind.GRAMMAR_STUCK)
+                return
+            self.stats.tokens_generated += 1
+            held = fed - len(draft) + i  # the tokens whose KV is right before this one
+            reason = seq.take(token, self.model, self.ctx.logits(row), self.clock(), held,
+                              self.n_ctx_seq)
+            taken = i < len(draft) and token == draft[i] and reason is None
+            seq.accepted += taken
+            self.stats.drafts_accepted += taken
+            if not taken:
+                if held < fed:  # proposed tokens after this one: their KV is cut
+                    self.ctx.forget(seq.slot.seq_id, held)
+                    self.conversations.slots.cut(seq.slot, held)
+                if reason is not None:
+                    self._finish(seq, reason)
+                return
 
     def _end_prompts_out_of_time(self) -> None:
         now = self.clock()

@@ -62,3 +62,4 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     # work done ahead for a conversation (its next turn's prompt): it runs only when no request
     # waits and a slot is free, as a new conversation (never an ongoing turn)
     background: bool = False
+    draft_max: int | None = None  # tokens it may have proposed ahead per step; None: the model's

@@ -1,5 +1,6 @@
 """How one engine runs, one struct per concern, each declared once: the config nests the same
-structs (`[models.context]`, `[models.scheduling]`, `[models.session_cache]`), so their defaults and
+structs (`[models.context]`, `[models.scheduling]`, `[models.session_cache]`,
+`[models.speculation]`), so their defaults and
 ranges live here and nowhere else, and engine tests and benches run with what users get. They
 cross the process boundary inside a `WorkerSpec`."""
 
@@ -96,8 +97,26 @@ class SessionCacheSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
         return int(self.disk_mb * (1 << 20))
 
 
+class SpeculationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model's `[models.speculation]`: tokens proposed ahead for an answer, which the model
+    checks in its next step (several tokens per step where they are accepted)."""
+
+    # "ngram": the answer's own conversation proposes them (what followed the same few tokens
+    # before: edits, fill-in-the-middle, quotes); "none": one token per step
+    kind: Literal["ngram", "none"] = "ngram"
+    # the most tokens a sequence may feed ahead in a step (the engine gives fewer where the step
+    # cost and the sequence's acceptance say they would not pay); requests may ask for fewer
+    n_max: Annotated[int, msgspec.Meta(ge=0, le=64)] = 16
+    # tokens fed ahead whenever there is a proposal, whatever the step cost says (llama-server's
+    # --spec-draft-n-min)
+    n_min: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
+    ngram_min: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2  # the shortest tail looked up
+    ngram_max: Annotated[int, msgspec.Meta(ge=1, le=16)] = 4
+
+
 class EngineSettings(msgspec.Struct, frozen=True):
     context: ContextSettings = ContextSettings()
     scheduling: SchedulerSettings = SchedulerSettings()
     session_cache: SessionCacheSettings = SessionCacheSettings()  # its dir: this replica's room
     embeddings: bool = False  # also serve /v1/embeddings (a second context on the same weights)
+    speculation: SpeculationSettings = SpeculationSettings()

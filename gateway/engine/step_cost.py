@@ -5,6 +5,11 @@ batch token and a part per logits row (the vocabulary projection: for Gemma 3 27
 the weights). Fitted by least squares over the recent steps; pure, the clock is the caller's.
 The engine uses it to decide whether a step in flight would keep an arriving ongoing turn waiting
 longer than its own step will take (then the step is aborted and redone with the turn in it).
+
+Steps whose every token has a logits row (answers, and the tokens proposed after them) are also
+kept as a curve by size, timed at start and refreshed by each such step: it is not a line (on
+this CPU llama.cpp switches kernels at 4 tokens: 2 tokens cost 2x one, 16 cost 8.7x), and
+speculation decides how many tokens to propose from it.
 """
 
 from __future__ import annotations
@@ -17,13 +22,24 @@ WINDOW = 64  # recent steps the fit uses
 MIN_STEPS = 8  # fewer than this: no prediction; and the fit is refreshed every this many steps
 
 
+CURVE_WEIGHT = 0.2  # a new step's weight in its size's time on the curve
+
+
 class StepCost:
     def __init__(self) -> None:
         self._steps: deque[tuple[int, int, float]] = deque(maxlen=WINDOW)
         self._coef: np.ndarray | None = None
         self._seen = 0
+        self._curve: dict[int, float] = {}  # tokens (each with its logits row) -> seconds
+
+    def seed_curve(self, timed: dict[int, float]) -> None:
+        self._curve.update(timed)
 
     def record(self, tokens: int, outputs: int, seconds: float) -> None:
+        if tokens == outputs and tokens in self._curve:
+            self._curve[tokens] += CURVE_WEIGHT * (seconds - self._curve[tokens])
+        elif tokens == outputs and self._curve:
+            self._curve[tokens] = seconds
         self._steps.append((tokens, outputs, seconds))
         self._seen += 1
         if self._seen % MIN_STEPS == 0:
@@ -43,3 +59,17 @@ class StepCost:
             return None
         fixed, per_token, per_output = self._coef
         return float(fixed + per_token * tokens + per_output * outputs)
+
+    def rows_step(self, tokens: int) -> float | None:
+        """Seconds a step of `tokens` tokens, each with its logits row, should take (between the
+        sizes timed: along the line joining them; past the largest: at its time per token);
+        None when nothing was timed."""
+        if not self._curve:
+            return None
+        sizes = sorted(self._curve)
+        below = max((n for n in sizes if n <= tokens), default=sizes[0])
+        above = min((n for n in sizes if n >= tokens), default=sizes[-1])
+        if above == below:
+            return self._curve[below] * (tokens / below if tokens > below else 1.0)
+        t_below, t_above = self._curve[below], self._curve[above]
+        return t_below + (t_above - t_below) * (tokens - below) / (above - below)

@@ -1,15 +1,19 @@
 """The engine thread's records of a turn: waiting (`PendingTurn`) and running (`RunningTurn`),
-and the commands other threads send it. Plain state, no behaviour beyond views, release and the
-tokens written for it."""
+and the commands other threads send it. Plain state, and what a drawn token does to a turn
+(`take`: its text sent, its end found)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from gateway.engine.llama_backend import LlamaModel, Sampler
+from gateway.engine.logprobs import token_logprobs
 from gateway.engine.scheduler import Running
 from gateway.engine.kv.session_key import SessionKey
 from gateway.engine.kv.slots import Slot
+from gateway.engine.speculation.ngram import NgramLookup
 from gateway.engine.answer.text_stream import TextStream
 from gateway.engine.answer.thinking_watch import ThinkingWatch
 from gateway.engine.events import Finished, FinishReason, Sink, TextDelta, TokenLogprob
@@ -61,12 +65,18 @@ class RunningTurn:
     cached_tokens: int
     generated: int = 0
     next_token: int = -1
-    logits_index: int = -1
     sat_out: bool = False  # it was left out of the last step
     first_token_at: float = 0.0
     logprobs: list[TokenLogprob] = field(default_factory=list)  # drawn, not yet sent
     thinking: ThinkingWatch | None = None  # a thinking answer: its block, counted and budgeted
     forced: list[int] = field(default_factory=list)  # tokens written next instead of drawn
+    # speculation: the tokens it feeds after `next_token` this step (proposed, to be checked),
+    # the logits rows of what it fed, its lookup, and its proposals' record
+    draft: list[int] = field(default_factory=list)
+    logits_rows: list[int] = field(default_factory=list)
+    lookup: NgramLookup | None = None
+    drafted: int = 0
+    accepted: int = 0
 
     @classmethod
     def begin(cls, pending: PendingTurn, slot: Slot, reused: int, model: LlamaModel
@@ -108,6 +118,34 @@ class RunningTurn:
             queue_wait_s=self.pending.started - self.pending.arrived,
             reasoning_tokens=self.thinking.tokens if self.thinking is not None else 0,
         )
+
+    def take(self, token: int, model: LlamaModel, logits: np.ndarray, now: float, held: int,
+             n_ctx: int) -> FinishReason | None:
+        """A token drawn for it (from `logits`): its text sent on; why the turn ends with it, or
+        None when the token is to be fed next. `held`: the tokens its KV holds before it."""
+        request = self.request
+        self.generated += 1
+        if token in model.eog_set:
+            self.emit(self.text.flush())
+            return FinishReason.STOP
+        if self.generated == 1:
+            self.first_token_at = now
+        if request.logprobs is not None:
+            self.logprobs.append(token_logprobs(logits, token, request.logprobs,
+                                                model.token_bytes))
+        piece = model.token_bytes(token, special=self.renders_special)
+        if self.thinking is not None:
+            self.thinking.push(piece.decode("utf-8", "ignore"))  # its markup is ASCII
+        text = self.text.push(piece)
+        self.emit(text)
+        if self.text.stopped:
+            return FinishReason.STOP
+        if (self.generated >= request.max_tokens or held >= n_ctx
+                or self.predict_time_up(now, text)):
+            self.emit(self.text.flush())
+            return FinishReason.STOP if self.text.stopped else FinishReason.LENGTH
+        self.next_token = token
+        return None
 
     def predict_time_up(self, now: float, text: str) -> bool:
         """Answering longer than its `max_predict_s`, and a line just ended (as llama.cpp's
@@ -179,6 +217,8 @@ class EngineStats:
     prompt_tokens_cached: int = 0
     tokens_generated: int = 0
     decode_calls: int = 0
+    tokens_drafted: int = 0  # proposed ahead (speculation) and fed to be checked
+    drafts_accepted: int = 0  # of those, the ones the model drew too (emitted)
     paused: int = 0  # preempted (prefilling or answering) to give an ongoing turn its slot
     resumed: int = 0  # preempted while answering, then resumed where it stopped
     aborted_steps: int = 0

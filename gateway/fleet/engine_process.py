@@ -82,7 +82,7 @@ def engine_settings(model: ModelConfig, replica: int = 0, threads: int = 0) -> E
         # a model id never names a path: only its safe characters, never leading dots
         room = re.sub(r"[^A-Za-z0-9._-]", "_", model.id).lstrip(".") + f"-replica{replica}"
         cache = msgspec.structs.replace(cache, dir=os.path.join(os.path.expanduser(cache.dir), room))
-    return EngineSettings(context, model.scheduling, cache, model.embeddings)
+    return EngineSettings(context, model.scheduling, cache, model.embeddings, model.speculation)
 
 
 class EngineProcess:

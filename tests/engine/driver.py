@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from gateway.engine.engine import Engine
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.settings import SchedulerSettings
-from gateway.engine.settings import ContextSettings, EngineSettings, SessionCacheSettings
+from gateway.engine.settings import (ContextSettings, EngineSettings, SessionCacheSettings,
+                                     SpeculationSettings)
 from gateway.engine.events import EngineEvent, Finished, TextDelta
 from gateway.engine.requests import GenerationRequest, SamplingParams
 
@@ -17,11 +18,13 @@ _ids = itertools.count()
 
 def make_engine(model: LlamaModel, **settings: object) -> Engine:
     """An engine with the settings a config gives (their defaults), but for those named: fields of
-    the context, scheduling or session cache settings, each sent to the struct declaring it."""
+    the context, scheduling, session cache or speculation settings, each sent to the struct
+    declaring it."""
     named = {"n_ctx": 512, "parallel": 2, "threads": 2, **settings}
     parts = {}
     for part, struct in (("context", ContextSettings), ("scheduling", SchedulerSettings),
-                         ("session_cache", SessionCacheSettings)):
+                         ("session_cache", SessionCacheSettings),
+                         ("speculation", SpeculationSettings)):
         parts[part] = struct(**{k: v for k, v in named.items() if k in struct.__struct_fields__})
     unknown = set(named) - {k for p in parts.values() for k in p.__struct_fields__}
     assert not unknown, unknown
@@ -45,11 +48,13 @@ class Outcome:
 
 
 def submit(engine: Engine, tokens: list[int], max_tokens: int = 16, session: str | None = None,
-           grammar: str | None = None, ignore_eos: bool = True, **sampling: object) -> Outcome:
+           grammar: str | None = None, ignore_eos: bool = True, stop: list[str] | None = None,
+           draft_max: int | None = None, **sampling: object) -> Outcome:
     outcome = Outcome(f"r{next(_ids)}")
     params = SamplingParams(**{"temperature": 0.0, **sampling})  # type: ignore[arg-type]
     request = GenerationRequest(outcome.request_id, tokens, max_tokens, params, session_key=session,
-                                ignore_eos=ignore_eos, grammar=grammar)
+                                ignore_eos=ignore_eos, grammar=grammar, stop=stop or [],
+                                draft_max=draft_max)
     engine.submit(request, outcome.events.append)
     return outcome
 

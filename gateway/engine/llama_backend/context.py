@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 import math
 import os
+import time
 
 import llama_cpp
 import numpy as np
@@ -176,6 +177,22 @@ class LlamaContext:
         self.decode()
         batch.clear()
         self.forget(0)
+
+    def time_steps(self, sizes: tuple[int, ...]) -> dict[int, float]:
+        """Seconds a decode of each of these many tokens (every one with its logits row) takes
+        from the start of a sequence; the KV is forgotten after."""
+        batch, times = self.batch, {}
+        tokens = self.model.tokenize("The quick brown fox jumps over the lazy dog. " * 8, True)
+        for n in (s for s in sizes if s < min(batch.capacity, len(tokens))):
+            batch.clear()
+            for pos in range(n):
+                batch.add(tokens[pos], pos, 0, True)
+            started = time.perf_counter()
+            self.decode()
+            times[n] = time.perf_counter() - started
+            self.forget(0)
+        batch.clear()
+        return times
 
     def logits(self, index: int) -> np.ndarray:
         """The logits row `index` of the last decode (a view: valid until the next one)."""
