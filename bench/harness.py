@@ -190,6 +190,7 @@ class StreamResult:
     text: str
     cached_tokens: int | None
     prompt_tokens: int | None
+    completion_tokens: int | None = None  # from the usage (speculation may send several a chunk)
 
 
 async def stream_completion(server: Server, prompt: str, max_tokens: int,
@@ -227,13 +228,14 @@ async def stream_completion(server: Server, prompt: str, max_tokens: int,
     frames = [f for f in payload.split(b"\n\n") if f.startswith(b"data: {")]
     texts = [_frame_text(f) for f in frames]
     tokens = sum(1 for t in texts if t)
-    cached = prompt_tokens = None
+    cached = prompt_tokens = completion = None
     usage = msgspec.json.decode(frames[-1][6:]).get("usage") if frames else None
     if usage:
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
         prompt_tokens = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens")
     return StreamResult(ttft if ttft is not None else duration, duration, tokens, "".join(texts), cached,
-                        prompt_tokens)
+                        prompt_tokens, completion)
 
 
 _FIRST_TEXT = re.compile(rb'"text": ?"[^"]')

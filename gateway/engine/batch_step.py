@@ -41,7 +41,6 @@ def fill(batch: TokenBatch, running: list[RunningTurn], counts: dict[str, int],
         if not seq.prompt_left:
             chosen[seq.slot.seq_id] = (seq, [seq.next_token, *seq.draft])
             stats.tokens_drafted += len(seq.draft)
-            seq.drafted += len(seq.draft)
             continue
         chunk = seq.prompt_left[:count]
         seq.prompt_left = seq.prompt_left[len(chunk):]
@@ -78,7 +77,6 @@ def undo(step: StepBatch, ctx: LlamaContext, slots: SlotTable, stats: EngineStat
     """An aborted step leaves each sequence as it was before it: its KV cut back, a prompt chunk
     to feed again, else the same next token fed again."""
     for seq in step.turns:
-        seq.drafted -= len(seq.draft) if seq.slot.seq_id not in step.from_prompt else 0
         start = step.before[seq.slot.seq_id]
         added = seq.slot.tokens[start:]
         ctx.forget(seq.slot.seq_id, start)

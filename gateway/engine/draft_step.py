@@ -40,10 +40,12 @@ def plan_drafts(running: list[RunningTurn], counts: dict[str, int], settings: Sp
         proposal = seq.lookup.propose([*seq.slot.tokens, seq.next_token], limit)
         if proposal:
             key = seq.request.request_id
-            candidates.append(Candidate(key, proposal, seq.accepted, seq.drafted,
+            candidates.append(Candidate(key, proposal, seq.proposals.rate,
                                         min(settings.n_min, limit)))
             by_key[key] = seq
     lengths = draft_lengths(candidates, len(decoders), sum(counts.values()), cost.rows_step, room)
     for c in candidates:
         if lengths.get(c.key):
             by_key[c.key].draft = c.proposal[:lengths[c.key]]
+        else:  # not worth feeding now: watched, so its record learns whether it would have been
+            by_key[c.key].proposals.watch(c.proposal)

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.engine import batch_step
+from gateway.engine import batch_step, draws
 from gateway.engine.draft_step import plan_drafts
 from gateway.engine.kv.conversations import ConversationStore
-from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, GrammarStuck, KvLayout,
-                                          LlamaContext, LlamaModel)
+from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, KvLayout, LlamaContext,
+                                          LlamaModel)
 from gateway.engine.scheduler import Scheduler
 from gateway.engine.settings import Policy
 from gateway.engine.settings import EngineSettings
@@ -354,41 +354,15 @@ class Engine:
                 self._sample(seq)
 
     def _sample(self, seq: RunningTurn) -> None:
-        """Draw its next token, and where it fed proposed tokens after the last one, go on
-        drawing while each draw is the token it fed there (that token's KV is then right); the
-        KV of the first proposed token the model would not draw, and of those after it, is cut.
-        Each draw is the model's own (its sampler, from the logits at that point), so the answer
-        is the one it gives without speculation, greedy or not."""
-        request = seq.request
-        if request.max_tokens == 0:  # the prompt only: its KV, cached for the next request
+        if seq.request.max_tokens == 0:  # the prompt only: its KV, cached for the next request
             self._finish(seq, FinishReason.LENGTH)
             return
-        fed, draft = len(seq.slot.tokens), seq.draft
-        for i, row in enumerate(seq.logits_rows):
-            if request.ignore_eos or seq.generated < request.min_tokens:
-                self.ctx.suppress_end(row)
-            try:
-                token = seq.written_token()  # the closing of a thinking block out of budget
-                if token is None:
-                    token = seq.sampler.sample(self.ctx, row)
-            except GrammarStuck:
-                self._fail(seq, "the response format allows no next token for this model",
-                           FailureKind.GRAMMAR_STUCK)
-                return
-            self.stats.tokens_generated += 1
-            held = fed - len(draft) + i  # the tokens whose KV is right before this one
-            reason = seq.take(token, self.model, self.ctx.logits(row), self.clock(), held,
-                              self.n_ctx_seq)
-            taken = i < len(draft) and token == draft[i] and reason is None
-            seq.accepted += taken
-            self.stats.drafts_accepted += taken
-            if not taken:
-                if held < fed:  # proposed tokens after this one: their KV is cut
-                    self.ctx.forget(seq.slot.seq_id, held)
-                    self.conversations.slots.cut(seq.slot, held)
-                if reason is not None:
-                    self._finish(seq, reason)
-                return
+        outcome = draws.draw(seq, self.ctx, self.model, self.conversations.slots, self.stats,
+                             self.clock, self.n_ctx_seq)
+        if outcome == draws.STUCK:
+            self._fail(seq, draws.STUCK, FailureKind.GRAMMAR_STUCK)
+        elif isinstance(outcome, FinishReason):
+            self._finish(seq, outcome)
 
     def _end_prompts_out_of_time(self) -> None:
         now = self.clock()

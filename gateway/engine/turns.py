@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gateway.engine.llama_backend import LlamaModel, Sampler
-from gateway.engine.logprobs import token_logprobs
+from gateway.engine.answer.logprobs import token_logprobs
 from gateway.engine.scheduler import Running
 from gateway.engine.kv.session_key import SessionKey
 from gateway.engine.kv.slots import Slot
+from gateway.engine.speculation.drafts import ProposalRecord
 from gateway.engine.speculation.ngram import NgramLookup
 from gateway.engine.answer.text_stream import TextStream
 from gateway.engine.answer.thinking_watch import ThinkingWatch
@@ -71,12 +72,11 @@ class RunningTurn:
     thinking: ThinkingWatch | None = None  # a thinking answer: its block, counted and budgeted
     forced: list[int] = field(default_factory=list)  # tokens written next instead of drawn
     # speculation: the tokens it feeds after `next_token` this step (proposed, to be checked),
-    # the logits rows of what it fed, its lookup, and its proposals' record
+    # the logits rows of what it fed, its lookup, and how its proposals fared
     draft: list[int] = field(default_factory=list)
     logits_rows: list[int] = field(default_factory=list)
     lookup: NgramLookup | None = None
-    drafted: int = 0
-    accepted: int = 0
+    proposals: ProposalRecord = field(default_factory=ProposalRecord)
 
     @classmethod
     def begin(cls, pending: PendingTurn, slot: Slot, reused: int, model: LlamaModel

@@ -59,6 +59,12 @@ def _die_with_parent() -> None:
 ENGINE_ENV_DEFAULTS = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
+def speculation_summary(drafted: int, accepted: int) -> dict[str, object]:
+    """Tokens proposed ahead and checked, those the model accepted, and the share."""
+    return {"drafted": drafted, "accepted": accepted,
+            "acceptance": round(accepted / drafted, 3) if drafted else None}
+
+
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "closed its connection"
@@ -120,6 +126,7 @@ class EngineProcess:
         self._stopping = False
         self._gate_held: asyncio.Semaphore | None = None
         self.computed = (0, 0)  # (prompt tokens computed, tokens generated) as last reported
+        self.drafts = (0, 0)  # speculation: (tokens proposed and checked, accepted)
         self.conversations = ipc.Conversations()  # where its conversations are, as last reported
         self.load_fraction = 0.0  # of its weights loaded, while loading
         self.ready_since_start = False  # it got as far as ready since `start` (a load, a wake)
@@ -368,6 +375,7 @@ class EngineProcess:
             elif isinstance(message, ipc.Occupancy):
                 self.running = message.running
                 self.computed = (message.prompt_tokens_computed, message.tokens_generated)
+                self.drafts = (message.tokens_drafted, message.drafts_accepted)
                 if message.conversations is not None:
                     self.conversations = message.conversations
             elif isinstance(message, ipc.Progress):
@@ -402,6 +410,7 @@ class EngineProcess:
             "waiting": waiting, "restarts": self.restarts, "error": self.failure,
             "note": self.note, "extra_buffers": self.spec.extra_buffers, "kv": self.kv,
             "prompt_tokens_computed": self.computed[0], "tokens_generated": self.computed[1],
+            "speculation": speculation_summary(*self.drafts),
             "conversations": msgspec.structs.asdict(self.conversations)}
         if self.state in (State.LOADING, State.RESTARTING) and not self.ready_since_start:
             described["load_progress"] = round(self.load_fraction * 100, 1)

@@ -97,6 +97,11 @@ class _Engines:
         computed = CounterMetricFamily("gateway_engine_prompt_tokens_computed",
                                        "Prompt tokens the engines computed (not reused)",
                                        labels=["model"])
+        drafted = CounterMetricFamily("gateway_speculation_drafted_tokens",
+                                      "Tokens proposed ahead (speculation) and checked",
+                                      labels=["model"])
+        accepted = CounterMetricFamily("gateway_speculation_accepted_tokens",
+                                       "Proposed tokens the model accepted", labels=["model"])
         restarts = CounterMetricFamily("gateway_engine_restarts", "Engine process restarts",
                                        labels=["model"])
         awake = GaugeMetricFamily("gateway_model_awake",
@@ -126,6 +131,8 @@ class _Engines:
                                + served.waiting_for_wake)
             computed.add_metric([model], sum(r.computed[0] for r in replicas))
             restarts.add_metric([model], sum(r.restarts for r in replicas))
+            drafted.add_metric([model], sum(r.drafts[0] for r in replicas))
+            accepted.add_metric([model], sum(r.drafts[1] for r in replicas))
             awake.add_metric([model], 1 if served.state in RUNNING else 0)
             if served.load_seconds is not None:
                 load_s.add_metric([model], served.load_seconds)
@@ -142,7 +149,7 @@ class _Engines:
             moves["spills"].add_metric([model], sum(c.spills for c in counts))
             moves["restores"].add_metric([model], sum(c.restores for c in counts))
             moves["preemptions"].add_metric([model], sum(c.preemptions for c in counts))
-        yield from (busy, total, waiting, computed, restarts, awake, load_s, held, held_bytes,
+        yield from (busy, total, waiting, computed, drafted, accepted, restarts, awake, load_s, held, held_bytes,
                     budget, *moves.values())
 
 

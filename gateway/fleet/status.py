@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import time
 
+from gateway.fleet.engine_process import speculation_summary
 from gateway.fleet.lifecycle import State
 from gateway.fleet.registry import ModelRegistry
 from gateway.fleet.served_model import ServedModel
@@ -29,6 +30,8 @@ def describe(served: ServedModel, show_processes: bool = False) -> dict[str, obj
         "keep_alive_s": served.keep_alive_s,
         "idle_s": round(time.monotonic() - served.idle_since, 1) if not served.busy else 0.0,
         "replicas": replicas,
+        "speculation": speculation_summary(sum(r.drafts[0] for r in served.replicas),
+                                           sum(r.drafts[1] for r in served.replicas)),
     }
     if served.settling:
         described["load_progress"] = round(served.load_progress * 100, 1)

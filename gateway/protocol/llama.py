@@ -43,6 +43,8 @@ class NativeSampling(msgspec.Struct, frozen=True):
     t_max_prompt_ms: Milliseconds | None = None  # no first token by then: end with none
     t_max_predict_ms: Milliseconds | None = None  # answering this long: end at the next newline
     prompt_cache_key: str | None = None  # as on /v1: names the conversation
+    # the most tokens proposed ahead per step (speculation); 0: none
+    speculative_n_max: Count | None = msgspec.field(default=None, name="speculative.n_max")
     # only these fields of the result, each a path ("timings/prompt_n") kept as a flat key, as
     # llama.cpp answers (llama.vim reads its timings so)
     response_fields: list[str] = []

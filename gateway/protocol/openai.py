@@ -112,6 +112,8 @@ class SamplingFields(msgspec.Struct, frozen=True):
     min_tokens: Count | None = 0
     response_format: ResponseFormat | None = None
     grammar: str | None = None  # llama-server's: GBNF the answer follows
+    # llama-server's: the most tokens proposed ahead per step (speculation); 0: none
+    speculative_n_max: Count | None = msgspec.field(default=None, name="speculative.n_max")
     logit_bias: dict[str, Annotated[float, msgspec.Meta(ge=-100, le=100)]] | None = None
 
 

@@ -3,7 +3,7 @@ takes from the timed step sizes, and the step-size curve."""
 
 from __future__ import annotations
 
-from gateway.engine.speculation.drafts import Candidate, draft_lengths
+from gateway.engine.speculation.drafts import Candidate, ProposalRecord, draft_lengths
 from gateway.engine.speculation.ngram import NgramLookup
 from gateway.engine.step_cost import StepCost
 
@@ -26,7 +26,7 @@ def test_lookup_prefers_a_longer_tail() -> None:
 
 
 def test_a_memory_bound_step_takes_long_proposals_a_compute_bound_one_none() -> None:
-    sure = Candidate("a", list(range(16)), accepted=98, drafted=100)
+    sure = Candidate("a", list(range(16)), rate=0.98)
     flat = draft_lengths([sure], 1, 1, lambda n: 0.020 + 0.0005 * n, room=64)
     assert flat == {"a": 16}
     linear = draft_lengths([sure], 1, 1, lambda n: 0.022 * n, room=64)
@@ -40,13 +40,13 @@ def test_proposals_go_to_the_likeliest_and_a_kernel_switch_is_seen_past() -> Non
     times = {1: 0.0228, 2: 0.0443, 4: 0.0678, 8: 0.1173, 16: 0.1992}
     cost = StepCost()
     cost.seed_curve(times)
-    copying = Candidate("copy", list(range(15)), accepted=97, drafted=100)
-    guessing = Candidate("guess", list(range(15)), accepted=10, drafted=100)
+    copying = Candidate("copy", list(range(15)), rate=0.97)
+    guessing = Candidate("guess", list(range(15)), rate=0.1)
     lengths = draft_lengths([copying, guessing], 2, 2, cost.rows_step, room=64)
     assert lengths.get("copy", 0) >= 10 and "guess" not in lengths
-    unsure = Candidate("u", list(range(2)), accepted=8, drafted=10)
+    unsure = Candidate("u", list(range(2)), rate=0.8)
     assert draft_lengths([unsure], 1, 1, cost.rows_step, room=64) == {}
-    forced = Candidate("f", list(range(8)), accepted=0, drafted=50, at_least=3)
+    forced = Candidate("f", list(range(8)), rate=0.0, at_least=3)
     assert draft_lengths([forced], 1, 1, cost.rows_step, room=64) == {"f": 3}
 
 
@@ -59,3 +59,15 @@ def test_the_step_curve_interpolates_and_follows_the_steps_run() -> None:
         cost.record(4, 4, 0.1)  # steps of 4 answering tokens now take longer
         cost.record(4, 1, 0.01)  # a prompt chunk: not on the curve
     assert abs(cost.rows_step(4) - 0.1) < 0.001
+
+
+def test_a_record_learns_from_proposals_fed_and_watched() -> None:
+    record = ProposalRecord()
+    assert record.rate == 0.5
+    record.fed(6, missed=True)  # 6 accepted, then one the model did not draw
+    assert record.rate == 7 / 9
+    record.watch([5, 6, 7])
+    record.watch([9])  # one watched at a time
+    for token in (5, 6, 8, 9):  # two right, then a miss ends the watch
+        record.drawn(token)
+    assert (record.accepted, record.missed, record.watching) == (8, 2, [])

@@ -1,2 +1,2 @@
-"""An answer's text as it is drawn: what may be sent (stop strings, holes), and where its thinking
-block stands."""
+"""An answer as it is drawn: what of its text may be sent (stop strings, holes), where its
+thinking block stands, and each token's logprobs."""

@@ -87,6 +87,8 @@ class Occupancy(msgspec.Struct, frozen=True, tag=True):
     prompt_tokens_computed: int = 0  # the engine's counts so far: what its work cost
     tokens_generated: int = 0
     conversations: Conversations | None = None
+    tokens_drafted: int = 0  # speculation: tokens proposed and checked, and those accepted
+    drafts_accepted: int = 0
 
 
 ToEngine = Submit | CancelRequest | RamShare

@@ -107,7 +107,7 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
     def occupancy(now: tuple[int, int]) -> None:
         stats = engine.stats
         writer.send(ipc.Occupancy(*now, stats.prompt_tokens_computed, stats.tokens_generated,
-                                  census(engine)))
+                                  census(engine), stats.tokens_drafted, stats.drafts_accepted))
 
     engine = Engine(model, spec.settings, on_occupancy=occupancy,
                     decode_failpoint=failpoints.action("engine.decode"))

@@ -2,7 +2,10 @@
 expected tokens per second, and none when nothing does.
 
 A proposed token is worth its chance of being accepted: a sequence whose proposals were
-accepted at rate `a` gets its j-th accepted with about a**j (each needs the ones before it). It
+accepted at rate `a` gets its j-th accepted with about a**j (each needs the ones before it).
+The rate is learned from its proposals fed and, where none were (too dear), from proposals only
+watched: compared with what the model then drew, at no cost; so a CPU that feeds none until
+they pay still finds out when they would (a code edit copying its prompt). It
 costs what it adds to the step, read from the engine's timed step sizes (`StepCost.rows_step`):
 on a memory-bound GPU a step of 16 tokens costs about one of 1, so proposals are nearly free; on
 this 2-core CPU 2 tokens cost twice one, 16 cost 8.7x. Proposed tokens are ranked by their
@@ -13,26 +16,56 @@ with the most expected tokens per second, if it beats none by `MARGIN`. Pure.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-# a turn's acceptance before it has proposed: as if it had had PRIOR_ACCEPTED of PRIOR_DRAFTED
-PRIOR_ACCEPTED, PRIOR_DRAFTED = 1.0, 2.0
+# a turn's acceptance before any proposal was checked: as if PRIOR_ACCEPTED tokens had been
+# accepted and PRIOR_MISSED proposals had ended at a token the model did not draw
+PRIOR_ACCEPTED, PRIOR_MISSED = 1.0, 1.0
+WATCHED = 16  # tokens of a proposal watched (not fed)
 # before any step was timed: a step's cost grows this much per token over one token's
 UNTIMED_PER_TOKEN = 0.1
 MARGIN = 1.05  # proposals must promise this much more tokens per second than none
 
 
 @dataclass
-class Candidate:
-    key: str  # the request's id
-    proposal: list[int]  # the tokens it could feed after its next one
-    accepted: int  # of its proposed tokens so far, how many the model accepted
-    drafted: int
-    at_least: int = 0  # proposed tokens it feeds whatever they cost (`n_min`)
+class ProposalRecord:
+    """How one turn's proposals fared: tokens the model accepted (drew too), and proposals that
+    ended at a token it did not draw; fed, or watched."""
+
+    accepted: int = 0
+    missed: int = 0
+    watching: list[int] = field(default_factory=list)  # a proposal not fed, being compared
 
     @property
     def rate(self) -> float:
-        return (self.accepted + PRIOR_ACCEPTED) / (self.drafted + PRIOR_DRAFTED)
+        """The chance that a proposed token is accepted, given the ones before it were."""
+        return (self.accepted + PRIOR_ACCEPTED) / (self.accepted + self.missed
+                                                   + PRIOR_ACCEPTED + PRIOR_MISSED)
+
+    def fed(self, accepted: int, missed: bool) -> None:
+        self.accepted += accepted
+        self.missed += missed
+
+    def watch(self, proposal: list[int]) -> None:
+        """A proposal the step did not feed: compared with the next tokens drawn."""
+        if not self.watching:
+            self.watching = proposal[:WATCHED]
+
+    def drawn(self, token: int) -> None:
+        if self.watching:
+            if self.watching.pop(0) == token:
+                self.accepted += 1
+            else:
+                self.missed += 1
+                self.watching = []
+
+
+@dataclass
+class Candidate:
+    key: str  # the request's id
+    proposal: list[int]  # the tokens it could feed after its next one
+    rate: float  # its record's acceptance
+    at_least: int = 0  # proposed tokens it feeds whatever they cost (`n_min`)
 
 
 def draft_lengths(candidates: list[Candidate], decoders: int, tokens: int,

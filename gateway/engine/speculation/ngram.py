@@ -15,9 +15,15 @@ class NgramLookup:
 
     def __init__(self, n_min: int = 2, n_max: int = 4) -> None:
         self.sizes = range(n_max, n_min - 1, -1)
-        self._ends: dict[int, dict[tuple[int, ...], int]] = {n: {} for n in self.sizes}
+        self._ends: dict[int, dict[tuple[int, ...], int]] = {}
         self._indexed = 0  # n-grams ending before this position are in the index
         self._tokens: list[int] = []
+        self._forget()
+
+    def _forget(self) -> None:
+        self._ends = {n: {} for n in self.sizes}
+        self._indexed = 0
+        self._tokens = []
 
     def propose(self, tokens: list[int], limit: int) -> list[int]:
         """Up to `limit` tokens to follow `tokens` (the sequence so far, the token about to be
@@ -25,7 +31,7 @@ class NgramLookup:
         if limit <= 0 or len(tokens) < 2:
             return []
         if len(tokens) < self._indexed or tokens[:1] != self._tokens[:1]:
-            self.__init__(min(self.sizes), max(self.sizes))  # another history: start again
+            self._forget()  # another history: start again
         self._index(tokens, len(tokens) - 1)  # all but the tail itself
         for n in self.sizes:
             if len(tokens) <= n:

@@ -102,6 +102,7 @@ def _finish_building(
         scope=client,
         grammar=grammar if grammar is not None else grammar_for(body, vocab),
         logprobs=_logprobs(body),
+        draft_max=body.speculative_n_max,
     )
 
 

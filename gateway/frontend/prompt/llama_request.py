@@ -95,4 +95,5 @@ def build_native_request(loaded: ServedModel, body: llama.InfillRequest | llama.
         max_prompt_s=_seconds(body.t_max_prompt_ms) if body.n_predict != 0 else None,
         max_predict_s=_seconds(body.t_max_predict_ms),
         hole=hole,
+        draft_max=body.speculative_n_max,
     )
