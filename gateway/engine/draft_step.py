@@ -47,5 +47,6 @@ def plan_drafts(running: list[RunningTurn], counts: dict[str, int], settings: Sp
     for c in candidates:
         if lengths.get(c.key):
             by_key[c.key].draft = c.proposal[:lengths[c.key]]
+            by_key[c.key].proposals.watching = []  # what is fed is checked for real
         else:  # not worth feeding now: watched, so its record learns whether it would have been
             by_key[c.key].proposals.watch(c.proposal)
