@@ -161,6 +161,9 @@ def _check(config: Config, origin: str) -> None:
             raise ConfigError(f"{origin}: a floor above its ceiling (`n_ctx_min` > `n_ctx_max` or "
                               f"`parallel_min` > `parallel_max`) - at `{where}.context`")
         spec = model.speculation
+        if spec.kind == "draft" and not spec.draft:
+            raise ConfigError(f"{origin}: speculation kind \"draft\" needs `draft`, the draft "
+                              f"model's GGUF path - at `{where}.speculation.draft`")
         if spec.ngram_min > spec.ngram_max or spec.n_min > spec.n_max:
             raise ConfigError(f"{origin}: a floor above its ceiling (`ngram_min` > `ngram_max` "
                               f"or `n_min` > `n_max`) - at `{where}.speculation`")

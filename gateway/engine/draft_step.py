@@ -1,11 +1,12 @@
 """Which answering sequences feed proposed tokens in this step, and how many (speculation): their
-n-gram lookups propose, `speculation.drafts` decides how many pay. Runs on the engine thread,
+n-gram lookups (or the draft model) propose, `speculation.drafts` decides how many pay. Runs on the engine thread,
 between the scheduler's token counts and the batch; latency-first: a step that gives an ongoing
 turn its prompt carries no proposals (they would delay its first token)."""
 
 from __future__ import annotations
 
 from gateway.engine.settings import SpeculationSettings
+from gateway.engine.speculation.draft_model import DraftModel
 from gateway.engine.speculation.drafts import Candidate, draft_lengths
 from gateway.engine.speculation.ngram import NgramLookup
 from gateway.engine.step_cost import StepCost
@@ -13,9 +14,9 @@ from gateway.engine.turns import RunningTurn
 
 
 def plan_drafts(running: list[RunningTurn], counts: dict[str, int], settings: SpeculationSettings,
-                cost: StepCost, room: int, n_ctx: int) -> None:
+                cost: StepCost, room: int, n_ctx: int, draft: DraftModel | None = None) -> None:
     """Set each running turn's `draft` for this step (most get none). `room`: batch tokens (and,
-    in one KV pool, cells) left after `counts`."""
+    in one KV pool, cells) left after `counts`; `draft`: the draft model, for kind "draft"."""
     for seq in running:
         seq.draft = []
     if settings.kind == "none" or room <= 0:
@@ -35,15 +36,26 @@ def plan_drafts(running: list[RunningTurn], counts: dict[str, int], settings: Sp
                     n_ctx - len(seq.slot.tokens) - 2)
         if limit <= 0 or seq.forced:
             continue
-        if seq.lookup is None:
-            seq.lookup = NgramLookup(settings.ngram_min, settings.ngram_max)
-        proposal = seq.lookup.propose([*seq.slot.tokens, seq.next_token], limit)
+        if draft is not None:  # its tokens are drawn once their number is known
+            proposal = [-1] * limit
+        else:
+            if seq.lookup is None:
+                seq.lookup = NgramLookup(settings.ngram_min, settings.ngram_max)
+            proposal = seq.lookup.propose([*seq.slot.tokens, seq.next_token], limit)
         if proposal:
             key = seq.request.request_id
             candidates.append(Candidate(key, proposal, seq.proposals.rate,
                                         min(settings.n_min, limit)))
             by_key[key] = seq
-    lengths = draft_lengths(candidates, len(decoders), sum(counts.values()), cost.rows_step, room)
+    lengths = draft_lengths(candidates, len(decoders), sum(counts.values()), cost.rows_step, room,
+                            draft.step_seconds if draft is not None else 0.0)
+    if draft is not None:
+        chosen = {by_key[k].slot.seq_id: ([*by_key[k].slot.tokens, by_key[k].next_token], n)
+                  for k, n in lengths.items()}
+        drawn = draft.propose(chosen) if chosen else {}
+        for key in lengths:
+            by_key[key].draft = drawn[by_key[key].slot.seq_id]
+        return
     for c in candidates:
         if lengths.get(c.key):
             by_key[c.key].draft = c.proposal[:lengths[c.key]]

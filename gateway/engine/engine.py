@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from gateway.engine import batch_step, draws
 from gateway.engine.draft_step import plan_drafts
+from gateway.engine.speculation.draft_model import DraftModel, same_vocabulary
 from gateway.engine.kv.conversations import ConversationStore
 from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, KvLayout, LlamaContext,
                                           LlamaModel)
@@ -49,6 +50,7 @@ class Engine:
     # a request the moment it is admitted or ends, not on the next poll
     on_occupancy: Callable[[tuple[int, int]], None] | None = None
     decode_failpoint: str | None = None  # see `failpoints`: tests inject faults here
+    draft_model: LlamaModel | None = None  # speculation's draft model (kind "draft")
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -66,6 +68,7 @@ class Engine:
         self.conversations = ConversationStore(self.ctx, self.model.identity, c.slots,
                                                self.cache, self.clock)
         self.scheduler: Scheduler[PendingTurn] = Scheduler(s.scheduling, c.slots)  # who waits
+        self.drafter = self._drafter()
         self.embedder = (EmbeddingContext(self.model, c.size, EMBED_SEQUENCES, c.threads
                                           or (os.cpu_count() or 1)) if s.embeddings else None)
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
@@ -76,6 +79,17 @@ class Engine:
         self.step_cost = StepCost()
         self._reported_occupancy = (0, 0)
         self._write_back_pending = False  # an idle conversation may need writing back
+
+    def _drafter(self) -> DraftModel | None:
+        if self.settings.speculation.kind != "draft":
+            return None
+        if self.draft_model is None:
+            raise RuntimeError('speculation kind "draft" needs a draft model (`draft`)')
+        why = same_vocabulary(self.model, self.draft_model)
+        if why is not None:
+            raise RuntimeError(why)
+        c = self.settings.context
+        return DraftModel(self.draft_model, c.size, c.slots, c.n_batch, c.threads)
 
     # ---- called from any thread ------------------------------------------------------------
 
@@ -110,6 +124,8 @@ class Engine:
                 self.ctx.warm_up()
                 if self.settings.speculation.kind != "none":  # what proposing tokens costs
                     self.step_cost.seed_curve(self.ctx.time_steps(TIMED_STEPS))
+                if self.drafter is not None:
+                    self.drafter.step_seconds = self.drafter.ctx.time_steps((1,)).get(1, 0.0)
             except BaseException as exc:  # handed to the caller
                 failure.append(exc)
             warmed.set()
@@ -324,7 +340,7 @@ class Engine:
         if self.ctx.pool_cells is not None:
             room = min(room, cut.spare)
         plan_drafts(self._running, counts, self.settings.speculation, self.step_cost, room,
-                    self.n_ctx_seq)
+                    self.n_ctx_seq, self.drafter)
         step = batch_step.fill(self.ctx.batch, self._running, counts, self.stats)
         if not step.turns:
             return
@@ -393,3 +409,5 @@ class Engine:
         self.ctx.close()
         if self.embedder is not None:
             self.embedder.close()
+        if self.drafter is not None:
+            self.drafter.close()

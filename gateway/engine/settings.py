@@ -103,7 +103,10 @@ class SpeculationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
 
     # "ngram": the answer's own conversation proposes them (what followed the same few tokens
     # before: edits, fill-in-the-middle, quotes); "none": one token per step
-    kind: Literal["ngram", "none"] = "ngram"
+    # "draft": a smaller model with the same vocabulary proposes (`draft`, a GGUF path; it is
+    # loaded beside the model, on its GPUs, with its own KV of n_ctx x parallel at f16)
+    kind: Literal["ngram", "draft", "none"] = "ngram"
+    draft: str | None = None
     # the most tokens a sequence may feed ahead in a step (the engine gives fewer where the step
     # cost and the sequence's acceptance say they would not pay); requests may ask for fewer
     n_max: Annotated[int, msgspec.Meta(ge=0, le=64)] = 16

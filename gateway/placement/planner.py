@@ -11,6 +11,7 @@ from gateway.placement.fit import Fitted, fit, host_room_bytes
 from gateway.placement.footprint import footprint
 from gateway.model_source import ModelSourceError, resolve_model_path
 from gateway.placement.plan import (
+    Footprint,
     Gpu,
     ModelDemand,
     Placement,
@@ -23,11 +24,16 @@ from gateway.placement.plan import (
 
 
 def demand_for(model: ModelConfig, path: Path) -> ModelDemand:
+    c = model.context
+    needs = footprint(path, c.size, c.slots, c.n_batch, c.cache_type_k, c.cache_type_v)
+    spec = model.speculation
+    if spec.kind == "draft" and spec.draft:  # loaded beside it, on its GPUs, its KV at f16
+        draft = footprint(Path(spec.draft).expanduser(), c.size, c.slots, c.n_batch)
+        needs = Footprint(needs.weights + draft.weights, needs.kv + draft.kv,
+                          needs.compute + draft.compute)
     return ModelDemand(
         model_id=model.id,
-        footprint=footprint(path, model.context.size, model.context.slots,
-                            model.context.n_batch, model.context.cache_type_k,
-                            model.context.cache_type_v),
+        footprint=needs,
         replicas=model.replicas,
         gpus=None if model.gpus == "auto" else list(model.gpus),
         tensor_split=list(model.tensor_split),
@@ -216,6 +222,20 @@ def kv_summary(config: Config, model: ModelConfig, fitted: Fitted | None = None)
             + (f"; {fitted.note}" if fitted is not None else ""))
 
 
+def draft_summary(model: ModelConfig) -> str:
+    """Its speculation's draft model, counted in its memory above (weights and KV at f16)."""
+    spec, c = model.speculation, model.context
+    if spec.kind != "draft" or not spec.draft or not isinstance(c.n_ctx, int) \
+            or not isinstance(c.parallel, int):
+        return ""
+    try:
+        draft = footprint(Path(spec.draft).expanduser(), c.n_ctx, c.parallel, c.n_batch)
+    except (OSError, ValueError) as exc:
+        return f"; draft model unreadable: {exc}"
+    return (f"; draft model {Path(spec.draft).name}: {gib(draft.total)} beside it "
+            f"(KV {gib(draft.kv)})")
+
+
 def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu],
                unknown: dict[str, str] | None = None, sleeping: dict[str, str] | None = None,
                fitted: dict[str, Fitted] | None = None) -> str:
@@ -237,7 +257,7 @@ def plan_table(config: Config, placements: dict[str, Placement], gpus: list[Gpu]
     lines.append("")
     lines.append("KV cache")  # (model ids end with a colon: rows above are keyed by the bare id)
     lines += [f"{model.id + ':':<28} {kv_summary(config, model, (fitted or {}).get(model.id))}"
-              for model in config.models]
+              f"{draft_summary(model)}" for model in config.models]
     if gpus:
         used: dict[int, int] = {g.index: 0 for g in gpus}
         for p in placements.values():

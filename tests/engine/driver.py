@@ -16,7 +16,8 @@ from gateway.engine.requests import GenerationRequest, SamplingParams
 _ids = itertools.count()
 
 
-def make_engine(model: LlamaModel, **settings: object) -> Engine:
+def make_engine(model: LlamaModel, draft_model: LlamaModel | None = None,
+                **settings: object) -> Engine:
     """An engine with the settings a config gives (their defaults), but for those named: fields of
     the context, scheduling, session cache or speculation settings, each sent to the struct
     declaring it."""
@@ -28,7 +29,7 @@ def make_engine(model: LlamaModel, **settings: object) -> Engine:
         parts[part] = struct(**{k: v for k, v in named.items() if k in struct.__struct_fields__})
     unknown = set(named) - {k for p in parts.values() for k in p.__struct_fields__}
     assert not unknown, unknown
-    return Engine(model, EngineSettings(**parts))  # type: ignore[arg-type]
+    return Engine(model, EngineSettings(**parts), draft_model=draft_model)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -68,10 +68,11 @@ def test_seeded_sampling_draws_the_same_answer_with_speculation(qwen: LlamaModel
 
 
 def test_a_batch_of_answers_is_unchanged_by_speculation(gemma: LlamaModel) -> None:
-    """Three sequences decoding together, each with its own proposals (or none) in one batch."""
+    """Three sequences decoding together, each with its own proposals (or none) in one batch.
+    (Answers the model is sure of: see the draft model's test on near ties.)"""
     prompts = [gemma.tokenize("one two three four one two three four one two", True),
                gemma.tokenize("The cat sat on the mat. The cat sat on the", True),
-               gemma.tokenize("Paris is the capital of", True)]
+               gemma.tokenize("red, green, blue, red, green, blue, red,", True)]
     texts = {}
     for kind in ("none", "ngram"):
         engine = make_engine(gemma, n_ctx=512, parallel=3, kind=kind, **FORCED)
@@ -127,3 +128,46 @@ def test_an_ongoing_turn_s_first_token_comes_in_a_step_without_proposals(gemma: 
     assert engine.stats.tokens_drafted == drafted
     run(engine)
     assert streaming.finished.completion_tokens == 200
+
+
+# ---- a draft model ----------------------------------------------------------------------------
+
+
+def test_a_draft_model_proposes_and_the_answer_stays_the_model_s(gemma: LlamaModel) -> None:
+    """The model as its own draft (the one pair with a shared vocabulary offline): greedy, its
+    proposals are the model's own next tokens and nearly all accepted; sampled (temperature 1,
+    seeded), many are refused and cut; either way the answers are those without speculation,
+    for two conversations taking turns in one slot (the draft's KV caught up each time) and a
+    second turn of the first. Steps stay under 4 tokens here: from 4 on, this CPU's llama.cpp
+    computes a batch with other kernels, whose last bits differ, and a near tie between the
+    model's top two tokens could then go the other way (with or without speculation alike)."""
+    prompts = [gemma.tokenize("The history of the printing press begins", True),
+               gemma.tokenize("Photosynthesis is the process by which", True)]
+    for sampling, least_accepted in (({}, 0.8), ({"temperature": 1.0, "seed": 5}, 0.0)):
+        texts = {}
+        for kind in ("none", "draft"):
+            engine = make_engine(gemma, draft_model=gemma, n_ctx=512, parallel=1, kind=kind,
+                                 n_min=2, n_max=2)
+            outs = [complete(engine, p, max_tokens=32, session=f"s{i}", **sampling)
+                    for i, p in enumerate(prompts)]
+            again = complete(engine, prompts[0] + gemma.tokenize(outs[0].text + " And", False),
+                             max_tokens=12, session="s0", **sampling)
+            texts[kind] = [o.text for o in outs] + [again.text]
+            stats = engine.stats
+        assert texts["draft"] == texts["none"]
+        assert stats.tokens_drafted > 0
+        assert stats.drafts_accepted >= least_accepted * stats.tokens_drafted
+        if not sampling:
+            assert stats.decode_calls < (32 + 32 + 12) * 0.6
+
+
+def test_a_draft_model_with_another_vocabulary_is_refused_saying_why(gemma: LlamaModel,
+                                                                    tmp_path: Path) -> None:
+    from tests.tiny_model import write_tiny_gguf
+
+    tiny = LlamaModel(write_tiny_gguf(tmp_path / "tiny.gguf"))
+    try:
+        with pytest.raises(RuntimeError, match="vocabulary"):
+            make_engine(gemma, draft_model=tiny, kind="draft")
+    finally:
+        tiny.close()

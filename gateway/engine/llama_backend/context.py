@@ -194,6 +194,10 @@ class LlamaContext:
         batch.clear()
         return times
 
+    def greedy(self, index: int) -> int:
+        """The likeliest token of the logits row `index` of the last decode."""
+        return int(llama_cpp.llama_sampler_sample(self._greedy, self.ptr, index))
+
     def logits(self, index: int) -> np.ndarray:
         """The logits row `index` of the last decode (a view: valid until the next one)."""
         return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ptr, index),

@@ -104,13 +104,17 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
     trigger(failpoints.action("engine.load"), spec.extra_buffers)
     model = LlamaModel(Path(spec.path), spec.n_gpu_layers, progress, spec.tensor_split or None,
                        extra_buffers=spec.extra_buffers)
+    speculation = spec.settings.speculation
+    draft = (LlamaModel(Path(os.path.expanduser(speculation.draft)), spec.n_gpu_layers, None,
+                        spec.tensor_split or None, extra_buffers=spec.extra_buffers)
+             if speculation.kind == "draft" and speculation.draft else None)
     def occupancy(now: tuple[int, int]) -> None:
         stats = engine.stats
         writer.send(ipc.Occupancy(*now, stats.prompt_tokens_computed, stats.tokens_generated,
                                   census(engine), stats.tokens_drafted, stats.drafts_accepted))
 
     engine = Engine(model, spec.settings, on_occupancy=occupancy,
-                    decode_failpoint=failpoints.action("engine.decode"))
+                    decode_failpoint=failpoints.action("engine.decode"), draft_model=draft)
     writer.send(ipc.WarmingUp())
     engine.start()  # warms up first: a backend that cannot decode dies or raises here, never Ready
     writer.send(ipc.Ready(engine.n_ctx_seq, engine.ctx.kv_note))

@@ -69,28 +69,36 @@ class Candidate:
 
 
 def draft_lengths(candidates: list[Candidate], decoders: int, tokens: int,
-                  step_seconds: Callable[[int], float | None], room: int) -> dict[str, int]:
+                  step_seconds: Callable[[int], float | None], room: int,
+                  proposing_step_s: float = 0.0) -> dict[str, int]:
     """Proposed tokens per candidate (request id -> how many of its proposal it feeds), given the
     step's `decoders` answering sequences (each emits one token anyway), its `tokens` without
-    proposals, the time of a step by its tokens, and the batch's `room` left."""
+    proposals, the time of a step by its tokens, the batch's `room` left, and what making a
+    proposal costs per token of the longest (a draft model's step; n-gram lookup: nothing)."""
     if not candidates or room <= 0 or decoders <= 0:
         return {}
+    untimed = step_seconds(1) is None
 
-    def cost(extra: int) -> float:
+    def cost(extra: int, longest: int) -> float:
         seconds = step_seconds(tokens + extra)
         if seconds is None:
             return 1.0 + UNTIMED_PER_TOKEN * (tokens + extra - 1)
-        return max(seconds, 1e-9)
+        return max(seconds + (0.0 if untimed else proposing_step_s * longest), 1e-9)
 
     lengths = {c.key: min(c.at_least, len(c.proposal)) for c in candidates}
     extra = sum(lengths.values())
+    growing = dict(lengths)
+    longest = max(growing.values())
     expected = decoders + sum(c.rate ** (j + 1) for c in candidates for j in range(lengths[c.key]))
     ranked = sorted(((c.rate ** (j + 1), c.key) for c in candidates
                      for j in range(lengths[c.key], len(c.proposal))), reverse=True)
-    best_rate, best_taken = expected / cost(extra) * (MARGIN if not extra else 1.0), 0
-    for taken, (gain, _key) in enumerate(ranked[:max(0, room - extra)], start=1):
+    best_rate = expected / cost(extra, longest) * (MARGIN if not extra else 1.0)
+    best_taken = 0
+    for taken, (gain, key) in enumerate(ranked[:max(0, room - extra)], start=1):
         expected += gain
-        rate = expected / cost(extra + taken)
+        growing[key] += 1
+        longest = max(longest, growing[key])
+        rate = expected / cost(extra + taken, longest)
         if rate > best_rate:
             best_rate, best_taken = rate, taken
     for _gain, key in ranked[:best_taken]:
