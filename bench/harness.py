@@ -75,6 +75,7 @@ class Server:
     base: str
     model: str
     extra: dict[str, object]  # fields this server needs in every request
+    pid: int = 0  # its process (a gateway's engines are its children)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 120) -> None:
@@ -92,7 +93,7 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: 
 
 
 @contextmanager
-def _process(cmd: list[str], ready_url: str) -> Iterator[None]:
+def _process(cmd: list[str], ready_url: str) -> Iterator[int]:
     prefix = os.environ.get("BENCH_GATEWAY_LOG")  # keep the servers' logs: PREFIX-<port>.log
     log = Path(f"{prefix}-{cmd[-1] if 'debug' not in cmd else cmd[-3]}.log" if prefix
                else tempfile.mkstemp(suffix=".log")[1])
@@ -100,7 +101,7 @@ def _process(cmd: list[str], ready_url: str) -> Iterator[None]:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_ready(process, ready_url, log)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -120,8 +121,8 @@ def gateway_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
     cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
     if os.environ.get("BENCH_GATEWAY_LOG"):
         cmd += ["--log-level", "debug"]
-    with _process(cmd, f"http://127.0.0.1:{port}/health"):
-        yield Server(name, f"http://127.0.0.1:{port}/v1", "model", {"ignore_eos": True})
+    with _process(cmd, f"http://127.0.0.1:{port}/health") as pid:
+        yield Server(name, f"http://127.0.0.1:{port}/v1", "model", {"ignore_eos": True}, pid)
 
 
 @contextmanager
@@ -159,8 +160,9 @@ def llama_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
     cmd = [str(llama_server_binary()), "-m", str(model_path), "-c", str(n_ctx * parallel),
            "-np", str(parallel), "-t", str(threads), *chat_template_flags(model_path),
            *extra, "--host", "127.0.0.1", "--port", str(port)]
-    with _process(cmd, f"http://127.0.0.1:{port}/health"):
-        yield Server("llama-server", f"http://127.0.0.1:{port}/v1", "model", {"ignore_eos": True})
+    with _process(cmd, f"http://127.0.0.1:{port}/health") as pid:
+        yield Server("llama-server", f"http://127.0.0.1:{port}/v1", "model", {"ignore_eos": True},
+                     pid)
 
 
 @contextmanager
@@ -198,10 +200,22 @@ async def stream_completion(server: Server, prompt: str, max_tokens: int,
     """Stream one completion over a bare socket. The client shares the machine (2 cores) with the
     server under test, so it does as little as it can while the stream runs: it looks for the
     first text, and decodes the whole body once at the end."""
-    body = msgspec.json.encode({
+    return await stream_request(server, "/completions", {
         "model": server.model, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
         "temperature": 0, "stream_options": {"include_usage": True}, **server.extra, **(extra or {})})
-    url = httpx.URL(server.base + "/completions")
+
+
+async def stream_chat(server: Server, messages: list[dict[str, str]], max_tokens: int,
+                      extra: dict[str, object] | None = None) -> StreamResult:
+    """As `stream_completion`, for a chat (streamed with its usage)."""
+    return await stream_request(server, "/chat/completions", {
+        "model": server.model, "messages": messages, "max_tokens": max_tokens, "stream": True,
+        "temperature": 0, "stream_options": {"include_usage": True}, **server.extra, **(extra or {})})
+
+
+async def stream_request(server: Server, path: str, fields: dict[str, object]) -> StreamResult:
+    body = msgspec.json.encode(fields)
+    url = httpx.URL(server.base + path)
     head = (f"POST {url.raw_path.decode()} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n").encode()
@@ -238,7 +252,7 @@ async def stream_completion(server: Server, prompt: str, max_tokens: int,
                         prompt_tokens, completion)
 
 
-_FIRST_TEXT = re.compile(rb'"text": ?"[^"]')
+_FIRST_TEXT = re.compile(rb'"(?:text|content)": ?"[^"]')
 
 
 def _dechunk(data: bytes) -> bytes:
@@ -255,7 +269,22 @@ def _dechunk(data: bytes) -> bytes:
 
 def _frame_text(frame: bytes) -> str:
     chunk = msgspec.json.decode(frame[6:])
-    return "".join(c.get("text") or "" for c in chunk.get("choices") or [])
+    return "".join(c.get("text") or (c.get("delta") or {}).get("content") or ""
+                   for c in chunk.get("choices") or [])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """A process's child processes (a gateway's engines)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def percentile(values: list[float], q: float) -> float:
