@@ -112,12 +112,17 @@ def _process(cmd: list[str], ready_url: str) -> Iterator[int]:
 
 @contextmanager
 def gateway_server(model_path: Path, threads: int, parallel: int, n_ctx: int,
-                   name: str = "gateway", **settings: object) -> Iterator[Server]:
+                   name: str = "gateway", server: dict[str, object] | None = None,
+                   **settings: object) -> Iterator[Server]:
+    """`server`: fields of the [server] table (one client sending more than its default share
+    of requests at once, say)."""
     port = free_port()
     fields: dict[str, object] = {"n_ctx": n_ctx, "parallel": parallel, "threads": threads,
                                  **settings}  # the GGUF's chat template, else pass one
     config = Path(tempfile.mkstemp(suffix=".toml")[1])
-    config.write_text(model_block("model", model_path, **fields))
+    table = "".join(f"{k} = {v}\n" for k, v in (server or {}).items())
+    config.write_text((f"[server]\n{table}\n" if table else "")
+                      + model_block("model", model_path, **fields))
     cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
     if os.environ.get("BENCH_GATEWAY_LOG"):
         cmd += ["--log-level", "debug"]

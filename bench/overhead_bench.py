@@ -61,7 +61,8 @@ def main() -> None:
     counts = [int(n) for n in args.streams.split(",")]
     path = write_tiny_gguf(Path(tempfile.mkdtemp()) / "tiny.gguf")
     slots = max(counts)
-    with gateway_server(path, args.threads, slots, N_CTX) as server:
+    with gateway_server(path, args.threads, slots, N_CTX,  # one client sends them all
+                        server={"max_requests_per_client": 0}) as server:
         ours = measure(server, counts, args.tokens, ProgressBar("gateway"))
     with llama_server(path, args.threads, slots, N_CTX) as server:
         peer = measure(server, counts, args.tokens, ProgressBar("llama-server"))

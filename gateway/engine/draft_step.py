@@ -41,7 +41,7 @@ def plan_drafts(running: list[RunningTurn], counts: dict[str, int], settings: Sp
         else:
             if seq.lookup is None:
                 seq.lookup = NgramLookup(settings.ngram_min, settings.ngram_max)
-            proposal = seq.lookup.propose([*seq.slot.tokens, seq.next_token], limit)
+            proposal = seq.lookup.propose(seq.slot.tokens, seq.next_token, limit)
         if proposal:
             key = seq.request.request_id
             candidates.append(Candidate(key, proposal, seq.proposals.rate,

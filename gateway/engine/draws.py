@@ -34,7 +34,7 @@ def draw(seq: RunningTurn, ctx: LlamaContext, model: LlamaModel, slots: SlotTabl
             return STUCK
         stats.tokens_generated += 1
         held = fed - len(draft) + i  # the tokens whose KV is right before this one
-        reason = seq.take(token, model, ctx.logits(row), clock(), held, n_ctx)
+        reason = seq.take(token, model, lambda: ctx.logits(row), clock(), held, n_ctx)
         same = i < len(draft) and token == draft[i]
         if not draft:
             seq.proposals.drawn(token)  # a proposal watched, if any

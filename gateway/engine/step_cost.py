@@ -14,6 +14,7 @@ speculation decides how many tokens to propose from it.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 
 import numpy as np
@@ -31,15 +32,18 @@ class StepCost:
         self._coef: np.ndarray | None = None
         self._seen = 0
         self._curve: dict[int, float] = {}  # tokens (each with its logits row) -> seconds
+        self._sizes: list[int] = []  # its sizes, in order
 
     def seed_curve(self, timed: dict[int, float]) -> None:
         self._curve.update(timed)
+        self._sizes = sorted(self._curve)
 
     def record(self, tokens: int, outputs: int, seconds: float) -> None:
         if tokens == outputs and tokens in self._curve:
             self._curve[tokens] += CURVE_WEIGHT * (seconds - self._curve[tokens])
         elif tokens == outputs and self._curve:
             self._curve[tokens] = seconds
+            bisect.insort(self._sizes, tokens)
         self._steps.append((tokens, outputs, seconds))
         self._seen += 1
         if self._seen % MIN_STEPS == 0:
@@ -64,11 +68,12 @@ class StepCost:
         """Seconds a step of `tokens` tokens, each with its logits row, should take (between the
         sizes timed: along the line joining them; past the largest: at its time per token);
         None when nothing was timed."""
-        if not self._curve:
+        sizes = self._sizes
+        if not sizes:
             return None
-        sizes = sorted(self._curve)
-        below = max((n for n in sizes if n <= tokens), default=sizes[0])
-        above = min((n for n in sizes if n >= tokens), default=sizes[-1])
+        at = bisect.bisect_left(sizes, tokens)  # sizes[at] is the first >= tokens
+        above = sizes[min(at, len(sizes) - 1)]
+        below = sizes[at] if at < len(sizes) and sizes[at] == tokens else sizes[max(at - 1, 0)]
         if above == below:
             return self._curve[below] * (tokens / below if tokens > below else 1.0)
         t_below, t_above = self._curve[below], self._curve[above]

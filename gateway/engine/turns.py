@@ -4,6 +4,7 @@ and the commands other threads send it. Plain state, and what a drawn token does
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,8 +120,8 @@ class RunningTurn:
             reasoning_tokens=self.thinking.tokens if self.thinking is not None else 0,
         )
 
-    def take(self, token: int, model: LlamaModel, logits: np.ndarray, now: float, held: int,
-             n_ctx: int) -> FinishReason | None:
+    def take(self, token: int, model: LlamaModel, logits: Callable[[], np.ndarray], now: float,
+             held: int, n_ctx: int) -> FinishReason | None:
         """A token drawn for it (from `logits`): its text sent on; why the turn ends with it, or
         None when the token is to be fed next. `held`: the tokens its KV holds before it."""
         request = self.request
@@ -131,7 +132,7 @@ class RunningTurn:
         if self.generated == 1:
             self.first_token_at = now
         if request.logprobs is not None:
-            self.logprobs.append(token_logprobs(logits, token, request.logprobs,
+            self.logprobs.append(token_logprobs(logits(), token, request.logprobs,
                                                 model.token_bytes))
         piece = model.token_bytes(token, special=self.renders_special)
         if self.thinking is not None:

@@ -12,17 +12,22 @@ def test_lookup_proposes_what_followed_the_latest_longest_match() -> None:
     lookup = NgramLookup(2, 4)
     history = [1, 2, 3, 4, 5, 9, 9, 2, 3, 7, 8, 0, 1, 2, 3]
     # tail 1,2,3 (and 0,1,2,3 nowhere else): its latest earlier occurrence is at the start
-    assert lookup.propose(history, 3) == [4, 5, 9]
+    assert lookup.propose(history[:-1], history[-1], 3) == [4, 5, 9]
     grown = history + [4, 5]
-    assert lookup.propose(grown, 2) == [9, 9]  # 2,3,4,5 -> what came after it, indexed as it grew
-    assert lookup.propose([5, 6, 7, 8], 4) == []  # another history: nothing seen before
-    assert lookup.propose([1, 2, 1, 2], 0) == []
+    assert lookup.propose(grown[:-1], grown[-1], 2) == [9, 9]  # 2,3,4,5 -> what came after it, indexed as it grew
+    assert lookup.propose([5, 6, 7], 8, 4) == []  # another history: nothing seen before
+    assert lookup.propose([1, 2, 1], 2, 0) == []
+
+
+def test_a_proposal_may_run_into_the_token_about_to_be_fed() -> None:
+    # 1,2 last seen at the very end: what follows it is the token being fed itself
+    assert NgramLookup(2, 2).propose([1, 2, 1], 2, 3) == [1, 2]
 
 
 def test_lookup_prefers_a_longer_tail() -> None:
     lookup = NgramLookup(2, 3)
     # 8,9 is followed by 1 at first, by 2 after 7,8,9: the tail 7,8,9 decides
-    assert lookup.propose([7, 8, 9, 2, 0, 8, 9, 1, 5, 7, 8, 9], 1) == [2]
+    assert lookup.propose([7, 8, 9, 2, 0, 8, 9, 1, 5, 7, 8], 9, 1) == [2]
 
 
 def test_a_memory_bound_step_takes_long_proposals_a_compute_bound_one_none() -> None:

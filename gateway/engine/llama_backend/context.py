@@ -204,8 +204,11 @@ class LlamaContext:
                                      shape=(self.model.n_vocab,))
 
     def suppress_end(self, index: int) -> None:
-        """Make end-of-generation tokens impossible for the logits row `index` (ignore_eos)."""
-        self.logits(index)[self._eog] = -math.inf
+        """Make end-of-generation tokens impossible for the logits row `index` (ignore_eos).
+        Written through the row's pointer: a numpy view costs more than the few writes."""
+        row = llama_cpp.llama_get_logits_ith(self.ptr, index)
+        for token in self._eog:
+            row[token] = -math.inf
 
     def forget(self, seq: int, start: int = 0) -> bool:
         """Drop a sequence's KV from position `start` on; False if llama.cpp cannot cut it there."""

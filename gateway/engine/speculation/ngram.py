@@ -11,40 +11,32 @@ from __future__ import annotations
 
 class NgramLookup:
     """The n-grams of one turn's tokens, each mapped to where it last ended (so its continuation
-    is found in O(1)), indexed as the turn's tokens grow."""
+    is found in O(1)), indexed as the turn's tokens grow (a turn's tokens only grow, or are cut
+    back to where they were at its last step: what was indexed stays true)."""
 
     def __init__(self, n_min: int = 2, n_max: int = 4) -> None:
         self.sizes = range(n_max, n_min - 1, -1)
-        self._ends: dict[int, dict[tuple[int, ...], int]] = {}
+        self._ends: dict[int, dict[tuple[int, ...], int]] = {n: {} for n in self.sizes}
         self._indexed = 0  # n-grams ending before this position are in the index
-        self._tokens: list[int] = []
-        self._forget()
 
-    def _forget(self) -> None:
-        self._ends = {n: {} for n in self.sizes}
-        self._indexed = 0
-        self._tokens = []
-
-    def propose(self, tokens: list[int], limit: int) -> list[int]:
-        """Up to `limit` tokens to follow `tokens` (the sequence so far, the token about to be
-        fed last): what followed the latest earlier occurrence of its longest known tail."""
-        if limit <= 0 or len(tokens) < 2:
+    def propose(self, tokens: list[int], last: int, limit: int) -> list[int]:
+        """Up to `limit` tokens to follow `tokens` and then `last` (the token about to be fed):
+        what followed the latest earlier occurrence of the longest known tail."""
+        if limit <= 0 or not tokens:
             return []
-        if len(tokens) < self._indexed or tokens[:1] != self._tokens[:1]:
-            self._forget()  # another history: start again
-        self._index(tokens, len(tokens) - 1)  # all but the tail itself
-        for n in self.sizes:
-            if len(tokens) <= n:
-                continue
-            end = self._ends[n].get(tuple(tokens[-n:]))
-            if end is not None:
-                return tokens[end + 1:end + 1 + limit]
-        return []
-
-    def _index(self, tokens: list[int], upto: int) -> None:
-        for end in range(max(self._indexed, 0), upto):
+        if len(tokens) < self._indexed:  # cut below what was indexed: another history
+            self._ends = {n: {} for n in self.sizes}
+            self._indexed = 0
+        for end in range(self._indexed, len(tokens)):  # every n-gram ending in `tokens`
             for n in self.sizes:
                 if end + 1 >= n:
                     self._ends[n][tuple(tokens[end + 1 - n:end + 1])] = end
-        self._indexed = max(self._indexed, upto)
-        self._tokens = tokens
+        self._indexed = len(tokens)
+        for n in self.sizes:
+            if len(tokens) < n:
+                continue
+            end = self._ends[n].get((*tokens[len(tokens) + 1 - n:], last))
+            if end is not None:
+                follow = tokens[end + 1:end + 1 + limit]
+                return follow if len(follow) == limit else (follow + [last])[:limit]
+        return []
