@@ -35,8 +35,8 @@ class NgramLookup:
         for n in self.sizes:
             if len(tokens) < n:
                 continue
-            end = self._ends[n].get((*tokens[len(tokens) + 1 - n:], last))
-            if end is not None:
-                follow = tokens[end + 1:end + 1 + limit]
+            seen = self._ends[n].get((*tokens[len(tokens) + 1 - n:], last))
+            if seen is not None:
+                follow = tokens[seen + 1:seen + 1 + limit]
                 return follow if len(follow) == limit else (follow + [last])[:limit]
         return []
