@@ -57,10 +57,13 @@ def test_greedy_with_speculation_is_the_answer_without_it_in_fewer_steps(qwen: L
 
 
 def test_seeded_sampling_draws_the_same_answer_with_speculation(qwen: LlamaModel) -> None:
+    """Sampling is sensitive to the logits' last bits where a draw lands near a boundary, so
+    the steps stay under 4 tokens, computed by the same kernels as one token (see the draft
+    model's test below)."""
     prompt = ask(qwen, EDIT)
     answers = []
     for kind in ("none", "ngram"):
-        engine = make_engine(qwen, n_ctx=1024, parallel=1, kind=kind, **FORCED)
+        engine = make_engine(qwen, n_ctx=1024, parallel=1, kind=kind, n_min=2, n_max=2)
         answers.append(complete(engine, prompt, max_tokens=60, ignore_eos=False,
                                 temperature=0.8, top_p=0.95, seed=11).text)
         drafted = engine.stats.tokens_drafted
