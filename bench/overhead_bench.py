@@ -1,7 +1,8 @@
 """Issue 25 benchmark: what the serving path costs when the model costs nothing. The tiny 2-layer
 GGUF the tests write (`tests/tiny_model.py`), chat streamed with `include_usage`, `ignore_eos`,
 `--tokens` per stream, the same threads and slots for the gateway and llama-server, side by side
-in one run at 1, 8, 32 and 128 streams: aggregate tok/s, TTFT p50, and the CPU time per token
+in one run at 1, 8, 32 and 128 streams (the median of `--repeat` runs each): aggregate tok/s,
+TTFT p50, and the CPU time per token
 of the gateway process and of its engine process (from /proc; llama-server is one process).
 The client shares the machine: the ratio is what counts.
 
@@ -35,18 +36,23 @@ async def streams(server: Server, n: int, tokens: int) -> tuple[float, float, in
     return made / wall, median([r.ttft for r in results]), made
 
 
-def measure(server: Server, counts: list[int], tokens: int, bar: ProgressBar
+def measure(server: Server, counts: list[int], tokens: int, repeat: int, bar: ProgressBar
             ) -> dict[int, tuple[float, float, float, float]]:
-    """Per stream count: tok/s, TTFT p50, CPU ms per token of the server (the gateway's own
-    process) and of its engines (none for llama-server)."""
+    """Per stream count, the median of `repeat` runs: tok/s, TTFT p50, CPU ms per token of the
+    server (the gateway's own process) and of its engines (none for llama-server)."""
     engines = children(server.pid)
     asyncio.run(streams(server, 1, 8))  # warm
     out = {}
     for i, n in enumerate(counts):
-        cpu0 = cpu_seconds(server.pid), sum(cpu_seconds(p) for p in engines)
-        rate, ttft, made = asyncio.run(streams(server, n, tokens))
-        cpu1 = cpu_seconds(server.pid), sum(cpu_seconds(p) for p in engines)
-        out[n] = (rate, ttft, (cpu1[0] - cpu0[0]) * 1000 / made, (cpu1[1] - cpu0[1]) * 1000 / made)
+        runs = []
+        for _ in range(repeat):
+            cpu0 = cpu_seconds(server.pid), sum(cpu_seconds(p) for p in engines)
+            rate, ttft, made = asyncio.run(streams(server, n, tokens))
+            cpu1 = cpu_seconds(server.pid), sum(cpu_seconds(p) for p in engines)
+            runs.append((rate, ttft, (cpu1[0] - cpu0[0]) * 1000 / made,
+                         (cpu1[1] - cpu0[1]) * 1000 / made))
+        runs.sort()
+        out[n] = runs[len(runs) // 2]
         bar.update((i + 1) / len(counts))
     return out
 
@@ -57,15 +63,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--streams", default="1,8,32,128")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per stream count (median)")
     args = parser.parse_args()
     counts = [int(n) for n in args.streams.split(",")]
     path = write_tiny_gguf(Path(tempfile.mkdtemp()) / "tiny.gguf")
     slots = max(counts)
     with gateway_server(path, args.threads, slots, N_CTX,  # one client sends them all
                         server={"max_requests_per_client": 0}) as server:
-        ours = measure(server, counts, args.tokens, ProgressBar("gateway"))
+        ours = measure(server, counts, args.tokens, args.repeat, ProgressBar("gateway"))
     with llama_server(path, args.threads, slots, N_CTX) as server:
-        peer = measure(server, counts, args.tokens, ProgressBar("llama-server"))
+        peer = measure(server, counts, args.tokens, args.repeat, ProgressBar("llama-server"))
     rows = []
     for n in counts:
         g, p = ours[n], peer[n]
