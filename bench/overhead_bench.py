@@ -65,22 +65,26 @@ def main() -> None:
     parser.add_argument("--streams", default="1,8,32,128")
     parser.add_argument("--repeat", type=int, default=3, help="runs per stream count (median)")
     args = parser.parse_args()
-    counts = [int(n) for n in args.streams.split(",")]
+    run(args.threads, args.tokens, [int(n) for n in args.streams.split(",")], args.repeat)
+
+
+def run(threads: int, tokens: int, counts: list[int], repeat: int) -> None:
+    """Measure both servers and print the table (the peers benchmark runs it too)."""
     path = write_tiny_gguf(Path(tempfile.mkdtemp()) / "tiny.gguf")
     slots = max(counts)
-    with gateway_server(path, args.threads, slots, N_CTX,  # one client sends them all
+    with gateway_server(path, threads, slots, N_CTX,  # one client sends them all
                         server={"max_requests_per_client": 0}) as server:
-        ours = measure(server, counts, args.tokens, args.repeat, ProgressBar("gateway"))
-    with llama_server(path, args.threads, slots, N_CTX) as server:
-        peer = measure(server, counts, args.tokens, args.repeat, ProgressBar("llama-server"))
+        ours = measure(server, counts, tokens, repeat, ProgressBar("overhead: gateway"))
+    with llama_server(path, threads, slots, N_CTX) as server:
+        peer = measure(server, counts, tokens, repeat, ProgressBar("overhead: llama-server"))
     rows = []
     for n in counts:
         g, p = ours[n], peer[n]
         rows.append([str(n), f"{g[0]:,.0f}", f"{p[0]:,.0f}", f"{g[0] / p[0]:.2f}x",
                      f"{g[1] * 1000:.0f} / {p[1] * 1000:.0f} ms",
                      f"{g[2]:.2f} + {g[3]:.2f}", f"{p[2]:.2f}"])
-    print_table(f"serving overhead on the tiny model ({args.tokens} tokens per stream, "
-                f"{slots} slots, {args.threads} threads)",
+    print_table(f"serving overhead on the tiny model ({tokens} tokens per stream, "
+                f"{slots} slots, {threads} threads)",
                 ["streams", "gateway tok/s", "llama-server tok/s", "ratio", "TTFT p50 gw / ls",
                  "CPU ms/token gateway + engine", "CPU ms/token llama-server"], rows)
 

@@ -7,7 +7,8 @@ defaults) where `pip install 'llama-cpp-python[server]'` put it.
 
 Scenarios: one stream; 8 concurrent streams; 8 conversations x 6 turns; 2 ongoing conversations
 during a burst of 6 new ~350-token prompts; 8 new keyed conversations sharing an 800-token system
-prompt. Prints one table with the ratios the issue sets targets for.
+prompt. Prints one table with the ratios the issue sets targets for; then the serving-overhead
+table (`bench.overhead_bench`: the tiny model, 1 to 128 streams; `--no-overhead` leaves it out).
 
     python -m bench.peers_bench [--threads 2] [--tokens 64]
 """
@@ -19,6 +20,7 @@ import asyncio
 import importlib.util
 from pathlib import Path
 
+from bench import overhead_bench
 from bench.engine_bench import conversation_usage, many_streams, one_stream
 from bench.harness import (
     Server,
@@ -81,6 +83,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--no-overhead", action="store_true",
+                        help="leave out the serving-overhead table (bench.overhead_bench)")
     parser.add_argument("--config", type=Path, default=Path("configs/default.toml"),
                         help="the gateway's config (default: the shipped one)")
     parser.add_argument("--gateway-only", action="store_true",
@@ -132,6 +136,8 @@ def main() -> None:
                 f"{context.n_ctx}, {args.threads} threads, {args.tokens} tokens per stream)",
                 ["figure", "gateway", "llama-server", "llama-cpp-python", "gateway vs llama-server",
                  "target"], rows)
+    if not args.no_overhead:  # what the serving path costs when the model costs nothing
+        overhead_bench.run(args.threads, 256, [1, 8, 32, 128], 3)
 
 
 if __name__ == "__main__":
