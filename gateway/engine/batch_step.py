@@ -1,5 +1,6 @@
-"""One batch step's tokens: filling the llama.cpp batch from the scheduler's token counts, cutting
-them to a unified KV pool's free cells, and undoing a step that was aborted. Runs on the engine thread; knows nothing of the scheduling policy.
+"""One batch step's tokens: filling the llama.cpp batch from the scheduler's token counts (and the
+tokens proposed by speculation), cutting them to a unified KV pool's free cells, and undoing a
+step that was aborted. Runs on the engine thread; knows nothing of the scheduling policy.
 """
 
 from __future__ import annotations

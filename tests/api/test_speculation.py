@@ -11,24 +11,15 @@ from pathlib import Path
 import httpx
 import openai
 
+from tests.code_edit import EDIT
 from tests.support import model_block, running_server
-
-CODE = '''def total_price(items, tax_rate):
-    subtotal = 0
-    for item in items:
-        subtotal += item.price * item.quantity
-    tax = subtotal * tax_rate
-    return subtotal + tax
-'''
-
 
 def test_an_edit_answers_the_same_with_speculation_and_it_is_counted(qwen_path: Path,
                                                                      tmp_path: Path) -> None:
     config = model_block("coder", qwen_path, n_ctx=1024, parallel=1, threads=2, n_min=6, n_max=6)
     with running_server(config, tmp_path / "server") as server:
         client = openai.OpenAI(base_url=server.v1, api_key="x", max_retries=0)
-        messages = [{"role": "user", "content": "Rename the function total_price to order_total "
-                     "and change nothing else. Reply with the code only.\n\n" + CODE}]
+        messages = [{"role": "user", "content": EDIT}]
         plain = client.chat.completions.create(model="coder", messages=messages, temperature=0,
                                                max_tokens=80,
                                                extra_body={"speculative.n_max": 0})

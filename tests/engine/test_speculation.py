@@ -14,16 +14,8 @@ import pytest
 
 from gateway.engine.events import TextDelta
 from gateway.engine.llama_backend import LlamaModel
+from tests.code_edit import EDIT
 from tests.engine.driver import complete, make_engine, run, submit
-
-CODE = '''def total_price(items, tax_rate):
-    subtotal = 0
-    for item in items:
-        subtotal += item.price * item.quantity
-    tax = subtotal * tax_rate
-    return subtotal + tax
-'''
-
 
 @pytest.fixture(scope="module")
 def qwen(qwen_path: Path, extra_buffers: bool) -> Iterator[LlamaModel]:
@@ -40,7 +32,6 @@ def ask(model: LlamaModel, *turns: str) -> list[int]:
 
 
 FORCED = {"n_min": 6, "n_max": 6}  # proposals fed whatever they cost: the checks are exercised
-EDIT = "Rename the function total_price to order_total and change nothing else. Reply with the code only.\n\n" + CODE
 
 
 def test_greedy_with_speculation_is_the_answer_without_it_in_fewer_steps(qwen: LlamaModel) -> None:
