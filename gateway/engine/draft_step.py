@@ -1,9 +1,11 @@
 """Which answering sequences feed proposed tokens in this step, and how many (speculation): their
-n-gram lookups (or the draft model) propose, `speculation.drafts` decides how many pay. Runs on the engine thread,
-between the scheduler's token counts and the batch; latency-first: a step that gives an ongoing
+n-gram lookups (or the draft model) propose, `speculation.drafts` decides how many pay. Runs on
+the engine thread, between the scheduler's token counts and the batch; latency-first: a step that gives an ongoing
 turn its prompt carries no proposals (they would delay its first token)."""
 
 from __future__ import annotations
+
+import logging
 
 from gateway.engine.settings import SpeculationSettings
 from gateway.engine.speculation.draft_model import DraftModel
@@ -11,6 +13,8 @@ from gateway.engine.speculation.drafts import Candidate, draft_lengths
 from gateway.engine.speculation.ngram import NgramLookup
 from gateway.engine.step_cost import StepCost
 from gateway.engine.turns import RunningTurn
+
+log = logging.getLogger(__name__)
 
 
 def plan_drafts(running: list[RunningTurn], counts: dict[str, int], settings: SpeculationSettings,
@@ -37,6 +41,10 @@ def plan_drafts(running: list[RunningTurn], counts: dict[str, int], settings: Sp
         if limit <= 0 or seq.forced:
             continue
         if draft is not None:  # its tokens are drawn once their number is known
+            # within the draft's own context (a stream per slot, as long as the model's slot)
+            limit = min(limit, draft.ctx.n_ctx_seq - len(seq.slot.tokens) - 2)
+            if limit <= 0:
+                continue
             proposal = [-1] * limit
         else:
             if seq.lookup is None:
@@ -52,7 +60,11 @@ def plan_drafts(running: list[RunningTurn], counts: dict[str, int], settings: Sp
     if draft is not None:
         chosen = {by_key[k].slot.seq_id: ([*by_key[k].slot.tokens, by_key[k].next_token], n)
                   for k, n in lengths.items()}
-        drawn = draft.propose(chosen) if chosen else {}
+        try:
+            drawn = draft.propose(chosen) if chosen else {}
+        except RuntimeError as exc:  # the draft model failed to decode: no proposals this step
+            log.warning("the draft model could not propose: %s", exc)
+            return
         for key in lengths:
             by_key[key].draft = drawn[by_key[key].slot.seq_id]
         return

@@ -165,3 +165,18 @@ def test_a_draft_model_with_another_vocabulary_is_refused_saying_why(gemma: Llam
             make_engine(gemma, draft_model=tiny, kind="draft")
     finally:
         tiny.close()
+
+
+def test_in_one_pool_a_draft_model_proposes_only_within_its_own_context(gemma: LlamaModel
+                                                                         ) -> None:
+    """One pool lets a conversation grow past a slot's size; the draft model's context has a
+    stream per slot, so past that it proposes nothing (before: its decode failed, and with it
+    every request in the step)."""
+    engine = make_engine(gemma, draft_model=gemma, n_ctx=256, parallel=2, kv_unified=True,
+                         kind="draft", n_min=2, n_max=2, n_batch=64)
+    long = complete(engine, gemma.tokenize("one two three four five " * 80, True)[:300],
+                    max_tokens=8)
+    assert long.finished.completion_tokens == 8
+    short = complete(engine, gemma.tokenize("The history of the printing press", True),
+                     max_tokens=8)
+    assert short.finished.completion_tokens == 8 and engine.stats.tokens_drafted > 0

@@ -76,3 +76,9 @@ def test_a_record_learns_from_proposals_fed_and_watched() -> None:
     for token in (5, 6, 8, 9):  # two right, then a miss ends the watch
         record.drawn(token)
     assert (record.accepted, record.missed, record.watching) == (8, 2, [])
+
+
+def test_n_min_s_tokens_stay_within_the_batch_s_room() -> None:
+    forced = [Candidate(k, list(range(8)), rate=0.9, at_least=4) for k in "abcd"]
+    lengths = draft_lengths(forced, 4, 6, lambda n: 0.02, room=6)
+    assert sum(lengths.values()) <= 6 and lengths["a"] == 4

@@ -29,6 +29,8 @@ class TokenBatch:
     def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
         """Append one token; return its index (where its logits will be)."""
         i = self.size
+        if i >= self.capacity:  # past the C arrays: never written
+            raise IndexError(f"the batch holds {self.capacity} tokens")
         b = self._batch
         b.token[i] = token
         b.pos[i] = pos

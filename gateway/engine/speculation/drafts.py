@@ -85,8 +85,11 @@ def draft_lengths(candidates: list[Candidate], decoders: int, tokens: int,
             return 1.0 + UNTIMED_PER_TOKEN * (tokens + extra - 1)
         return max(seconds + (0.0 if untimed else proposing_step_s * longest), 1e-9)
 
-    lengths = {c.key: min(c.at_least, len(c.proposal)) for c in candidates}
-    extra = sum(lengths.values())
+    lengths = {}
+    extra = 0
+    for c in candidates:  # `n_min`'s tokens first, within the room
+        lengths[c.key] = min(c.at_least, len(c.proposal), room - extra)
+        extra += lengths[c.key]
     growing = dict(lengths)
     longest = max(growing.values())
     expected = decoders + sum(c.rate ** (j + 1) for c in candidates for j in range(lengths[c.key]))
