@@ -57,6 +57,7 @@ def _flag_reader() -> int:
 
 GGML_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
               "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+WARM_UP_TEXT = "The quick brown fox jumps over the lazy dog. " * 16  # a first decode, timed steps
 CTX_PAD = 256  # llama.cpp rounds each sequence's context up to a multiple of this
 VALUE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # ggml's blocks of 32 values
 FLASH_ATTN = {"auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
@@ -167,8 +168,8 @@ class LlamaContext:
         a signal), not on the first request. The chunk is as wide as a prefill step (up to 64
         tokens), because some CPU kernels (AMX among them) only run on batches that wide."""
         batch = self.batch
-        text = "The quick brown fox jumps over the lazy dog. " * 16
-        tokens = self.model.tokenize(text, add_special=True)[: max(1, min(64, batch.capacity - 1))]
+        tokens = self.model.tokenize(WARM_UP_TEXT, add_special=True)
+        tokens = tokens[: max(1, min(64, batch.capacity - 1))]
         batch.clear()
         for pos, token in enumerate(tokens):
             index = batch.add(token, pos, 0, pos == len(tokens) - 1)
@@ -184,7 +185,7 @@ class LlamaContext:
         """Seconds a decode of each of these many tokens (every one with its logits row) takes
         from the start of a sequence; the KV is forgotten after."""
         batch, times = self.batch, {}
-        tokens = self.model.tokenize("The quick brown fox jumps over the lazy dog. " * 8, True)
+        tokens = self.model.tokenize(WARM_UP_TEXT, True)
         for n in (s for s in sizes if s < min(batch.capacity, len(tokens))):
             batch.clear()
             for pos in range(n):
