@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import openai
 import pytest
 
@@ -82,6 +83,23 @@ def is_json_prefix(text: str) -> bool:
 def test_the_json_prefix_check_can_fail() -> None:
     assert is_json_prefix('{"a": [1, 2') and is_json_prefix('{"name": "ca') and is_json_prefix("{")
     assert not is_json_prefix('{"a": 1}}') and not is_json_prefix('{"a" 1') and not is_json_prefix("{]")
+
+
+def test_a_schema_s_strings_hold_no_raw_control_characters(client: openai.OpenAI,
+                                                           server) -> None:  # type: ignore[no-untyped-def]
+    """A raw newline inside a JSON string is not JSON: the grammar refuses it even when the model
+    wants nothing else (llama-cpp-python's schema converter allowed it)."""
+    newline = httpx.post(server.base + "/tokenize", json={"content": "\n"}).json()["tokens"]
+    assert len(newline) == 1
+    reply = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Write a poem."}], max_tokens=40,
+        temperature=0, logit_bias={str(newline[0]): 30},
+        response_format={"type": "json_schema", "json_schema": {"name": "poem", "schema": {
+            "type": "object", "properties": {"poem": {"type": "string", "maxLength": 20}},
+            "required": ["poem"]}}})
+    text = reply.choices[0].message.content or ""
+    assert reply.choices[0].finish_reason == "stop", text
+    assert not any(ch < " " for ch in json.loads(text)["poem"]), text
 
 
 def test_text_format_is_free_text(client: openai.OpenAI) -> None:

@@ -20,9 +20,16 @@ _LOG_LEVEL_ERROR = 4
 JSON_OBJECT_GRAMMAR: str = JSON_GBNF
 
 
+# a JSON string's character, as llama.cpp's own converter has it now: no raw control
+# characters (llama-cpp-python's copy allows them, and a raw newline in a string is not JSON)
+_STRING_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+
+
 def json_schema_grammar(schema_json: str) -> str:
-    """GBNF for exactly the JSON `schema_json` describes (llama.cpp's converter; raises)."""
-    return str(json_schema_to_gbnf(schema_json))
+    """GBNF for exactly the JSON `schema_json` describes (llama.cpp's converter, its strings
+    held to JSON's characters; raises)."""
+    rules = str(json_schema_to_gbnf(schema_json)).splitlines()
+    return "\n".join(_STRING_CHAR if r.startswith("char ::=") else r for r in rules) + "\n"
 
 
 # what llama.cpp logs as errors when a decode is aborted on purpose (see `LlamaContext.abort`)
