@@ -2,8 +2,9 @@
 tokens after its last one (speculation), the draws that go on while each is the token it fed
 there (that token's KV is then right). The KV of the first proposed token the model would not
 draw, and of those after it, is cut. Each draw is the model's own (its sampler, from the logits
-at that point), so the answer is the one it gives without speculation, greedy or not. Runs on
-the engine thread, after the step's decode."""
+at that point), greedy or not; those logits are a batch's, which llama.cpp computes with other
+kernels than one token's, so a near tie can go the other way (`step_cost` keeps the step shapes
+repeatable). Runs on the engine thread, after the step's decode."""
 
 from __future__ import annotations
 

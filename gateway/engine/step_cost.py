@@ -6,10 +6,13 @@ the weights). Fitted by least squares over the recent steps; pure, the clock is 
 The engine uses it to decide whether a step in flight would keep an arriving ongoing turn waiting
 longer than its own step will take (then the step is aborted and redone with the turn in it).
 
-Steps whose every token has a logits row (answers, and the tokens proposed after them) are also
-kept as a curve by size, timed at start and refreshed by each such step: it is not a line (on
-this CPU llama.cpp switches kernels at 4 tokens: 2 tokens cost 2x one, 16 cost 8.7x), and
-speculation decides how many tokens to propose from it.
+The time of a step whose every token has a logits row (answers, and the tokens proposed after
+them) is also kept as a curve by size, timed at start: it is not a line (on this CPU llama.cpp
+switches kernels at 4 tokens: 2 tokens cost 2x one, 16 cost 8.7x), and speculation decides how
+many tokens to propose from it. The curve is not refreshed by the steps run: those kernels round
+differently from the one-token ones (logits apart by up to 1.4 on Gemma 3 270M), so the shape
+of a turn's steps can change a greedy answer, and a shape chosen from timings of a busy moment
+would make the same greedy request answer differently from one time to the next.
 """
 
 from __future__ import annotations
@@ -21,9 +24,6 @@ import numpy as np
 
 WINDOW = 64  # recent steps the fit uses
 MIN_STEPS = 8  # fewer than this: no prediction; and the fit is refreshed every this many steps
-
-
-CURVE_WEIGHT = 0.2  # a new step's weight in its size's time on the curve
 
 
 class StepCost:
@@ -39,11 +39,6 @@ class StepCost:
         self._sizes = sorted(self._curve)
 
     def record(self, tokens: int, outputs: int, seconds: float) -> None:
-        if tokens == outputs and tokens in self._curve:
-            self._curve[tokens] += CURVE_WEIGHT * (seconds - self._curve[tokens])
-        elif tokens == outputs and self._curve:
-            self._curve[tokens] = seconds
-            bisect.insort(self._sizes, tokens)
         self._steps.append((tokens, outputs, seconds))
         self._seen += 1
         if self._seen % MIN_STEPS == 0:

@@ -3,6 +3,8 @@ takes from the timed step sizes, and the step-size curve."""
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.engine.speculation.drafts import Candidate, ProposalRecord, draft_lengths
 from gateway.engine.speculation.ngram import NgramLookup
 from gateway.engine.step_cost import StepCost
@@ -55,15 +57,18 @@ def test_proposals_go_to_the_likeliest_and_a_kernel_switch_is_seen_past() -> Non
     assert draft_lengths([forced], 1, 1, cost.rows_step, room=64) == {"f": 3}
 
 
-def test_the_step_curve_interpolates_and_follows_the_steps_run() -> None:
+def test_the_step_curve_interpolates_and_stays_as_timed() -> None:
+    """Steps run do not move it: a greedy answer's step shapes (so its tokens) must not depend on
+    how busy the machine was a moment ago."""
     cost = StepCost()
     assert cost.rows_step(4) is None
     cost.seed_curve({1: 0.02, 4: 0.05, 16: 0.2})
     assert cost.rows_step(2) == 0.03 and cost.rows_step(32) == 0.4 and cost.rows_step(1) == 0.02
     for _ in range(30):
-        cost.record(4, 4, 0.1)  # steps of 4 answering tokens now take longer
-        cost.record(4, 1, 0.01)  # a prompt chunk: not on the curve
-    assert abs(cost.rows_step(4) - 0.1) < 0.001
+        cost.record(4, 4, 0.1)  # steps of 4 answering tokens took longer for a while
+        cost.record(8, 8, 0.01)
+    assert cost.rows_step(4) == 0.05 and cost.rows_step(8) == pytest.approx(0.1)
+    assert cost.predict(4, 4) is not None  # the abort rule's fit does learn from them
 
 
 def test_a_record_learns_from_proposals_fed_and_watched() -> None:
