@@ -185,7 +185,8 @@ class LlamaContext:
         """Seconds a decode of each of these many tokens (every one with its logits row) takes
         from the start of a sequence, the fastest of `rounds` (a busy moment is not the
         machine); the KV is forgotten after."""
-        batch, times = self.batch, {}
+        batch = self.batch
+        times: dict[int, float] = {}
         tokens = self.model.tokenize(WARM_UP_TEXT, True)
         for _ in range(rounds):
             for n in (s for s in sizes if s < min(batch.capacity, len(tokens))):
