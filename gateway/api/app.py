@@ -11,6 +11,7 @@ from gateway.api.guard import App, Guard, AccessPolicy
 from gateway.api.native_routes import NATIVE_ROUTES
 from gateway.api.ollama_routes import OLLAMA_ROUTES
 from gateway.api.routes import ROUTES
+from gateway.api.ui_routes import UI_ROUTES
 from gateway.config import Config
 from gateway.keys import KeyRing, gather_keys
 from gateway.fleet.registry import ModelRegistry
@@ -42,7 +43,7 @@ def create_app(config: Config, registry: ModelRegistry, policy: AccessPolicy) ->
         await registry.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, *NATIVE_ROUTES, *ANTHROPIC_ROUTES, *OLLAMA_ROUTES],
+        route_handlers=[*ROUTES, *NATIVE_ROUTES, *ANTHROPIC_ROUTES, *OLLAMA_ROUTES, *UI_ROUTES],
         on_startup=[start_models],
         on_shutdown=[stop_models],
         state=State({"registry": registry, "config": config, "responses": ResponseStore()}),

@@ -6,8 +6,8 @@ every route (unknown ones included), so nothing reaches a handler that this has 
 - Browsers: a request carrying an `Origin` must come from the same origin or one of
   `[server] cors_origins`; CORS headers (and preflight answers) only for those. POST bodies must be
   `application/json`: a cross-site page cannot send that without a preflight.
-- Keys: with API keys, every route but /health needs a key (and /health tells a caller
-  without one its status only); /admin needs an admin key, or, with none configured, a loopback
+- Keys: with API keys, every route but /health and the page's files needs a key (and /health
+  tells a caller without one its status only; the page asks for a key before it reads anything); /admin needs an admin key, or, with none configured, a loopback
   client.
 - Identity: the client is its key's hash, or its address when keys are off; handlers read it as
   `scope["gateway.client"]` (sessions are scoped to it), `scope["gateway.admin"]` and
@@ -38,6 +38,13 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/health"})
+PAGE_PATHS = frozenset({"/", "/ui", "/ui/"})  # and /ui/{file}: the page, which holds no data
+
+
+def is_open(path: str) -> bool:
+    """Whether a caller without a key may have this path (when keys are on)."""
+    return path in OPEN_PATHS or path in PAGE_PATHS or path.startswith("/ui/")
+
 # the routes that take a JSON body and generate: JSON only, counted against the client's share
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/completions",
                               "/completions", "/infill", "/completion", "/v1/embeddings",
@@ -205,7 +212,7 @@ class Guard:
                 return error_of(403 if not policy.admin_keys else 401,
                               f"The admin routes need {why}", "invalid_request_error",
                               "admin_required"), cors
-        if policy.api_keys and path not in OPEN_PATHS and api_id is None and admin_id is None:
+        if policy.api_keys and not is_open(path) and api_id is None and admin_id is None:
             return error_of(401, "Incorrect API key provided", "invalid_request_error",
                           "invalid_api_key"), cors
         identity = api_id or admin_id

@@ -65,6 +65,8 @@ def health(request: Request) -> Response[bytes]:
     status, body = model_status.health(registry_of(request), show_processes=admin)
     if not request.scope.get("gateway.trusted", False):
         body = {"status": body["status"]}
+    else:  # what the caller may do (the page shows the admin actions only to an admin)
+        body["caller"] = {"admin": admin}
     return json_response(body, status)
 
 

@@ -1,0 +1,98 @@
+"""The page on a gateway with keys, in headless Chromium: it asks for a key and keeps it in the
+tab's session storage only, a refused key is said so, admin actions show only for an admin key
+(and work), and one key's chat is never on another key's page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import RunningServer, model_block, running_server
+
+MODEL = "gemma-3-270m"
+
+
+@pytest.fixture(scope="module")
+def keyed(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    config = ('[server]\napi_keys = ["alice-key", "bob-key"]\nadmin_keys = ["root-key"]\n'
+              + model_block(MODEL, gemma_path, n_ctx=512, parallel=2, chat_template="gemma",
+                            threads=2))
+    with running_server(config, tmp_path_factory.mktemp("keyed-page")) as server:
+        yield server
+
+
+def enter_key(page: Any, key: str) -> None:
+    page.locator("#key-form").wait_for()
+    page.fill("#key-input", key)
+    page.press("#key-input", "Enter")
+
+
+def ready_card(page: Any) -> Any:
+    card = page.locator(f'.card.model[data-model="{MODEL}"]')
+    card.locator('.badge.state[data-state="ready"]').wait_for()
+    return card
+
+
+def test_the_page_asks_for_a_key_and_keeps_it_in_the_session_only(
+        page: Any, keyed: RunningServer) -> None:
+    page.goto(keyed.base + "/")
+    enter_key(page, "wrong-key")
+    page.locator("#key-error").filter(has_text="refused").wait_for()
+    assert page.locator(".card.model").count() == 0  # nothing shown without a key
+    enter_key(page, "alice-key")
+    card = ready_card(page)
+    assert page.locator("#key-form").is_hidden()
+    assert page.evaluate("sessionStorage.getItem('gateway.api_key')") == "alice-key"
+    assert page.evaluate("localStorage.length") == 0 and "alice-key" not in page.content()
+    assert card.locator(".actions").count() == 0  # a user's key: no admin actions
+    page.reload()  # the same tab keeps it
+    ready_card(page)
+    assert page.locator("#key-form").is_hidden()
+    assert not [p for p in page.problems if p.startswith("script error")], page.problems
+
+
+def test_an_admin_key_gets_the_admin_actions_and_they_work(page: Any, keyed: RunningServer) -> None:
+    page.goto(keyed.base + "/")
+    enter_key(page, "root-key")
+    card = ready_card(page)
+    assert card.locator("button.load").is_disabled()
+    card.locator("button.unload").click()
+    card.locator('.badge.state[data-state="sleeping"], .badge.state[data-state="unloaded"]'
+                 ).wait_for(timeout=60_000)
+    card.locator("button.load").click()
+    ready_card(page)
+    assert page.locator("#status-error").inner_text() == ""
+    assert not [p for p in page.problems if p.startswith("script error")], page.problems
+
+
+def test_one_key_s_chat_is_not_on_another_key_s_page(browser: Any, keyed: RunningServer) -> None:
+    pages = {}
+    for key in ("alice-key", "bob-key"):
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        tab.goto(keyed.base + "/#playground")
+        enter_key(tab, key)
+        tab.locator(f'#model option[value="{MODEL}"]').wait_for(state="attached")
+        pages[key] = tab
+    alice = pages["alice-key"]
+    alice.fill("#temperature", "0")
+    alice.fill("#max-tokens", "12")
+    alice.fill("#message", "My locker code is 4711.")
+    alice.press("#message", "Enter")
+    alice.locator('.turn.assistant[aria-busy="false"]').wait_for()
+    said = alice.locator(".turn.assistant .text").inner_text()
+    assert said
+    bob = pages["bob-key"]
+    bob.click("#tab-status")
+    bob.locator(f'.card.model[data-model="{MODEL}"] .badge.state[data-state="ready"]').wait_for()
+    bob.wait_for_timeout(2500)  # a poll after alice's chat ended
+    for tab in (bob,):
+        text = tab.locator("body").inner_text()
+        assert "4711" not in text and said.strip() not in text
+        assert tab.locator(".turn").count() == 0
+    for tab in pages.values():
+        tab.context.close()

@@ -1,0 +1,96 @@
+"""The page's status view in headless Chromium, against `gateway serve` on the shipped config
+(the embedded default model): the model ready with its slots and replicas, the GPU section,
+the chart, live updates, and a layout that holds together."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from tests.support import RunningServer
+
+MODEL = "qwen2.5-coder-0.5b"
+
+
+def model_card(page: Any) -> Any:
+    return page.locator(f'.card.model[data-model="{MODEL}"]')
+
+
+def test_the_status_view_shows_the_default_model_ready(page: Any,
+                                                       default_server: RunningServer) -> None:
+    page.goto(default_server.base + "/")
+    assert page.title() == "gateway"
+    card = model_card(page)
+    card.locator('.badge.state[data-state="ready"]').wait_for()
+    assert page.locator("#overall").inner_text() == "ok"
+    # a rate once two polls were seen
+    card.locator('dd[data-field="tokens/s"]').filter(has_text=re.compile(r"^\d+\.\d$")).wait_for()
+    fields = {k: card.locator(f'dd[data-field="{k}"]').inner_text()
+              for k in ("replicas", "slots busy", "waiting", "conversations", "tokens/s")}
+    health = httpx.get(default_server.base + "/health").json()["models"][MODEL]
+    slots = re.search(rf'^gateway_slots\{{model="{MODEL}"\}} (\S+)$',
+                      httpx.get(default_server.base + "/metrics").text, re.M)
+    assert fields["replicas"] == str(len(health["replicas"]))
+    assert slots and fields["slots busy"] == f"0 / {float(slots.group(1)):g}", fields
+    assert fields["waiting"] == "0"
+    assert "in slots" in fields["conversations"] and "on disk" in fields["conversations"]
+    assert re.fullmatch(r"\d+\.\d", fields["tokens/s"]), fields
+    replica = card.locator(".replica").first.inner_text()
+    assert "ready on cpu" in replica and health["replicas"][0]["kv"] in replica
+    # no GPU on a CPU machine: said, not an empty box
+    gpus = page.locator("#gpus")
+    assert gpus.locator(".card.gpu").count() == len(httpx.get(default_server.base + "/health")
+                                                   .json()["gpus"])
+    if not gpus.locator(".card.gpu").count():
+        assert "No GPU read" in gpus.inner_text()
+    assert not page.problems, page.problems
+
+
+def test_the_status_view_follows_the_server_live(page: Any, default_server: RunningServer) -> None:
+    """A request served while the page is open shows up on it without a reload: the TTFT p50
+    of new conversations goes from '-' to a figure, and the chart gets points."""
+    page.goto(default_server.base + "/")
+    card = model_card(page)
+    card.locator('.badge.state[data-state="ready"]').wait_for()
+    before = card.locator('dd[data-field="TTFT p50 new"]').inner_text()
+    served = httpx.post(default_server.v1 + "/chat/completions", timeout=120, json={
+        "model": MODEL, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4})
+    assert served.status_code == 200
+    page.wait_for_function(
+        """([model, before]) => {
+            const dd = document.querySelector(`.card.model[data-model="${model}"] dd[data-field="TTFT p50 new"]`);
+            return dd && dd.textContent.startsWith("≤") && dd.textContent !== before;
+        }""", arg=[MODEL, before] if before.startswith("≤") else [MODEL, ""], timeout=20_000)
+    painted = page.evaluate("""() => {
+        const c = document.querySelector("#chart");
+        const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let inked = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked++;
+        return inked;
+    }""")
+    assert painted > 1000  # the frame, the labels and the lines
+    assert not page.problems, page.problems
+
+
+def test_the_status_layout_renders(page: Any, default_server: RunningServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The layout, not pixels: a screenshot is taken; the header runs across the top, the model
+    card and the chart are on screen with room, nothing overflows the window sideways, and the
+    same holds on a phone-sized window."""
+    page.goto(default_server.base + "/")
+    model_card(page).locator('.badge.state[data-state="ready"]').wait_for()
+    shot = tmp_path / "status.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        header = page.locator("header").bounding_box()
+        card = model_card(page).bounding_box()
+        chart = page.locator("#chart").bounding_box()
+        assert header["y"] == 0 and header["width"] >= width - 1
+        assert card["y"] >= header["y"] + header["height"] and card["height"] > 100
+        assert card["x"] >= 0 and card["x"] + card["width"] <= width
+        assert chart["width"] > 0.5 * min(width, 1200) - 100 and chart["height"] > 40
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert not page.problems, page.problems
