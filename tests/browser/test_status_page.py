@@ -4,12 +4,17 @@ the chart, live updates, and a layout that holds together."""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.support import RunningServer
+from tests.support import RunningServer, model_block, running_server
+from tests.unit.test_gpus import ROCM_SMI
 
 MODEL = "qwen2.5-coder-0.5b"
 
@@ -93,4 +98,41 @@ def test_the_status_layout_renders(page: Any, default_server: RunningServer, tmp
         assert card["x"] >= 0 and card["x"] + card["width"] <= width
         assert chart["width"] > 0.5 * min(width, 1200) - 100 and chart["height"] > 40
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert not page.problems, page.problems
+
+
+@pytest.fixture(scope="module")
+def with_gpus(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[RunningServer]:
+    """A server whose driver tool reports two Radeons (a stand-in `rocm-smi` on PATH, printing
+    what rocm-smi prints); the model itself is placed on the CPU (GPUs as declared: none)."""
+    workdir = tmp_path_factory.mktemp("page-gpus")
+    tools = workdir / "bin"
+    tools.mkdir()
+    tool = tools / "rocm-smi"
+    tool.write_text(f"#!/bin/sh\ncat <<'JSON'\n{ROCM_SMI}\nJSON\n")
+    tool.chmod(0o755)
+    config = '[server]\ngpu_discovery = "declared"\n' + model_block(
+        "gemma-3-270m", gemma_path, n_ctx=512, parallel=1, chat_template="gemma", threads=2)
+    env = {"PATH": f"{tools}:{os.environ['PATH']}"}
+    with running_server(config, workdir, env=env) as server:
+        yield server
+
+
+def test_each_gpu_shows_its_memory_bar_load_temperature_and_power(
+        page: Any, with_gpus: RunningServer) -> None:
+    page.goto(with_gpus.base + "/")
+    cards = page.locator("#gpus .card.gpu")
+    cards.nth(1).wait_for()
+    assert cards.count() == 2
+    first = cards.nth(0)
+    assert "Radeon RX 7900 XTX" in first.locator("h3").inner_text()
+    fields = {k: first.locator(f'dd[data-field="{k}"]').inner_text()
+              for k in ("memory", "load", "temperature", "power")}
+    assert fields == {"memory": "1.0 / 24.0 GiB", "load": "17 %", "temperature": "45 °C",
+                      "power": "61 W"}
+    bar = first.locator(".meter > span").bounding_box()
+    track = first.locator(".meter").bounding_box()
+    assert abs(bar["width"] / track["width"] - 1073741824 / 25753026560) < 0.02
+    assert "Radeon RX 6600" in cards.nth(1).inner_text()
     assert not page.problems, page.problems
