@@ -136,3 +136,28 @@ def test_each_gpu_shows_its_memory_bar_load_temperature_and_power(
     assert abs(bar["width"] / track["width"] - 1073741824 / 25753026560) < 0.02
     assert "Radeon RX 6600" in cards.nth(1).inner_text()
     assert not page.problems, page.problems
+
+
+def test_a_failed_model_shows_its_reason_and_an_idle_one_when_it_sleeps(
+        page: Any, gemma_path: Path, tmp_path: Path) -> None:
+    """Two models: one whose engine dies at its first decode (failpoint), one that sleeps after
+    an idle minute: the first is `failed` with the reason the gateway gives, the overall state
+    `unavailable`; the second `ready`, counting down to its sleep; the page goes on working."""
+    config = (model_block("sick", gemma_path, n_ctx=256, parallel=1, threads=1)
+              + model_block("sleepy", gemma_path, n_ctx=256, parallel=1, threads=1,
+                            keep_alive_s=60))
+    env = {"GATEWAY_FAILPOINTS": "engine.decode@sick=segfault"}
+    with running_server(config, tmp_path, env=env, healthy=False, timeout=90) as server:
+        page.goto(server.base + "/")
+        sick = page.locator('.card.model[data-model="sick"]')
+        sick.locator('.badge.state[data-state="failed"]').wait_for(timeout=90_000)
+        reason = httpx.get(server.base + "/health").json()["models"]["sick"]["error"]
+        assert "SIGSEGV" in reason
+        assert sick.locator(".failure").text_content() == reason
+        assert page.locator("#overall").inner_text() == "unavailable"
+        sleepy = page.locator('.card.model[data-model="sleepy"]')
+        sleepy.locator('.badge.state[data-state="ready"]').wait_for()
+        left = sleepy.locator('dd[data-field="sleeps in"]')
+        left.filter(has_text=re.compile(r"^\d+ s$")).wait_for()
+        assert 0 < int(left.inner_text().split()[0]) <= 60
+        assert not [p for p in page.problems if p.startswith("script error")], page.problems
