@@ -1,4 +1,5 @@
-"""Writes a tiny llama-architecture GGUF with the `gguf` package: a second model for tests.
+"""Writes a tiny llama-architecture GGUF with the `gguf` package: a second model for tests (and
+a tiny Mamba one, `write_tiny_mamba`: a recurrent model).
 
 2 layers, width 64, a 300-token SentencePiece-style vocabulary (byte fallback, FIM tokens, optionally
 repo-level FIM tokens) and a
@@ -93,6 +94,60 @@ def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False,
         tensor(f"blk.{i}.ffn_gate.weight", FF, DIM)
         tensor(f"blk.{i}.ffn_up.weight", FF, DIM)
         tensor(f"blk.{i}.ffn_down.weight", DIM, FF)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def write_tiny_mamba(path: Path, seed: int = 0) -> Path:
+    """A tiny Mamba (recurrent: a state per sequence instead of a KV cache) with the same
+    vocabulary and chat template: 2 layers, width 64, random weights."""
+    inner, state, rank, conv = 2 * DIM, 16, 8, 4
+    rng = np.random.default_rng(seed)
+    w = GGUFWriter(str(path), "mamba")
+    w.add_name("tiny-test-mamba")
+    w.add_context_length(2048)
+    w.add_embedding_length(DIM)
+    w.add_block_count(LAYERS)
+    w.add_feed_forward_length(0)
+    w.add_head_count(0)
+    w.add_ssm_conv_kernel(conv)
+    w.add_ssm_inner_size(inner)
+    w.add_ssm_state_size(state)
+    w.add_ssm_time_step_rank(rank)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(0)
+    tokens, scores, types = vocabulary()
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    w.add_chat_template(TEMPLATE)
+
+    def tensor(name: str, *shape: int, scale: float = 0.08) -> None:
+        w.add_tensor(name, (rng.standard_normal(shape) * scale).astype(np.float32))
+
+    tensor("token_embd.weight", VOCAB, DIM, scale=0.5)
+    w.add_tensor("output_norm.weight", np.ones(DIM, dtype=np.float32))
+    tensor("output.weight", VOCAB, DIM, scale=0.5)
+    for i in range(LAYERS):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(DIM, dtype=np.float32))
+        tensor(f"blk.{i}.ssm_in.weight", 2 * inner, DIM)
+        tensor(f"blk.{i}.ssm_conv1d.weight", inner, conv)
+        tensor(f"blk.{i}.ssm_conv1d.bias", inner)
+        tensor(f"blk.{i}.ssm_x.weight", rank + 2 * state, inner)
+        tensor(f"blk.{i}.ssm_dt.weight", inner, rank)
+        tensor(f"blk.{i}.ssm_dt.bias", inner)
+        w.add_tensor(f"blk.{i}.ssm_a",
+                     -np.exp(rng.standard_normal((inner, state)) * 0.1).astype(np.float32))
+        w.add_tensor(f"blk.{i}.ssm_d", np.ones(inner, dtype=np.float32))
+        tensor(f"blk.{i}.ssm_out.weight", DIM, inner)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -23,8 +23,7 @@ from gateway.engine.kv.conversations import ConversationStore
 from gateway.engine.llama_backend import (DecodeAborted, EmbeddingContext, KvLayout, LlamaContext,
                                           LlamaModel)
 from gateway.engine.scheduler import Scheduler
-from gateway.engine.settings import Policy
-from gateway.engine.settings import EngineSettings
+from gateway.engine.settings import EngineSettings, Policy, for_model
 from gateway.engine.kv.session_cache import SessionCache
 from gateway.engine.step_cost import StepCost
 from gateway.engine.embed_turn import answer_embeddings
@@ -53,6 +52,7 @@ class Engine:
     draft_model: LlamaModel | None = None  # speculation's draft model (kind "draft")
 
     def __post_init__(self) -> None:
+        self.settings, self.speculation_off = for_model(self.settings, self.model.recurrent)
         s = self.settings
         c = s.context
         fault = self.decode_failpoint
@@ -98,7 +98,7 @@ class Engine:
         starts now) or `Failed` (429 when the queue of new conversations is full)."""
         self._commands.put(PendingTurn(request, sink, request.session_key))
         flight = self._in_flight
-        if flight is not None and flight.abortable_for_ongoing:
+        if flight is not None and flight.abortable_for_ongoing and not self.model.recurrent:
             new_tokens = self.conversations.new_tokens_guess(request)
             if new_tokens is not None:
                 others = flight.ongoing_decoders  # they decode in the turn's own step
@@ -109,7 +109,7 @@ class Engine:
     def cancel(self, request_id: str) -> None:
         self._commands.put(CancelTurn(request_id))
         flight = self._in_flight
-        if flight is not None and flight.mostly_for(request_id):
+        if flight is not None and flight.mostly_for(request_id) and not self.model.recurrent:
             self.ctx.abort()  # don't finish a step that is mostly for an abandoned request
 
     def start(self) -> None:

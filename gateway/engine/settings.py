@@ -123,3 +123,17 @@ class EngineSettings(msgspec.Struct, frozen=True):
     session_cache: SessionCacheSettings = SessionCacheSettings()  # its dir: this replica's room
     embeddings: bool = False  # also serve /v1/embeddings (a second context on the same weights)
     speculation: SpeculationSettings = SpeculationSettings()
+
+
+RECURRENT_SPECULATION = ("off: a recurrent model's state cannot be cut back to before a proposed "
+                         "token it rejects")
+
+
+def for_model(settings: EngineSettings, recurrent: bool) -> tuple[EngineSettings, str | None]:
+    """The settings a model runs with, and why they differ from its config's (None: they do
+    not): a recurrent (or hybrid) model runs without speculation, since llama.cpp cannot cut its
+    state back to a rejected proposal (the answer would go on from tokens the model never drew)."""
+    if not recurrent or settings.speculation.kind == "none":
+        return settings, None
+    off = msgspec.structs.replace(settings.speculation, kind="none")
+    return msgspec.structs.replace(settings, speculation=off), RECURRENT_SPECULATION

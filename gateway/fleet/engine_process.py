@@ -59,10 +59,11 @@ def _die_with_parent() -> None:
 ENGINE_ENV_DEFAULTS = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
-def speculation_summary(drafted: int, accepted: int) -> dict[str, object]:
-    """Tokens proposed ahead and checked, those the model accepted, and the share."""
+def speculation_summary(drafted: int, accepted: int, off: str | None = None) -> dict[str, object]:
+    """Tokens proposed ahead and checked, those the model accepted, the share; and why it is
+    off, where the engine turned it off."""
     return {"drafted": drafted, "accepted": accepted,
-            "acceptance": round(accepted / drafted, 3) if drafted else None}
+            "acceptance": round(accepted / drafted, 3) if drafted else None, "off": off}
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -112,6 +113,7 @@ class EngineProcess:
         self._state = State.LOADING
         self.n_ctx_seq = spec.settings.context.size
         self.kv = ""  # how the engine holds its KV, once it is ready
+        self.speculation_off: str | None = None  # and why it runs without speculation, if so
         self.running = 0  # as the engine last reported it
         self.restarts = 0
         self.pid: int | None = None
@@ -391,7 +393,7 @@ class EngineProcess:
                 self.ready_since_start = True
                 self._release_gate()  # the next model may load
                 self.n_ctx_seq = message.n_ctx_seq
-                self.kv = message.kv
+                self.kv, self.speculation_off = message.kv, message.speculation_off
                 self.failure = None
                 if self._stopping:  # a late Ready from an engine being stopped: not serving
                     return was_ready
@@ -410,7 +412,7 @@ class EngineProcess:
             "waiting": waiting, "restarts": self.restarts, "error": self.failure,
             "note": self.note, "extra_buffers": self.spec.extra_buffers, "kv": self.kv,
             "prompt_tokens_computed": self.computed[0], "tokens_generated": self.computed[1],
-            "speculation": speculation_summary(*self.drafts),
+            "speculation": speculation_summary(*self.drafts, self.speculation_off),
             "conversations": msgspec.structs.asdict(self.conversations)}
         if self.state in (State.LOADING, State.RESTARTING) and not self.ready_since_start:
             described["load_progress"] = round(self.load_fraction * 100, 1)

@@ -30,8 +30,9 @@ def describe(served: ServedModel, show_processes: bool = False) -> dict[str, obj
         "keep_alive_s": served.keep_alive_s,
         "idle_s": round(time.monotonic() - served.idle_since, 1) if not served.busy else 0.0,
         "replicas": replicas,
-        "speculation": speculation_summary(sum(r.drafts[0] for r in served.replicas),
-                                           sum(r.drafts[1] for r in served.replicas)),
+        "speculation": speculation_summary(
+            sum(r.drafts[0] for r in served.replicas), sum(r.drafts[1] for r in served.replicas),
+            next((r.speculation_off for r in served.replicas if r.speculation_off), None)),
     }
     if served.settling:
         described["load_progress"] = round(served.load_progress * 100, 1)

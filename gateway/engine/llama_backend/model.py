@@ -110,6 +110,9 @@ class LlamaModel:
         self.chat_template: str | None = template.decode("utf-8") if template else None
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
         self.n_embd = int(llama_cpp.llama_model_n_embd(model))
+        # a recurrent (Mamba, RWKV) or hybrid model: its state cannot be cut back to a position
+        self.recurrent = bool(llama_cpp.llama_model_is_recurrent(model)
+                              or llama_cpp.llama_model_is_hybrid(model))
         stat = path.stat()
         self.identity = hashlib.sha256(
             f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{self.describe()}".encode()

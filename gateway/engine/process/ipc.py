@@ -52,6 +52,7 @@ class WarmingUp(msgspec.Struct, frozen=True, tag=True):
 class Ready(msgspec.Struct, frozen=True, tag=True):
     n_ctx_seq: int
     kv: str = ""  # how its KV is held (types, flash attention, pool), any fallback said
+    speculation_off: str | None = None  # why speculation is off though the config has it on
 
 
 class Event(msgspec.Struct, frozen=True, tag=True):

@@ -117,7 +117,7 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
                     decode_failpoint=failpoints.action("engine.decode"), draft_model=draft)
     writer.send(ipc.WarmingUp())
     engine.start()  # warms up first: a backend that cannot decode dies or raises here, never Ready
-    writer.send(ipc.Ready(engine.n_ctx_seq, engine.ctx.kv_note))
+    writer.send(ipc.Ready(engine.n_ctx_seq, engine.ctx.kv_note, engine.speculation_off))
 
     def sink_for(request_id: str) -> Sink:
         return lambda event: writer.send(ipc.Event(request_id, event))
