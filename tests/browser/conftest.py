@@ -15,8 +15,10 @@ CHROMIUM = os.environ.get("GATEWAY_CHROMIUM") or shutil.which("chromium") or shu
     "chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, never for the session: Playwright's sync API runs an event loop on the main
+    thread while it is open, and the async tests of other modules cannot start theirs then."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (Debian: `apt-get install chromium`; "
                     "tests/install_chromium.sh does it where it may)")

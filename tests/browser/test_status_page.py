@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,20 +55,22 @@ def test_the_status_view_shows_the_default_model_ready(page: Any,
 
 
 def test_the_status_view_follows_the_server_live(page: Any, default_server: RunningServer) -> None:
-    """A request served while the page is open shows up on it without a reload: the TTFT p50
-    of new conversations goes from '-' to a figure, and the chart gets points."""
+    """A request served while the page is open shows up on it without a reload: its replica's
+    prompt tokens computed go up by the request's, and the chart gets points."""
     page.goto(default_server.base + "/")
     card = model_card(page)
     card.locator('.badge.state[data-state="ready"]').wait_for()
-    before = card.locator('dd[data-field="TTFT p50 new"]').inner_text()
+    computed = re.compile(r"(\d+) prompt tokens computed")
+    before = int(computed.search(card.locator(".replica").first.inner_text()).group(1))
     served = httpx.post(default_server.v1 + "/chat/completions", timeout=120, json={
-        "model": MODEL, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4})
+        "model": MODEL, "messages": [{"role": "user", "content": f"Say hi to {time.time()}."}],
+        "max_tokens": 4})
     assert served.status_code == 200
-    page.wait_for_function(
-        """([model, before]) => {
-            const dd = document.querySelector(`.card.model[data-model="${model}"] dd[data-field="TTFT p50 new"]`);
-            return dd && dd.textContent.startsWith("≤") && dd.textContent !== before;
-        }""", arg=[MODEL, before] if before.startswith("≤") else [MODEL, ""], timeout=20_000)
+    after = before + served.json()["usage"]["prompt_tokens"] - served.json()["usage"][
+        "prompt_tokens_details"]["cached_tokens"]
+    assert after > before
+    card.locator(".replica").filter(has_text=f"{after} prompt tokens computed").wait_for(
+        timeout=20_000)
     painted = page.evaluate("""() => {
         const c = document.querySelector("#chart");
         const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
