@@ -6,8 +6,8 @@ every route (unknown ones included), so nothing reaches a handler that this has 
 - Browsers: a request carrying an `Origin` must come from the same origin or one of
   `[server] cors_origins`; CORS headers (and preflight answers) only for those. POST bodies must be
   `application/json`: a cross-site page cannot send that without a preflight.
-- Keys: with API keys, every route but /health and the page's files needs a key (and /health
-  tells a caller without one its status only; the page asks for a key before it reads anything); /admin needs an admin key, or, with none configured, a loopback
+- Keys: with API keys, every route but /health and the page's files needs a key (/health
+  tells a caller without one its status only; the page asks for one before it reads anything); /admin needs an admin key, or, with none configured, a loopback
   client.
 - Identity: the client is its key's hash, or its address when keys are off; handlers read it as
   `scope["gateway.client"]` (sessions are scoped to it), `scope["gateway.admin"]` and
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from litestar.utils import normalize_path
 
 from gateway.api.errors import error_of
 from gateway.errors import Failure, GatewayError, ServiceFailure
@@ -38,7 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/health"})
-PAGE_PATHS = frozenset({"/", "/ui", "/ui/"})  # and /ui/{file}: the page, which holds no data
+PAGE_PATHS = frozenset({"/", "/ui"})  # and /ui/{file}: the page, which holds no data
 
 
 def is_open(path: str) -> bool:
@@ -133,7 +134,9 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal, cors = self._check(scope, headers)
+        # every rule reads the path the router will route (`//admin/x/` reaches /admin/x)
+        path = normalize_path(scope["path"])
+        refusal, cors = self._check(scope, headers, path)
         if refusal is not None:
             await _respond(send, *_refusal(refusal, scope["path"]))
             return
@@ -153,7 +156,7 @@ class Guard:
             await send(message)
 
         client = scope["gateway.client"]
-        counted = scope["path"] in GENERATION_PATHS and scope["method"] == "POST"
+        counted = path in GENERATION_PATHS and scope["method"] == "POST"
         limit = self.policy.max_requests_per_client
         if counted:
             if limit and self.policy.in_flight.get(client, 0) >= limit:
@@ -172,7 +175,7 @@ class Guard:
                 else:
                     del self.policy.in_flight[client]
 
-    def _check(self, scope: Scope, headers: dict[str, str]
+    def _check(self, scope: Scope, headers: dict[str, str], path: str
                ) -> tuple[GatewayError | None, str | None]:
         """(a refusal, or None) and the origin to send CORS headers to, if any."""
         policy = self.policy
@@ -191,7 +194,6 @@ class Guard:
             cors = origin if origin in policy.cors_origins or "*" in policy.cors_origins else None
         if scope["method"] == "OPTIONS":
             return None, cors
-        path: str = scope["path"]
         if scope["method"] == "POST" and path in JSON_PATHS:
             media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if media != "application/json":
