@@ -87,7 +87,8 @@ def test_keys_from_a_file_and_admin_keys_are_separate(keyed: RunningServer) -> N
                      ).status_code == 200
     unload = f"{keyed.base}/admin/models/{MODEL}/unload"
     assert httpx.post(unload, headers={"Authorization": "Bearer alice-key"}).status_code == 401
-    for sneaky in (f"{keyed.base}//admin/models/{MODEL}/unload", unload.replace("/models", "//models") + "/"):
+    for sneaky in (f"{keyed.base}//admin/models/{MODEL}/unload",
+                   unload.replace("/models", "//models") + "/"):
         assert httpx.post(sneaky, headers={"Authorization": "Bearer alice-key"}).status_code == 401
     stranger = httpx.get(keyed.base + "/health")
     assert stranger.status_code == 200 and stranger.json() == {"status": "ok"}  # nothing else
