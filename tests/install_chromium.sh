@@ -15,10 +15,12 @@ else
   echo "install_chromium: not root and no passwordless sudo; the browser tests skip"
   exit 0
 fi
-echo "install_chromium: installing Debian's chromium for the browser tests"
+echo "install_chromium: installing Debian's chromium for the browser tests (at most 10 minutes)"
 export DEBIAN_FRONTEND=noninteractive
-$as_root apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
-  || { $as_root apt-get update -q >/dev/null 2>&1 \
-       && $as_root apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } \
-  || echo "install_chromium: apt-get could not install chromium; the browser tests skip"
+log="${TMPDIR:-/tmp}/install_chromium.log"
+install() { timeout 300 $as_root apt-get install -y -q --no-install-recommends chromium >"$log" 2>&1; }
+install || { timeout 300 $as_root apt-get update -q >>"$log" 2>&1 && install; } || {
+  echo "install_chromium: apt-get could not install chromium; the browser tests skip. Its last words:"
+  tail -n 5 "$log"
+}
 exit 0

@@ -68,31 +68,26 @@ def test_an_admin_key_gets_the_admin_actions_and_they_work(page: Any, keyed: Run
     assert not [p for p in page.problems if p.startswith("script error")], page.problems
 
 
-def test_one_key_s_chat_is_not_on_another_key_s_page(browser: Any, keyed: RunningServer) -> None:
-    pages = {}
-    for key in ("alice-key", "bob-key"):
-        context = browser.new_context()
-        tab = context.new_page()
-        tab.set_default_timeout(60_000)
-        tab.goto(keyed.base + "/#playground")
-        enter_key(tab, key)
-        tab.locator(f'#model option[value="{MODEL}"]').wait_for(state="attached")
-        pages[key] = tab
-    alice = pages["alice-key"]
-    alice.fill("#temperature", "0")
-    alice.fill("#max-tokens", "12")
-    alice.fill("#message", "My locker code is 4711.")
-    alice.press("#message", "Enter")
-    alice.locator('.turn.assistant[aria-busy="false"]').wait_for()
-    said = alice.locator(".turn.assistant .text").inner_text()
-    assert said
-    bob = pages["bob-key"]
-    bob.click("#tab-status")
-    bob.locator(f'.card.model[data-model="{MODEL}"] .badge.state[data-state="ready"]').wait_for()
-    bob.wait_for_timeout(2500)  # a poll after alice's chat ended
-    for tab in (bob,):
-        text = tab.locator("body").inner_text()
-        assert "4711" not in text and said.strip() not in text
-        assert tab.locator(".turn").count() == 0
-    for tab in pages.values():
-        tab.context.close()
+def test_forgetting_the_key_ends_its_chat_and_the_next_key_sees_none_of_it(
+        page: Any, keyed: RunningServer) -> None:
+    page.goto(keyed.base + "/#playground")
+    enter_key(page, "alice-key")
+    page.locator(f'#model option[value="{MODEL}"]').wait_for(state="attached")
+    page.fill("#temperature", "0")
+    page.fill("#max-tokens", "12")
+    page.fill("#message", "My locker code is 4711.")
+    page.press("#message", "Enter")
+    page.locator('.turn.assistant[aria-busy="false"]').wait_for()
+    said = page.locator(".turn.assistant .text").inner_text()
+    assert said and page.locator(".turn").count() == 2
+    page.click("#forget-key")
+    page.locator("#key-form").wait_for()
+    assert page.evaluate("sessionStorage.getItem('gateway.api_key')") is None
+    assert page.locator(".turn").count() == 0 and page.locator(".card.model").count() == 0
+    enter_key(page, "bob-key")
+    page.click("#tab-status")
+    ready_card(page)
+    text = page.locator("body").inner_text()
+    assert "4711" not in text and said.strip() not in text
+    assert page.locator("#forget-key").is_visible()
+    assert not [p for p in page.problems if p.startswith("script error")], page.problems

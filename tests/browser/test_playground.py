@@ -91,3 +91,24 @@ def test_stop_cancels_the_answer_and_the_server_frees_its_slot(
     assert len(last_answer(page).locator(".text").inner_text()) > 30
     assert page.locator("#send").is_enabled() and not page.locator("#stop").is_enabled()
     assert not page.problems, page.problems
+
+
+def test_the_stream_reader_takes_every_line_ending_and_chunking(page: Any,
+                                                                default_server: RunningServer) -> None:
+    """The page's own SSE reader, run in the browser on a stream whose frames end in CRLF, CR or
+    LF, cut at every byte (a CRLF split across reads too), the last without its blank line."""
+    page.goto(default_server.base + "/")
+    got = page.evaluate("""async () => {
+        const { events } = await import("/ui/api.js");
+        const text = 'data: {"n":1}\\r\\n\\r\\ndata: {"n":2}\\r\\rdata: {"n":3}\\n\\n'
+            + ': a comment\\r\\n\\r\\ndata: {"n":4}';
+        const bytes = new TextEncoder().encode(text);
+        const body = new ReadableStream({ start(c) {
+            for (const b of bytes) c.enqueue(new Uint8Array([b]));
+            c.close();
+        } });
+        const seen = [];
+        for await (const item of events(new Response(body))) seen.push(item.n);
+        return seen;
+    }""")
+    assert got == [1, 2, 3, 4]

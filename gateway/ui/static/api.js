@@ -2,6 +2,7 @@
 // Prometheus text of /metrics, and the server-sent events of a streamed answer.
 
 const KEY = "gateway.api_key";
+const TIMEOUT_MS = 8000; // a status read that takes longer is a gateway that does not answer
 
 export class NeedsKey extends Error {}
 
@@ -37,7 +38,9 @@ async function safeJson(response) {
 }
 
 export async function getJson(path) {
-  const response = await checked(await fetch(path, { headers: headers(), cache: "no-store" }));
+  const response = await checked(await fetch(path, {
+    headers: headers(), cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS),
+  }));
   return { status: response.status, body: await safeJson(response) };
 }
 
@@ -50,7 +53,9 @@ export async function postJson(path, body, signal) {
 
 // /metrics as [name, labels, value] samples.
 export async function getMetrics() {
-  const response = await checked(await fetch("/metrics", { headers: headers(), cache: "no-store" }));
+  const response = await checked(await fetch("/metrics", {
+    headers: headers(), cache: "no-store", signal: AbortSignal.timeout(TIMEOUT_MS),
+  }));
   if (!response.ok) return [];
   const samples = [];
   for (const line of (await response.text()).split("\n")) {
@@ -71,15 +76,19 @@ export function metric(samples, name, labels = {}) {
   return sum;
 }
 
-// Each `data:` payload of a text/event-stream body, parsed, until `[DONE]` or the end.
+// Each `data:` payload of a text/event-stream body, parsed, until `[DONE]` or the end. Lines may
+// end in CRLF, CR or LF (the spec allows all three; a proxy may rewrite them).
 export async function* events(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
-  let buffer = "";
+  let buffer = "", raw = "";
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
+    raw += done ? decoder.decode() : decoder.decode(value, { stream: true });
+    const whole = !done && raw.endsWith("\r") ? raw.length - 1 : raw.length; // CR, maybe of a CRLF
+    buffer += raw.slice(0, whole).replace(/\r\n?/g, "\n");
+    raw = raw.slice(whole);
+    if (done) buffer += "\n\n"; // a last frame without its blank line
     let cut;
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
       const frame = buffer.slice(0, cut);
@@ -90,5 +99,6 @@ export async function* events(response) {
       if (data === "[DONE]") return;
       yield JSON.parse(data);
     }
+    if (done) return;
   }
 }

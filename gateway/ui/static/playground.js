@@ -23,7 +23,7 @@ export class Playground {
     this.newChat();
     root.querySelector("#composer").addEventListener("submit", (e) => { e.preventDefault(); this.ask(); });
     this.message.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); this.ask(); }
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.ask(); }
     });
     this.stop.addEventListener("click", () => this.controller && this.controller.abort());
     root.querySelector("#new-chat").addEventListener("click", () => this.newChat());
@@ -32,6 +32,9 @@ export class Playground {
 
   newChat() {
     if (this.controller) this.controller.abort();
+    this.controller = null;
+    this.send.disabled = false;
+    this.stop.disabled = true;
     this.messages = [];
     this.cacheKey = `playground-${crypto.randomUUID()}`;
     this.transcript.replaceChildren();
@@ -50,6 +53,7 @@ export class Playground {
     if (same) return;
     this.model.replaceChildren(...ids.map((id) => el("option", { value: id }, id)));
     if (ids.includes(picked)) this.model.value = picked;
+    else if (picked) this.newChat(); // its model is gone: so is the conversation
   }
 
   async ask() {
@@ -57,7 +61,9 @@ export class Playground {
     if (!text || this.controller || !this.model.value) return;
     this.message.value = "";
     this.error.textContent = "";
-    this.messages.push({ role: "user", content: text });
+    // this turn's conversation: a new chat started while it streams is not its to change
+    const messages = this.messages;
+    messages.push({ role: "user", content: text });
     this.transcript.append(el("div", { class: "turn user" }, el("div", { class: "text" }, text)));
     const reasoning = el("div", { class: "reasoning" });
     const answer = el("div", { class: "text" });
@@ -69,19 +75,20 @@ export class Playground {
     const system = this.system.value.trim();
     const body = {
       model: this.model.value,
-      messages: system ? [{ role: "system", content: system }, ...this.messages] : this.messages,
+      messages: system ? [{ role: "system", content: system }, ...messages] : [...messages],
       stream: true,
       stream_options: { include_usage: true },
       temperature: Number(this.temperature.value),
       max_tokens: Math.max(1, Math.floor(Number(this.maxTokens.value) || 1)),
       prompt_cache_key: this.cacheKey,
     };
-    this.controller = new AbortController();
+    const controller = new AbortController();
+    this.controller = controller;
     this.send.disabled = true;
     this.stop.disabled = false;
     let finish = null;
     try {
-      const response = await postJson("/v1/chat/completions", body, this.controller.signal);
+      const response = await postJson("/v1/chat/completions", body, controller.signal);
       if (!response.ok) {
         throw new Error(errorMessage(await response.json().catch(() => null), response.status));
       }
@@ -96,6 +103,7 @@ export class Playground {
         }
         if (chunk.usage) usage.textContent = usageLine(chunk.usage, finish);
       }
+      if (!finish) throw new Error("The answer ended before it was finished (the connection closed)");
     } catch (e) {
       if (e.name === "AbortError") {
         finish = "stopped";
@@ -108,15 +116,17 @@ export class Playground {
         usage.textContent = "";
       }
     } finally {
-      this.controller = null;
-      this.send.disabled = false;
-      this.stop.disabled = true;
+      if (this.controller === controller) { // not a turn of a chat since replaced
+        this.controller = null;
+        this.send.disabled = false;
+        this.stop.disabled = true;
+      }
       turn.setAttribute("aria-busy", "false");
       turn.dataset.finish = finish || "";
     }
     const said = answer.textContent;
-    if (said) this.messages.push({ role: "assistant", content: said });
-    else this.messages.pop(); // nothing came back: the question is not part of the conversation
+    if (said) messages.push({ role: "assistant", content: said });
+    else messages.pop(); // nothing came back: the question is not part of the conversation
   }
 }
 

@@ -14,6 +14,9 @@ export class StatusView {
     this.gpus = root.querySelector("#gpus");
     this.canvas = root.querySelector("#chart");
     this.error = root.querySelector("#status-error");
+    this.actionError = root.querySelector("#action-error"); // kept until the next action
+    this.pending = new Set(); // models with an admin action on its way
+    this.cards = new Map(); // model -> [what it shows, its card]: a card unchanged is kept
     this.before = null; // the previous snapshot: rates are between two
     this.history = [];
   }
@@ -24,13 +27,32 @@ export class StatusView {
     this.before = { health, samples, now };
     const admin = Boolean(health.caller && health.caller.admin);
     const cards = Object.entries(health.models || {}).map(([id, state]) =>
-      this.modelCard(id, state, samples, before, now, admin));
+      this.card(id, state, samples, before, now, admin));
     replace(this.models, ...(cards.length ? cards : [el("p", { class: "hint" }, "No models configured.")]));
     const gpus = health.gpus || [];
     replace(this.gpus, ...(gpus.length ? gpus.map(gpuCard)
       : [el("p", { class: "hint" }, "No GPU read (running on the CPU, or no driver tool found).")]));
     if (before) this.record(samples, before, now);
     this.draw();
+  }
+
+  // Nothing shown (no key, or the gateway gone): no stale figures.
+  clear() {
+    this.models.replaceChildren();
+    this.gpus.replaceChildren();
+    this.cards.clear();
+    this.before = null;
+  }
+
+  // A model's card, the one already shown when nothing on it changed (so a click or the focus
+  // on its buttons is not lost to a redraw).
+  card(id, state, samples, before, now, admin) {
+    const fresh = this.modelCard(id, state, samples, before, now, admin);
+    const shown = fresh.textContent + JSON.stringify([admin, this.pending.has(id), state.state]);
+    const kept = this.cards.get(id);
+    if (kept && kept[0] === shown) return kept[1];
+    this.cards.set(id, [shown, fresh]);
+    return fresh;
   }
 
   modelCard(id, state, samples, before, now, admin) {
@@ -62,19 +84,29 @@ export class StatusView {
   }
 
   actions(id, state) {
-    const act = (what) => async () => {
-      this.error.textContent = "";
+    const act = (what) => async (event) => {
+      this.actionError.textContent = "";
+      this.pending.add(id);
+      for (const b of event.target.parentElement.querySelectorAll("button")) b.disabled = true;
       try {
         const response = await postJson(`/admin/models/${encodeURIComponent(id)}/${what}`, {});
-        if (!response.ok) this.error.textContent = errorMessage(await response.json().catch(() => null), response.status);
+        if (!response.ok) {
+          const why = errorMessage(await response.json().catch(() => null), response.status);
+          this.actionError.textContent = `${what} ${id}: ${why}`;
+        }
       } catch (e) {
-        this.error.textContent = String(e.message || e);
+        this.actionError.textContent = `${what} ${id}: ${e.message || e}`;
+      } finally {
+        this.pending.delete(id);
       }
     };
     const loaded = !["sleeping", "unloaded", "failed"].includes(state.state);
+    const busy = this.pending.has(id);
     return el("div", { class: "actions" },
-      el("button", { type: "button", class: "load", disabled: loaded ? "" : null, onclick: act("load") }, "Load"),
-      el("button", { type: "button", class: "unload", disabled: loaded ? null : "", onclick: act("unload") }, "Unload"));
+      el("button", { type: "button", class: "load", disabled: loaded || busy ? "" : null,
+        onclick: act("load") }, "Load"),
+      el("button", { type: "button", class: "unload", disabled: loaded && !busy ? null : "",
+        onclick: act("unload") }, "Unload"));
   }
 
   record(samples, before, now) {
@@ -98,6 +130,8 @@ export class StatusView {
     g.strokeStyle = style.getPropertyValue("--line");
     g.strokeRect(pad, 4, w - pad - 4, h - pad - 4);
     const points = this.history;
+    canvas.dataset.points = String(points.length); // what it plots, for a reader or a test
+    canvas.dataset.peakRate = String(Math.max(0, ...points.map((p) => p.rate)));
     if (!points.length) return;
     const last = points[points.length - 1].now;
     const x = (t) => pad + (w - pad - 4) * (1 - (last - t) / HISTORY_S);
