@@ -166,4 +166,27 @@ def test_a_failed_model_shows_its_reason_and_an_idle_one_when_it_sleeps(
         left = sleepy.locator('dd[data-field="sleeps in"]')
         left.filter(has_text=re.compile(r"^\d+ s$")).wait_for()
         assert 0 < int(left.inner_text().split()[0]) <= 60
-        assert not [p for p in page.problems if p.startswith("script error")], page.problems
+        assert not page.problems, page.problems
+
+
+def test_a_loading_model_shows_its_percent(page: Any, gemma_path: Path, tmp_path: Path) -> None:
+    """A model asleep until asked, whose load is slow (failpoint `engine.load=slow`, about 6 s):
+    Load on its card (a browser on this machine is an admin without admin keys), then the card
+    shows `loading N%` with its bar growing, then `ready`."""
+    config = model_block("slowpoke", gemma_path, n_ctx=256, parallel=1, threads=1,
+                         load_at_start=False)
+    env = {"GATEWAY_FAILPOINTS": "engine.load=slow"}
+    with running_server(config, tmp_path, env=env) as server:
+        page.goto(server.base + "/")
+        card = page.locator('.card.model[data-model="slowpoke"]')
+        card.locator('.badge.state[data-state="sleeping"]').wait_for()
+        card.locator("button.load").click()
+        badge = card.locator('.badge.state[data-state="loading"]')
+        badge.filter(has_text=re.compile(r"^loading [1-9]\d*(\.\d)?%$")).wait_for(timeout=30_000)
+        first = float(badge.inner_text().split()[1].rstrip("%"))
+        assert card.locator(".meter > span").bounding_box()["width"] > 0
+        badge.filter(has_text=re.compile(r"^loading \d+(\.\d)?%$")).filter(
+            has_not_text=f"loading {first:g}%").wait_for(timeout=30_000)
+        assert float(badge.inner_text().split()[1].rstrip("%")) > first
+        card.locator('.badge.state[data-state="ready"]').wait_for(timeout=60_000)
+        assert not page.problems, page.problems

@@ -12,7 +12,9 @@ Actions:
 - `segfault_with_extra_buffers`: the same, only while llama.cpp's extra CPU buffer types are on
   (what the AMX fault in a VM looks like; turning them off heals it);
 - `exit`: the process exits with status 3;
-- `error`: the decode fails (llama_decode's error path), the process lives.
+- `error`: the decode fails (llama_decode's error path), the process lives;
+- `slow` (`engine.load` only): the load takes about SLOW_LOAD_S, its progress reported as it goes
+  (what a big model from a slow disk looks like to /health and the page).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import signal
 
 ENV = "GATEWAY_FAILPOINTS"
 NAMES = frozenset({"engine.decode", "engine.load"})
-ACTIONS = frozenset({"segfault", "segfault_with_extra_buffers", "exit", "error"})
+ACTIONS = frozenset({"segfault", "segfault_with_extra_buffers", "exit", "error", "slow"})
+SLOW_LOAD_S = 6.0
 
 
 class FailpointError(ValueError):

@@ -23,7 +23,7 @@ import msgspec
 
 from gateway.engine.process import ipc
 from gateway.engine.engine import Engine
-from gateway.engine.process.failpoints import Failpoints, trigger
+from gateway.engine.process.failpoints import SLOW_LOAD_S, Failpoints, trigger
 from gateway.engine.llama_backend import LlamaModel
 from gateway.engine.events import Sink
 
@@ -93,14 +93,17 @@ def serve(socket_path: str, spec: ipc.WorkerSpec) -> None:
     listener.close()
     writer = _Writer(conn)
     last = [0.0]
+    failpoints = Failpoints.from_env(spec.model_id)
+    slow_from = time.monotonic() if failpoints.action("engine.load") == "slow" else None
 
     def progress(fraction: float) -> None:
+        if slow_from is not None:  # the failpoint: as far along as SLOW_LOAD_S says
+            time.sleep(max(0.0, slow_from + SLOW_LOAD_S * fraction - time.monotonic()))
         now = time.monotonic()
         if fraction >= 1.0 or now - last[0] > 0.1:
             last[0] = now
             writer.send(ipc.Progress(fraction))
 
-    failpoints = Failpoints.from_env(spec.model_id)
     trigger(failpoints.action("engine.load"), spec.extra_buffers)
     model = LlamaModel(Path(spec.path), spec.n_gpu_layers, progress, spec.tensor_split or None,
                        extra_buffers=spec.extra_buffers)
