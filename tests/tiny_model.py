@@ -46,6 +46,25 @@ def vocabulary(repo_fim: bool = False, extra_specials: tuple[str, ...] = (),
     return tokens, scores, [int(t) for t in types]
 
 
+def _add_vocabulary(w: GGUFWriter, tokens: list[str], scores: list[float], types: list[int],
+                    eos_id: int) -> None:
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(eos_id)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+
+
+def _write(w: GGUFWriter) -> None:
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False,
                     template: str = TEMPLATE, extra_specials: tuple[str, ...] = (),
                     user_defined: tuple[str, ...] = (), eos: str | None = None) -> Path:
@@ -64,14 +83,7 @@ def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False,
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(0)
     tokens, scores, types = vocabulary(repo_fim, extra_specials, user_defined)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(tokens.index(eos) if eos else 2)
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
+    _add_vocabulary(w, tokens, scores, types, tokens.index(eos) if eos else 2)
     w.add_uint32("tokenizer.ggml.fim_pre_token_id", tokens.index("<|fim_prefix|>"))
     w.add_uint32("tokenizer.ggml.fim_suf_token_id", tokens.index("<|fim_suffix|>"))
     w.add_uint32("tokenizer.ggml.fim_mid_token_id", tokens.index("<|fim_middle|>"))
@@ -94,10 +106,7 @@ def write_tiny_gguf(path: Path, seed: int = 0, repo_fim: bool = False,
         tensor(f"blk.{i}.ffn_gate.weight", FF, DIM)
         tensor(f"blk.{i}.ffn_up.weight", FF, DIM)
         tensor(f"blk.{i}.ffn_down.weight", DIM, FF)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    _write(w)
     return path
 
 
@@ -119,15 +128,7 @@ def write_tiny_mamba(path: Path, seed: int = 0) -> Path:
     w.add_ssm_time_step_rank(rank)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(0)
-    tokens, scores, types = vocabulary()
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
+    _add_vocabulary(w, *vocabulary(), eos_id=2)
     w.add_chat_template(TEMPLATE)
 
     def tensor(name: str, *shape: int, scale: float = 0.08) -> None:
@@ -148,8 +149,5 @@ def write_tiny_mamba(path: Path, seed: int = 0) -> Path:
                      -np.exp(rng.standard_normal((inner, state)) * 0.1).astype(np.float32))
         w.add_tensor(f"blk.{i}.ssm_d", np.ones(inner, dtype=np.float32))
         tensor(f"blk.{i}.ssm_out.weight", DIM, inner)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    _write(w)
     return path
